@@ -1,0 +1,15 @@
+# The one place for compiler flags: every duplex target links duplex_flags.
+add_library(duplex_flags INTERFACE)
+target_compile_options(duplex_flags INTERFACE
+  -Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Wshadow -Wold-style-cast
+  -Wnon-virtual-dtor -Woverloaded-virtual
+  # GCC 12 reports a false positive inside Asio's awaitable frame allocator at -O1 and above.
+  $<$<CXX_COMPILER_ID:GNU>:-Wno-mismatched-new-delete>)
+if(DUPLEX_WERROR)
+  target_compile_options(duplex_flags INTERFACE -Werror)
+endif()
+if(DUPLEX_SANITIZE)
+  target_compile_options(duplex_flags INTERFACE
+    -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_link_options(duplex_flags INTERFACE -fsanitize=address,undefined)
+endif()

@@ -1,0 +1,43 @@
+// Endpoint: every address form of PRODUCT.md parsed into one value. Pure: no Asio, no DNS, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "duplex/core/result.hpp"
+
+namespace duplex::net {
+
+enum class Transport { tcp, udp, unix_stream, unix_dgram };
+
+/// A parsed address. For tcp/udp `host` is an IPv4 literal, an IPv6 literal (without brackets)
+/// or a host name, and `port` is 0..65535; for unix/unixgram `path` is an absolute file path.
+struct Endpoint {
+  Transport transport = Transport::tcp;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string path;
+
+  bool is_unix() const noexcept {
+    return transport == Transport::unix_stream || transport == Transport::unix_dgram;
+  }
+  bool is_stream() const noexcept {
+    return transport == Transport::tcp || transport == Transport::unix_stream;
+  }
+  /// Host is an IPv6 literal (it is bracketed in URLs).
+  bool is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
+  /// 127.0.0.0/8, ::1, "localhost", or a Unix socket: reachable from this machine only.
+  bool is_loopback() const noexcept;
+  /// Canonical URL: tcp://127.0.0.1:8080, tcp://[::1]:8080, udp://…, unix:///p, unixgram:///p.
+  std::string url() const;
+
+  bool operator==(const Endpoint&) const = default;
+};
+
+/// Parses `tcp://HOST:PORT`, `HOST:PORT` (= tcp), `tcp://[V6]:PORT`, `udp://HOST:PORT`,
+/// `unix:///abs/path`, `unixgram:///abs/path`. On failure the error is errc::bad_url and
+/// `why` (if given) receives a short reason naming what is wrong ("port 70000 is out of range").
+Result<Endpoint> parse_endpoint(std::string_view url, std::string* why = nullptr);
+
+}  // namespace duplex::net

@@ -1,0 +1,114 @@
+// Typed messages <-> frame payloads (docs/PROTOCOL.md). Pure: no I/O, no exceptions, no logging.
+// Data messages (upper_request/reply, stdin/stdout/stderr) have no struct: their payload is the bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "duplex/core/bytes.hpp"
+#include "duplex/core/errors.hpp"
+#include "duplex/core/result.hpp"
+#include "duplex/wire/frame.hpp"
+
+namespace duplex::wire {
+
+/// Client's opening message: the protocol versions it speaks and a free-form agent string.
+struct Hello {
+  std::uint16_t min_version = kProtocolVersion;
+  std::uint16_t max_version = kProtocolVersion;
+  std::string agent;
+  bool operator==(const Hello&) const = default;
+};
+
+/// Server's answer to Hello: the chosen version and the largest frame payload it accepts.
+struct Welcome {
+  std::uint16_t version = kProtocolVersion;
+  std::uint32_t max_frame = 0;
+  std::string agent;
+  bool operator==(const Welcome&) const = default;
+};
+
+/// A refusal or protocol breach. The sender closes after it. `code` is a duplex::errc value.
+struct Error {
+  std::uint16_t code = 0;
+  std::string text;
+  bool operator==(const Error&) const = default;
+};
+
+/// Authentication. An empty token asks the server to use the transport's identity
+/// (SO_PEERCRED on a Unix socket).
+struct Auth {
+  std::string token;
+  bool operator==(const Auth&) const = default;
+};
+
+struct AuthOk {
+  std::string identity;  // how the server knows the client, for display ("uid 1000", "token")
+  bool operator==(const AuthOk&) const = default;
+};
+
+/// Start a command. argv is exact (no shell re-splits it) unless `shell` is set, in which case
+/// argv holds one string run with /bin/sh -c.
+struct ExecStart {
+  std::vector<std::string> argv;
+  bool shell = false;
+  std::vector<std::pair<std::string, std::string>> env;  // added to the server's minimal environment
+  std::string cwd;                                        // empty: the server's default
+  std::uint32_t timeout_ms = 0;                           // 0: the server's limit
+  bool pty = false;
+  std::uint16_t rows = 0, cols = 0;                       // initial window size when pty
+  std::string term;                                       // TERM when pty
+  bool operator==(const ExecStart&) const = default;
+};
+
+/// Deliver a signal to the command's process group. Linux signal numbers.
+struct Signal {
+  std::int32_t signo = 0;
+  bool operator==(const Signal&) const = default;
+};
+
+struct WindowSize {
+  std::uint16_t rows = 0, cols = 0;
+  bool operator==(const WindowSize&) const = default;
+};
+
+/// The last frame of a command: sent after both output streams reached EOF and the child was reaped.
+struct Exit {
+  enum class How : std::uint8_t { exited = 0, signaled = 1, not_started = 2 };
+  enum class Limit : std::uint8_t { none = 0, timeout = 1, output = 2, shutdown = 3 };
+  How how = How::exited;
+  std::int32_t code = 0;          // exit status, signal number, or errno when not_started
+  std::uint64_t duration_us = 0;
+  Limit limit = Limit::none;      // which server limit ended the command, if any
+  bool operator==(const Exit&) const = default;
+};
+
+// encode(m, out) appends a whole frame (header + payload) to out.
+void encode(const Hello& m, Bytes& out);
+void encode(const Welcome& m, Bytes& out);
+void encode(const Error& m, Bytes& out);
+void encode(const Auth& m, Bytes& out);
+void encode(const AuthOk& m, Bytes& out);
+void encode(const ExecStart& m, Bytes& out);
+void encode(const Signal& m, Bytes& out);
+void encode(const WindowSize& m, Bytes& out);
+void encode(const Exit& m, Bytes& out);
+
+// decode_X(payload) parses a frame payload of the matching type. Trailing bytes, truncated fields,
+// out-of-range enums and absurd counts are errc::bad_message.
+Result<Hello> decode_hello(ByteView payload) noexcept;
+Result<Welcome> decode_welcome(ByteView payload) noexcept;
+Result<Error> decode_error(ByteView payload) noexcept;
+Result<Auth> decode_auth(ByteView payload) noexcept;
+Result<AuthOk> decode_auth_ok(ByteView payload) noexcept;
+Result<ExecStart> decode_exec_start(ByteView payload) noexcept;
+Result<Signal> decode_signal(ByteView payload) noexcept;
+Result<WindowSize> decode_window_size(ByteView payload) noexcept;
+Result<Exit> decode_exit(ByteView payload) noexcept;
+
+/// An Error message for one of our codes, with the code's standard text when `text` is empty.
+Error make_error(errc code, std::string text = {});
+
+}  // namespace duplex::wire
