@@ -1,0 +1,76 @@
+// `duplex serve`: run the server until SIGINT/SIGTERM.
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "cli.hpp"
+#include "duplex/server/server.hpp"
+
+namespace duplex::app {
+namespace {
+
+struct ServeOptions {
+  std::vector<std::string> listen;
+  std::size_t threads = 0;
+  std::size_t max_connections = Limits{}.max_connections;
+  double idle_timeout_s = std::chrono::duration<double>(Limits{}.idle_timeout).count();
+  std::uint32_t max_frame = Limits{}.max_frame;
+  double grace_s = 1.0;
+};
+
+int run_serve(const ServeOptions& o) {
+  setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/true);
+  server::ServerConfig cfg;
+  for (const auto& url : o.listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:8080"} : o.listen) {
+    auto ep = parse_url(url);
+    if (!ep.is_stream()) throw UsageError(fmt::format("cannot serve {}: only tcp:// and unix:// are served so far", url));
+    cfg.listen.push_back(std::move(ep));
+  }
+  cfg.threads = o.threads;
+  cfg.limits.max_connections = o.max_connections;
+  cfg.limits.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
+  cfg.limits.max_frame = o.max_frame;
+  cfg.grace = std::chrono::milliseconds(static_cast<std::int64_t>(o.grace_s * 1000));
+  cfg.agent = std::string("duplex/") + DUPLEX_VERSION;
+
+  server::Server server(std::move(cfg));
+  std::string why;
+  if (!server.open(why)) {
+    spdlog::error("{}", why);
+    return kExitFailure;
+  }
+  // The contract with scripts and tests: one line per listener, once every listener is ready.
+  for (const auto& url : server.urls()) std::printf("listening on %s\n", url.c_str());
+  std::fflush(stdout);
+  server.run();
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace
+
+CLI::App* add_serve(CLI::App& root, CommandResult& result) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = root.add_subcommand("serve", "Run the server (upper service) until SIGINT/SIGTERM");
+  cmd->add_option("-l,--listen", o->listen,
+                  "Address to listen on, repeatable: tcp://HOST:PORT, HOST:PORT, tcp://[::1]:PORT, "
+                  "unix:///abs/path (default tcp://127.0.0.1:8080; port 0 picks a free port)");
+  cmd->add_option("-t,--threads", o->threads, "Event-loop threads (default: one per core)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Open connections at most; one more is refused at once")
+      ->capture_default_str()->check(CLI::Range(1, 10'000'000));
+  cmd->add_option("--idle-timeout", o->idle_timeout_s,
+                  "Close a connection silent for this many seconds (0: never)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e7));
+  cmd->add_option("--max-frame", o->max_frame, "Largest frame payload accepted, in bytes")
+      ->capture_default_str()->check(CLI::Range(1024u, 1u << 30));
+  cmd->add_option("--grace", o->grace_s, "Seconds a stop waits for sessions to end")
+      ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+  cmd->callback([o, &result] { result.code = run_serve(*o); });
+  return cmd;
+}
+
+}  // namespace duplex::app

@@ -1,0 +1,48 @@
+// duplex: the command-line entry point. The only catch-all of the program lives here.
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli.hpp"
+
+int main(int argc, char** argv) {
+  using namespace duplex::app;
+  // Writes to a closed socket or pipe must fail with EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"duplex: a socket toolkit: an upper-case echo server and remote command execution "
+               "over TCP, IPv6 and Unix sockets"};
+  app.set_version_flag("--version", std::string("duplex ") + DUPLEX_VERSION);
+  app.require_subcommand(1);
+  auto& v = verbosity();
+  app.add_flag("-v,--verbose", v.verbose, "More log output (repeatable)");
+  app.add_flag("-q,--quiet", v.quiet, "Less log output (repeatable)");
+
+  CommandResult result;
+  add_serve(app, result);
+  add_send(app, result);
+  add_chat(app, result);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "duplex: %s (see --help)\n", e.what());
+    return kExitUsage;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "duplex: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "duplex: %s\n", e.what());
+    return kExitFailure;
+  }
+  return result.code;
+}

@@ -1,0 +1,42 @@
+// Dialer implementation: resolve, try each address in turn, report the last failure in one line.
+#include "duplex/net/dialer.hpp"
+
+#include <system_error>
+
+#include <fmt/format.h>
+
+namespace duplex::net {
+
+awaitable<AnyStream> dial(const Endpoint& ep) {
+  auto ex = co_await asio::this_coro::executor;
+  auto fail = [&](std::error_code ec) {
+    return std::system_error(ec, fmt::format("cannot connect to {}", ep.url()));
+  };
+  if (ep.transport == Transport::unix_stream) {
+    unix_proto::socket s(ex);
+    auto [ec] = co_await s.async_connect(unix_proto::endpoint(ep.path), use_tuple);
+    if (ec) throw fail(ec);
+    co_return AnyStream(std::move(s));
+  }
+  if (ep.transport != Transport::tcp)
+    throw std::system_error(std::make_error_code(std::errc::protocol_not_supported),
+                            fmt::format("cannot connect to {}: not a stream transport", ep.url()));
+  ip::tcp::resolver resolver(ex);
+  auto [rec, results] =
+      co_await resolver.async_resolve(ep.host, std::to_string(ep.port),
+                                      ip::tcp::resolver::numeric_service, use_tuple);
+  if (rec) throw fail(rec);
+  std::error_code last = std::make_error_code(std::errc::host_unreachable);
+  for (const auto& r : results) {
+    ip::tcp::socket s(ex);
+    auto [ec] = co_await s.async_connect(r.endpoint(), use_tuple);
+    if (!ec) {
+      s.set_option(ip::tcp::no_delay(true), ec);
+      co_return AnyStream(std::move(s));
+    }
+    last = ec;
+  }
+  throw fail(last);
+}
+
+}  // namespace duplex::net

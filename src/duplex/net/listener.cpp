@@ -1,0 +1,149 @@
+// Listener: bind/listen with the safety rules of PRODUCT.md (reuse on restart, no port sharing,
+// owner-only Unix sockets, stale socket files replaced only when dead).
+#include "duplex/net/listener.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace duplex::net {
+namespace {
+
+std::string describe_bind_error(const Endpoint& ep, const std::error_code& ec) {
+  if (ec == std::errc::address_in_use)
+    return fmt::format("cannot listen on {}: address already in use (is another server running?)",
+                       ep.url());
+  if (ec == std::errc::permission_denied)
+    return fmt::format("cannot listen on {}: permission denied", ep.url());
+  if (ec == std::errc::address_not_available)
+    return fmt::format("cannot listen on {}: address not available on this machine", ep.url());
+  return fmt::format("cannot listen on {}: {}", ep.url(), ec.message());
+}
+
+Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint& ep, std::string& why) {
+  std::error_code ec;
+  auto addr = asio::ip::make_address(ep.host, ec);
+  if (!ec) return ip::tcp::endpoint(addr, ep.port);
+  ip::tcp::resolver resolver(ctx);
+  auto results = resolver.resolve(ep.host, std::to_string(ep.port),
+                                  ip::tcp::resolver::passive | ip::tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    why = fmt::format("cannot listen on {}: cannot resolve '{}'", ep.url(), ep.host);
+    return ec ? ec : std::make_error_code(std::errc::address_not_available);
+  }
+  return results.begin()->endpoint();
+}
+
+// Unix socket files outlive crashed servers. Replace one only when connecting to it is refused,
+// so that starting a second server never steals a live server's address.
+bool prepare_unix_path(const std::string& path, std::string& why) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) return true;  // nothing there
+  if (!S_ISSOCK(st.st_mode)) {
+    why = fmt::format("cannot listen on unix://{}: the path exists and is not a socket", path);
+    return false;
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    why = fmt::format("cannot listen on unix://{}: {}", path, std::strerror(errno));
+    return false;
+  }
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+  const int err = errno;
+  ::close(fd);
+  if (rc == 0) {
+    why = fmt::format("cannot listen on unix://{}: another server is listening there", path);
+    return false;
+  }
+  if (err != ECONNREFUSED) {
+    why = fmt::format("cannot listen on unix://{}: existing socket file: {}", path, std::strerror(err));
+    return false;
+  }
+  ::unlink(path.c_str());
+  return true;
+}
+
+}  // namespace
+
+Result<Listener> Listener::open(asio::io_context& ctx, const Endpoint& ep, std::string& why) {
+  std::error_code ec;
+  if (ep.transport == Transport::tcp) {
+    auto where = resolve_for_bind(ctx, ep, why);
+    if (!where) return where.error();
+    ip::tcp::acceptor a(ctx);
+    a.open(where->protocol(), ec);
+    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && where->protocol() == ip::tcp::v6()) a.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) a.bind(*where, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      why = describe_bind_error(ep, ec);
+      return ec;
+    }
+    Endpoint bound = ep;
+    bound.port = a.local_endpoint().port();
+    bound.host = where->address().to_string();
+    return Listener(std::move(a), std::move(bound));
+  }
+  if (ep.transport == Transport::unix_stream) {
+    if (!prepare_unix_path(ep.path, why)) return std::make_error_code(std::errc::address_in_use);
+    unix_proto::acceptor a(ctx);
+    a.open(unix_proto(), ec);
+    if (!ec) {
+      // The socket file's mode comes from the umask at bind(); owner-only from the first instant.
+      const mode_t old = ::umask(0177);
+      a.bind(unix_proto::endpoint(ep.path), ec);
+      ::umask(old);
+    }
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      why = describe_bind_error(ep, ec);
+      return ec;
+    }
+    Listener l(std::move(a), ep);
+    struct stat st{};
+    if (::stat(ep.path.c_str(), &st) == 0) l.owned_path_id_ = {st.st_dev, st.st_ino};
+    return l;
+  }
+  why = fmt::format("cannot listen on {}: datagram transports are not served yet", ep.url());
+  return std::make_error_code(std::errc::protocol_not_supported);
+}
+
+Listener::~Listener() {
+  if (!owned_path_id_) return;
+  struct stat st{};
+  if (::stat(bound_.path.c_str(), &st) == 0 && st.st_dev == owned_path_id_->first &&
+      st.st_ino == owned_path_id_->second)
+    ::unlink(bound_.path.c_str());
+}
+
+awaitable<Accepted> Listener::accept(const asio::any_io_executor& ex) {
+  if (auto* t = std::get_if<ip::tcp::acceptor>(&acceptor_)) {
+    auto [ec, s] = co_await t->async_accept(ex, use_tuple);
+    if (ec) co_return Accepted{ec, std::nullopt};
+    s.set_option(ip::tcp::no_delay(true), ec);  // request/reply traffic: don't wait for Nagle
+    co_return Accepted{{}, AnyStream(std::move(s))};
+  }
+  auto& u = std::get<unix_proto::acceptor>(acceptor_);
+  auto [ec, s] = co_await u.async_accept(ex, use_tuple);
+  if (ec) co_return Accepted{ec, std::nullopt};
+  co_return Accepted{{}, AnyStream(std::move(s))};
+}
+
+void Listener::close() noexcept {
+  std::visit([](auto& a) {
+    std::error_code ignored;
+    a.close(ignored);
+  }, acceptor_);
+}
+
+}  // namespace duplex::net

@@ -1,0 +1,58 @@
+// Listener: a bound, listening stream socket (TCP or Unix) and the file it may own.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <variant>
+
+#include "duplex/core/result.hpp"
+#include "duplex/net/asio.hpp"
+#include "duplex/net/endpoint.hpp"
+#include "duplex/net/stream.hpp"
+
+namespace duplex::net {
+
+struct Accepted {
+  std::error_code ec;
+  std::optional<AnyStream> stream;
+};
+
+class Listener {
+ public:
+  /// Binds and listens. TCP: SO_REUSEADDR (restart binds at once), no SO_REUSEPORT (a second
+  /// server on the port is refused), IPv6 sockets are v6-only. Unix: the socket file is made
+  /// owner-only (0600); a stale file is replaced only when no server answers on it; the file is
+  /// removed when the Listener is destroyed. On failure `why` gets a one-line reason.
+  static Result<Listener> open(asio::io_context& ctx, const Endpoint& ep, std::string& why);
+
+  Listener(Listener&&) noexcept = default;
+  Listener& operator=(Listener&&) noexcept = default;
+  ~Listener();
+
+  /// The bound address, with the real port when port 0 was asked.
+  const Endpoint& endpoint() const noexcept { return bound_; }
+
+  /// Accepts one connection whose socket runs on `ex` (another thread's io_context).
+  awaitable<Accepted> accept(const asio::any_io_executor& ex);
+
+  int native_handle() {
+    return std::visit([](auto& a) { return static_cast<int>(a.native_handle()); }, acceptor_);
+  }
+
+  /// Stops accepting; a pending accept completes with operation_aborted.
+  void close() noexcept;
+
+ private:
+  Listener(std::variant<ip::tcp::acceptor, unix_proto::acceptor> a, Endpoint bound)
+      : acceptor_(std::move(a)), bound_(std::move(bound)) {}
+
+  std::variant<ip::tcp::acceptor, unix_proto::acceptor> acceptor_;
+  Endpoint bound_;
+  // Device + inode of the Unix socket file we created: removed at exit only if still ours.
+  std::optional<std::pair<unsigned long, unsigned long>> owned_path_id_;
+};
+
+}  // namespace duplex::net

@@ -1,0 +1,34 @@
+// Outbox: the single writer of a session, with a bounded queue of encoded frames in front of it.
+// Asio forbids overlapping writes on one stream; producers (the reader, service pumps) queue here,
+// and wait when the queue is full — that wait is what bounds a slow client's memory.
+#pragma once
+
+#include <cstddef>
+
+#include "duplex/core/bytes.hpp"
+#include "duplex/net/asio.hpp"
+#include "duplex/net/stream.hpp"
+
+namespace duplex::server {
+
+class Outbox {
+ public:
+  Outbox(const asio::any_io_executor& ex, std::size_t capacity) : ch_(ex, capacity) {}
+
+  /// Queues one encoded frame; waits while the queue is full. False when the writer has stopped
+  /// (peer gone): the producer should stop too.
+  awaitable<bool> send(Bytes frame);
+  /// Queues the end marker: the writer flushes what precedes it, half-closes, and returns.
+  awaitable<void> finish();
+  /// Stops the writer now, dropping what is queued (for a dead peer or shutdown).
+  void abort() noexcept { ch_.close(); }
+
+  /// The writer loop. Gathers queued frames into one write. On a write error it closes the
+  /// stream so that the session's reader wakes up too.
+  awaitable<void> run(net::AnyStream& stream);
+
+ private:
+  asio::experimental::channel<void(std::error_code, Bytes)> ch_;
+};
+
+}  // namespace duplex::server

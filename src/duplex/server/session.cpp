@@ -1,0 +1,329 @@
+// Session implementation: the raw (seed) loop, the framed loop, the idle watchdog, rejection.
+#include "duplex/server/session.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "duplex/core/errors.hpp"
+#include "duplex/server/buffer_pool.hpp"
+#include "duplex/server/outbox.hpp"
+#include "duplex/services/upper.hpp"
+#include "duplex/wire/frame.hpp"
+#include "duplex/wire/messages.hpp"
+
+namespace duplex::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using net::use_tuple;
+using namespace asio::experimental::awaitable_operators;
+
+/// The idle deadline, pushed forward by every read. Zero timeout: never idle.
+struct Idle {
+  std::chrono::milliseconds timeout;
+  Clock::time_point deadline;
+  void touch() {
+    if (timeout.count() > 0) deadline = Clock::now() + timeout;
+  }
+};
+
+// Completes when the connection has been idle past its deadline (Asio's timeout_watchdog idea).
+awaitable<void> watchdog(Idle& idle) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (auto now = Clock::now(); idle.deadline > now; now = Clock::now()) {
+    timer.expires_at(idle.deadline);
+    auto [ec] = co_await timer.async_wait(use_tuple);
+    if (ec) co_return;  // cancelled: the session ended first
+  }
+}
+
+// Bytes of one connection waiting to be decoded. Holds memory only while a frame is incomplete.
+class FrameBuffer {
+ public:
+  explicit FrameBuffer(std::size_t chunk) : chunk_(chunk) {}
+  ~FrameBuffer() { release(); }
+  FrameBuffer(const FrameBuffer&) = delete;
+  FrameBuffer& operator=(const FrameBuffer&) = delete;
+
+  ByteView readable() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  bool empty() const noexcept { return begin_ == end_; }
+  void consume(std::size_t n) noexcept {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  /// Space to read into, at least `want` bytes of it.
+  std::span<std::byte> prepare(std::size_t want) {
+    if (buf_.empty()) buf_ = take_buffer(chunk_);
+    if (buf_.size() - end_ < want && begin_ > 0) {
+      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (buf_.size() - end_ < want) buf_.resize(end_ + want);
+    return {buf_.data() + end_, buf_.size() - end_};
+  }
+  void commit(std::size_t n) noexcept { end_ += n; }
+  /// Gives the memory back while nothing is pending (an idle connection holds no buffer).
+  void release() noexcept {
+    if (!empty()) return;
+    if (buf_.size() == chunk_) give_buffer(std::move(buf_));
+    buf_ = Bytes();
+  }
+
+ private:
+  std::size_t chunk_;
+  Bytes buf_;
+  std::size_t begin_ = 0, end_ = 0;
+};
+
+Bytes error_frame(errc code, std::string text = {}) {
+  Bytes f;
+  wire::encode(wire::make_error(code, std::move(text)), f);
+  return f;
+}
+
+class FramedSession {
+ public:
+  FramedSession(net::AnyStream& stream, ServerState& state, SessionEntry& entry, Idle& idle,
+                FrameBuffer& in)
+      : stream_(stream), state_(state), entry_(entry), idle_(idle), in_(in),
+        out_(stream.get_executor(), state.limits.out_queue_frames) {}
+
+  awaitable<void> run() { co_await (read_loop() && out_.run(stream_)); }
+
+ private:
+  enum class Phase { preface, hello, ready };
+
+  // The tutorial's loop, framed: decode what we have, handle each frame, read more.
+  awaitable<void> read_loop() {
+    for (;;) {
+      for (;;) {
+        if (phase_ == Phase::preface) {
+          const auto st = wire::check_preface(in_.readable());
+          if (st == wire::PrefaceStatus::need_more) break;
+          if (st == wire::PrefaceStatus::bad) {
+            co_await fail(errc::bad_preface);
+            co_return;
+          }
+          in_.consume(wire::kPreface.size());
+          phase_ = Phase::hello;
+          continue;
+        }
+        const auto d = wire::decode_frame(in_.readable(), state_.limits.max_frame);
+        if (d.status == wire::DecodeStatus::need_more) break;
+        if (d.status == wire::DecodeStatus::error) {
+          co_await fail(static_cast<errc>(d.error.value()));
+          co_return;
+        }
+        const bool keep_going = co_await handle(d.type, d.payload);
+        in_.consume(d.consumed);
+        if (!keep_going) co_return;
+      }
+      if (in_.empty()) {
+        in_.release();
+        auto [wec] = co_await stream_.async_wait_readable(use_tuple);
+        if (wec) co_return out_.abort();
+      }
+      auto space = in_.prepare(bytes_wanted());
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+      if (ec == asio::error::eof) {
+        if (in_.empty())
+          co_await out_.finish();
+        else
+          co_await fail(errc::bad_frame, "connection closed in the middle of a frame");
+        co_return;
+      }
+      if (ec) co_return out_.abort();
+      in_.commit(n);
+      entry_.bytes_in += n;
+      idle_.touch();
+    }
+  }
+
+  // How much to read next: the rest of a partly received frame (up to the limit), or a chunk.
+  std::size_t bytes_wanted() const noexcept {
+    const auto have = in_.readable();
+    if (phase_ != Phase::preface && have.size() >= wire::kHeaderSize) {
+      ByteReader r(have);
+      const std::size_t total = wire::kHeaderSize + r.u32();
+      if (total > have.size()) return std::max<std::size_t>(total - have.size(), 4096);
+    }
+    return 4096;
+  }
+
+  awaitable<bool> handle(wire::MsgType type, ByteView payload) {
+    using wire::MsgType;
+    if (phase_ == Phase::hello) {
+      if (type != MsgType::hello)
+        co_return co_await fail(errc::unexpected_message, "the first frame must be HELLO");
+      auto hello = wire::decode_hello(payload);
+      if (!hello) co_return co_await fail(errc::bad_message, "malformed HELLO");
+      if (hello->min_version > wire::kProtocolVersion || hello->max_version < wire::kProtocolVersion)
+        co_return co_await fail(errc::version_unsupported,
+                                fmt::format("this server speaks protocol version {} only",
+                                            wire::kProtocolVersion));
+      Bytes f;
+      wire::encode(wire::Welcome{wire::kProtocolVersion, state_.limits.max_frame, state_.agent}, f);
+      phase_ = Phase::ready;
+      co_return co_await out_.send(std::move(f));
+    }
+    switch (type) {
+      case MsgType::upper_request: {
+        Bytes f;
+        f.reserve(wire::kHeaderSize + payload.size());
+        wire::encode_header(MsgType::upper_reply, static_cast<std::uint32_t>(payload.size()), f);
+        f.insert(f.end(), payload.begin(), payload.end());
+        services::to_upper_in_place(std::span(f).subspan(wire::kHeaderSize));
+        co_return co_await out_.send(std::move(f));
+      }
+      case MsgType::ping: {
+        Bytes f;
+        wire::encode_frame(MsgType::pong, payload, f);
+        co_return co_await out_.send(std::move(f));
+      }
+      case MsgType::auth:
+      case MsgType::exec_start:
+        co_return co_await fail(errc::service_disabled,
+                                "the exec service is not enabled on this server (start it with --exec)");
+      case MsgType::stats_request:
+        co_return co_await fail(errc::service_disabled, "stats are not served yet");
+      default:
+        break;
+    }
+    if (!wire::is_known_type(static_cast<std::uint8_t>(type)))
+      co_return co_await fail(errc::unknown_message,
+                              fmt::format("unknown message type 0x{:02x}", static_cast<unsigned>(type)));
+    co_return co_await fail(errc::unexpected_message,
+                            fmt::format("{} is not something a client sends", wire::type_name(type)));
+  }
+
+  // Answer-then-drop (Redis): the client learns why, the server moves on.
+  awaitable<bool> fail(errc code, std::string text = {}) {
+    state_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("session {} ({}): protocol error: {}", entry_.id, entry_.peer,
+                  text.empty() ? make_error_code(code).message() : text);
+    co_await out_.send(error_frame(code, std::move(text)));
+    co_await out_.finish();
+    co_return false;
+  }
+
+  net::AnyStream& stream_;
+  ServerState& state_;
+  SessionEntry& entry_;
+  Idle& idle_;
+  FrameBuffer& in_;
+  Outbox out_;
+  Phase phase_ = Phase::preface;
+};
+
+// The seed's protocol: every chunk read is answered with bytes.upper() of it.
+awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, Idle& idle,
+                          PooledBuffer buf, std::size_t n, std::size_t chunk) {
+  for (;;) {
+    services::to_upper_in_place(std::span(buf.data(), n));
+    auto [wec, written] = co_await asio::async_write(stream, asio::buffer(buf.data(), n), use_tuple);
+    if (wec) co_return;
+    entry.bytes_out += written;
+    buf.release();  // hold no buffer while waiting for the next message
+    auto [ec] = co_await stream.async_wait_readable(use_tuple);
+    if (ec) co_return;
+    buf = PooledBuffer(chunk);
+    auto [rec, m] = co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    if (rec == asio::error::eof) {
+      stream.shutdown_send();  // everything was answered; now close our side too
+      co_return;
+    }
+    if (rec) co_return;
+    entry.bytes_in += m;
+    idle.touch();
+    n = m;
+  }
+}
+
+awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& entry, Idle& idle) {
+  auto [wec] = co_await stream.async_wait_readable(use_tuple);
+  if (wec) co_return;
+  PooledBuffer first(state.limits.read_chunk);
+  auto [ec, n] = co_await stream.async_read_some(asio::buffer(first.data(), first.size()), use_tuple);
+  if (ec) co_return;  // closed before saying anything
+  entry.bytes_in += n;
+  idle.touch();
+  if (first.data()[0] != std::byte{0}) {
+    entry.mode = "raw";
+    co_return co_await serve_raw(stream, entry, idle, std::move(first), n, state.limits.read_chunk);
+  }
+  entry.mode = "framed";
+  FrameBuffer in(state.limits.read_chunk);
+  auto space = in.prepare(n);
+  std::memcpy(space.data(), first.data(), n);
+  in.commit(n);
+  first.release();
+  FramedSession framed(stream, state, entry, idle, in);
+  co_await framed.run();
+}
+
+}  // namespace
+
+void Worker::close_all() noexcept {
+  for (auto* s : sessions) s->stream->close();
+}
+
+awaitable<void> run_session(net::AnyStream stream, ServerState& state, Worker& worker) {
+  SessionEntry entry;
+  entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
+  entry.peer = stream.peer_description();
+  entry.started = Clock::now();
+  entry.stream = &stream;
+  worker.sessions.push_front(&entry);
+  // Unregisters on every way out, including cancellation at shutdown.
+  struct Registration {
+    Worker& w;
+    ServerState& st;
+    std::list<SessionEntry*>::iterator it;
+    ~Registration() {
+      w.sessions.erase(it);
+      if (st.live.fetch_sub(1) == 1 && st.stopping.load() && st.on_drained) st.on_drained();
+    }
+  } registration{worker, state, worker.sessions.begin()};
+  spdlog::debug("session {} from {}: open", entry.id, entry.peer);
+
+  Idle idle{state.limits.idle_timeout, {}};
+  idle.touch();
+  if (idle.timeout.count() > 0) {
+    auto which = co_await (serve(stream, state, entry, idle) || watchdog(idle));
+    if (which.index() == 1) {
+      spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer);
+      if (entry.mode == "framed") {
+        // Tell a framed client why, but never wait long for a peer that does not read.
+        auto f = error_frame(errc::idle_timeout);
+        asio::steady_timer limit(stream.get_executor(), std::chrono::seconds(1));
+        co_await (asio::async_write(stream, asio::buffer(f), use_tuple) || limit.async_wait(use_tuple));
+      }
+    }
+  } else {
+    co_await serve(stream, state, entry, idle);
+  }
+  stream.close();
+  spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer,
+                entry.bytes_in, entry.bytes_out);
+}
+
+awaitable<void> reject_session(net::AnyStream stream) {
+  // Give a framed client a moment to show its first byte, so that it can be told why.
+  asio::steady_timer limit(stream.get_executor(), std::chrono::milliseconds(500));
+  std::array<std::byte, 64> first{};
+  auto r = co_await (stream.async_read_some(asio::buffer(first), use_tuple) || limit.async_wait(use_tuple));
+  if (r.index() == 0) {
+    auto [ec, n] = std::get<0>(r);
+    if (!ec && n > 0 && first[0] == std::byte{0}) {
+      auto f = error_frame(errc::too_many_connections, "too many connections; try again later");
+      limit.expires_after(std::chrono::milliseconds(500));
+      co_await (asio::async_write(stream, asio::buffer(f), use_tuple) || limit.async_wait(use_tuple));
+    }
+  }
+  stream.close();
+}
+
+}  // namespace duplex::server

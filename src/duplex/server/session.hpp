@@ -1,0 +1,57 @@
+// Session: one client connection, from the first byte to close. Sniffs raw vs framed, then reads
+// like the tutorial's loop: read -> decode -> service -> encode -> (outbox) -> write.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <string>
+
+#include "duplex/core/limits.hpp"
+#include "duplex/net/asio.hpp"
+#include "duplex/net/stream.hpp"
+
+namespace duplex::server {
+
+/// State shared by every thread of one server. Everything mutable here is atomic.
+struct ServerState {
+  Limits limits;
+  std::string agent;                        // sent in Welcome
+  std::atomic<std::size_t> live{0};         // open client connections
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> rejected{0};   // refused over max_connections
+  std::atomic<std::uint64_t> protocol_errors{0};
+  std::atomic<std::uint64_t> next_id{1};
+  std::atomic<bool> stopping{false};
+  /// Called from a worker thread when `stopping` is set and the last session ended.
+  std::function<void()> on_drained;
+};
+
+/// What the server knows of one open connection; lives in the session's coroutine frame.
+struct SessionEntry {
+  std::uint64_t id = 0;
+  std::string peer;
+  std::string mode = "new";                 // new | raw | framed
+  std::chrono::steady_clock::time_point started;
+  std::uint64_t bytes_in = 0, bytes_out = 0;
+  net::AnyStream* stream = nullptr;
+};
+
+/// One event-loop thread and the sessions it runs. `sessions` is touched only on that thread.
+struct Worker {
+  asio::io_context* ctx = nullptr;
+  std::list<SessionEntry*> sessions;
+  /// Closes every session's socket; their coroutines then end on their own. Run on this thread.
+  void close_all() noexcept;
+};
+
+/// Serves one accepted connection until it ends. Never throws for anything a peer can do.
+awaitable<void> run_session(net::AnyStream stream, ServerState& state, Worker& worker);
+
+/// Refuses a connection over the limit: a framed client (first byte NUL) gets an ERROR frame
+/// (too_many_connections), anyone else is closed at once.
+awaitable<void> reject_session(net::AnyStream stream);
+
+}  // namespace duplex::server
