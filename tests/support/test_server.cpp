@@ -1,0 +1,61 @@
+// TestServer implementation.
+#include "support/test_server.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <gtest/gtest.h>
+
+namespace duplex::test {
+
+TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
+  std::vector<std::string> argv{duplex_bin(), "serve"};
+  const bool has_listen = std::any_of(args.begin(), args.end(),
+                                      [](const std::string& a) { return a == "--listen" || a == "-l"; });
+  if (!has_listen) {
+    argv.insert(argv.end(), {"--listen", "tcp://127.0.0.1:0"});
+  }
+  if (listeners == 0)
+    listeners = has_listen ? static_cast<std::size_t>(std::count_if(args.begin(), args.end(), [](const std::string& a) {
+                  return a == "--listen" || a == "-l";
+                }))
+                           : 1;
+  argv.insert(argv.end(), args.begin(), args.end());
+  proc_ = std::make_unique<Process>(argv);
+  while (urls_.size() < listeners) {
+    auto line = proc_->read_line(15s);
+    if (!line) {
+      auto err = proc_->read_all_stderr(1s);
+      throw std::runtime_error("server did not start: " + err);
+    }
+    const std::string prefix = "listening on ";
+    if (line->rfind(prefix, 0) == 0) urls_.push_back(line->substr(prefix.size()));
+  }
+}
+
+TestServer::~TestServer() {
+  if (proc_) {
+    proc_->signal(SIGTERM);
+    if (!proc_->wait(5s)) proc_->signal(SIGKILL);
+  }
+}
+
+int TestServer::port(std::size_t i) const {
+  const auto& u = urls_.at(i);
+  return std::stoi(u.substr(u.rfind(':') + 1));
+}
+
+ExitStatus TestServer::stop(std::chrono::milliseconds timeout) {
+  proc_->signal(SIGTERM);
+  auto st = proc_->wait(timeout);
+  if (!st) {
+    ADD_FAILURE() << "server did not exit within " << timeout.count() << " ms of SIGTERM";
+    proc_->signal(SIGKILL);
+    return *proc_->wait(5s);
+  }
+  return *st;
+}
+
+}  // namespace duplex::test

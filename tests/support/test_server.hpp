@@ -1,0 +1,33 @@
+// TestServer: the real `duplex serve` binary on port 0 / a temp Unix path, ready when it says so.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace duplex::test {
+
+class TestServer {
+ public:
+  /// Starts `duplex serve` with `args` (add --listen yourself, or none for tcp://127.0.0.1:0),
+  /// and waits for one "listening on URL" line per listener. Fails the test if it does not start.
+  explicit TestServer(std::vector<std::string> args = {}, std::size_t listeners = 0);
+  ~TestServer();
+
+  const std::vector<std::string>& urls() const { return urls_; }
+  const std::string& url(std::size_t i = 0) const { return urls_.at(i); }
+  /// "127.0.0.1:PORT" style address of the first TCP listener (for clients that want host:port).
+  int port(std::size_t i = 0) const;
+  pid_t pid() const { return proc_->pid(); }
+  Process& process() { return *proc_; }
+  /// SIGTERM and wait; returns the exit status (fails the test if it does not exit in time).
+  ExitStatus stop(std::chrono::milliseconds timeout = 5s);
+
+ private:
+  std::unique_ptr<Process> proc_;
+  std::vector<std::string> urls_;
+};
+
+}  // namespace duplex::test
