@@ -10,7 +10,9 @@ find_package(OpenSSL 3.0 REQUIRED)
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 add_library(asio INTERFACE)
 target_include_directories(asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
-target_compile_definitions(asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+target_compile_definitions(asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED
+  # clang-14 with libstdc++ 12 has coroutines, but Asio 1.22 only detects them on GCC.
+  $<$<CXX_COMPILER_ID:Clang>:ASIO_HAS_CO_AWAIT=1 ASIO_HAS_STD_COROUTINE=1>)
 target_link_libraries(asio INTERFACE Threads::Threads)
 
 find_library(EDIT_LIBRARY edit REQUIRED)

@@ -1,4 +1,6 @@
 // `duplex serve`: run the server until SIGINT/SIGTERM.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -20,8 +22,20 @@ struct ServeOptions {
   double grace_s = 1.0;
 };
 
+// Each connection is an fd: the usual soft limit (1024) would cap the server far below its
+// --max-connections default, so raise it to the hard limit, as nginx and Go's runtime do.
+void raise_fd_limit(std::size_t wanted) {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  r.rlim_cur = r.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &r);
+  if (r.rlim_cur < wanted + 64)
+    spdlog::warn("open-file limit is {}: fewer than --max-connections ({}) can be served", r.rlim_cur, wanted);
+}
+
 int run_serve(const ServeOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/true);
+  raise_fd_limit(o.max_connections);
   server::ServerConfig cfg;
   for (const auto& url : o.listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:8080"} : o.listen) {
     auto ep = parse_url(url);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
                "over TCP, IPv6 and Unix sockets"};
   app.set_version_flag("--version", std::string("duplex ") + DUPLEX_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // -v/-q are accepted after the subcommand too
   auto& v = verbosity();
   app.add_flag("-v,--verbose", v.verbose, "More log output (repeatable)");
   app.add_flag("-q,--quiet", v.quiet, "Less log output (repeatable)");

@@ -14,6 +14,13 @@ void AnyStream::shutdown_send() noexcept {
   }, s_);
 }
 
+void AnyStream::cancel() noexcept {
+  std::visit([](auto& s) {
+    std::error_code ignored;
+    s.cancel(ignored);
+  }, s_);
+}
+
 void AnyStream::close() noexcept {
   std::visit([](auto& s) {
     std::error_code ignored;

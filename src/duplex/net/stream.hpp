@@ -53,6 +53,8 @@ class AnyStream {
 
   /// Half-close: the peer reads EOF after what was written. Errors are ignored (peer may be gone).
   void shutdown_send() noexcept;
+  /// Cancels pending operations (they complete with operation_aborted); the socket stays open.
+  void cancel() noexcept;
   /// Closes the socket; pending operations complete with operation_aborted.
   void close() noexcept;
   /// Sets SO_LINGER 0 so close() sends RST (used when a peer is being dropped for abuse).

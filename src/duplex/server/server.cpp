@@ -172,6 +172,8 @@ void Server::run() {
       if (e) spdlog::error("accept loop ended unexpectedly");
     });
   asio::co_spawn(I.control, I.stop_sequence(signals), asio::detached);
+  if (I.cfg.limits.idle_timeout.count() > 0)
+    for (auto& w : I.workers) asio::co_spawn(*w.ctx, w.idle_sweep(I.cfg.limits.idle_timeout), asio::detached);
   I.pool.start();
   I.control.run();
 }

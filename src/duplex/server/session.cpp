@@ -20,25 +20,6 @@ using Clock = std::chrono::steady_clock;
 using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
-/// The idle deadline, pushed forward by every read. Zero timeout: never idle.
-struct Idle {
-  std::chrono::milliseconds timeout;
-  Clock::time_point deadline;
-  void touch() {
-    if (timeout.count() > 0) deadline = Clock::now() + timeout;
-  }
-};
-
-// Completes when the connection has been idle past its deadline (Asio's timeout_watchdog idea).
-awaitable<void> watchdog(Idle& idle) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (auto now = Clock::now(); idle.deadline > now; now = Clock::now()) {
-    timer.expires_at(idle.deadline);
-    auto [ec] = co_await timer.async_wait(use_tuple);
-    if (ec) co_return;  // cancelled: the session ended first
-  }
-}
-
 // Bytes of one connection waiting to be decoded. Holds memory only while a frame is incomplete.
 class FrameBuffer {
  public:
@@ -86,9 +67,8 @@ Bytes error_frame(errc code, std::string text = {}) {
 
 class FramedSession {
  public:
-  FramedSession(net::AnyStream& stream, ServerState& state, SessionEntry& entry, Idle& idle,
-                FrameBuffer& in)
-      : stream_(stream), state_(state), entry_(entry), idle_(idle), in_(in),
+  FramedSession(net::AnyStream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in)
+      : stream_(stream), state_(state), entry_(entry), in_(in),
         out_(stream.get_executor(), state.limits.out_queue_frames) {}
 
   awaitable<void> run() { co_await (read_loop() && out_.run(stream_)); }
@@ -124,7 +104,7 @@ class FramedSession {
       if (in_.empty()) {
         in_.release();
         auto [wec] = co_await stream_.async_wait_readable(use_tuple);
-        if (wec) co_return out_.abort();
+        if (wec) co_return co_await ended(wec);
       }
       auto space = in_.prepare(bytes_wanted());
       auto [ec, n] = co_await stream_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
@@ -135,11 +115,20 @@ class FramedSession {
           co_await fail(errc::bad_frame, "connection closed in the middle of a frame");
         co_return;
       }
-      if (ec) co_return out_.abort();
+      if (ec) co_return co_await ended(ec);
       in_.commit(n);
       entry_.bytes_in += n;
-      idle_.touch();
+      entry_.last_read = Clock::now();
     }
+  }
+
+  // A read failed: the idle sweep cancelled it (tell the client why), or the peer is gone.
+  awaitable<void> ended(std::error_code ec) {
+    if (ec == asio::error::operation_aborted && entry_.idle_expired) {
+      co_await fail(errc::idle_timeout);
+      co_return;
+    }
+    out_.abort();
   }
 
   // How much to read next: the rest of a partly received frame (up to the limit), or a chunk.
@@ -212,15 +201,13 @@ class FramedSession {
   net::AnyStream& stream_;
   ServerState& state_;
   SessionEntry& entry_;
-  Idle& idle_;
   FrameBuffer& in_;
   Outbox out_;
   Phase phase_ = Phase::preface;
 };
 
 // The seed's protocol: every chunk read is answered with bytes.upper() of it.
-awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, Idle& idle,
-                          PooledBuffer buf, std::size_t n, std::size_t chunk) {
+awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuffer buf, std::size_t n, std::size_t chunk) {
   for (;;) {
     services::to_upper_in_place(std::span(buf.data(), n));
     auto [wec, written] = co_await asio::async_write(stream, asio::buffer(buf.data(), n), use_tuple);
@@ -237,22 +224,22 @@ awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, Idle& idl
     }
     if (rec) co_return;
     entry.bytes_in += m;
-    idle.touch();
+    entry.last_read = Clock::now();
     n = m;
   }
 }
 
-awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& entry, Idle& idle) {
+awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& entry) {
   auto [wec] = co_await stream.async_wait_readable(use_tuple);
   if (wec) co_return;
   PooledBuffer first(state.limits.read_chunk);
   auto [ec, n] = co_await stream.async_read_some(asio::buffer(first.data(), first.size()), use_tuple);
   if (ec) co_return;  // closed before saying anything
   entry.bytes_in += n;
-  idle.touch();
+  entry.last_read = Clock::now();
   if (first.data()[0] != std::byte{0}) {
     entry.mode = "raw";
-    co_return co_await serve_raw(stream, entry, idle, std::move(first), n, state.limits.read_chunk);
+    co_return co_await serve_raw(stream, entry, std::move(first), n, state.limits.read_chunk);
   }
   entry.mode = "framed";
   FrameBuffer in(state.limits.read_chunk);
@@ -260,7 +247,7 @@ awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& 
   std::memcpy(space.data(), first.data(), n);
   in.commit(n);
   first.release();
-  FramedSession framed(stream, state, entry, idle, in);
+  FramedSession framed(stream, state, entry, in);
   co_await framed.run();
 }
 
@@ -270,11 +257,31 @@ void Worker::close_all() noexcept {
   for (auto* s : sessions) s->stream->close();
 }
 
+awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout) {
+  const auto period = std::clamp<std::chrono::milliseconds>(timeout / 4, std::chrono::milliseconds(50),
+                                                           std::chrono::milliseconds(1000));
+  asio::steady_timer timer(*ctx);
+  for (;;) {
+    timer.expires_after(period);
+    auto [ec] = co_await timer.async_wait(use_tuple);
+    if (ec) co_return;
+    const auto cutoff = Clock::now() - timeout;
+    for (auto* s : sessions) {
+      if (s->idle_expired) {
+        s->stream->close();  // told a period ago and still here (e.g. it does not read): drop it
+      } else if (s->last_read < cutoff) {
+        s->idle_expired = true;
+        s->stream->cancel();
+      }
+    }
+  }
+}
+
 awaitable<void> run_session(net::AnyStream stream, ServerState& state, Worker& worker) {
   SessionEntry entry;
   entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
   entry.peer = stream.peer_description();
-  entry.started = Clock::now();
+  entry.started = entry.last_read = Clock::now();
   entry.stream = &stream;
   worker.sessions.push_front(&entry);
   // Unregisters on every way out, including cancellation at shutdown.
@@ -289,22 +296,8 @@ awaitable<void> run_session(net::AnyStream stream, ServerState& state, Worker& w
   } registration{worker, state, worker.sessions.begin()};
   spdlog::debug("session {} from {}: open", entry.id, entry.peer);
 
-  Idle idle{state.limits.idle_timeout, {}};
-  idle.touch();
-  if (idle.timeout.count() > 0) {
-    auto which = co_await (serve(stream, state, entry, idle) || watchdog(idle));
-    if (which.index() == 1) {
-      spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer);
-      if (entry.mode == "framed") {
-        // Tell a framed client why, but never wait long for a peer that does not read.
-        auto f = error_frame(errc::idle_timeout);
-        asio::steady_timer limit(stream.get_executor(), std::chrono::seconds(1));
-        co_await (asio::async_write(stream, asio::buffer(f), use_tuple) || limit.async_wait(use_tuple));
-      }
-    }
-  } else {
-    co_await serve(stream, state, entry, idle);
-  }
+  co_await serve(stream, state, entry);
+  if (entry.idle_expired) spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer);
   stream.close();
   spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer,
                 entry.bytes_in, entry.bytes_out);

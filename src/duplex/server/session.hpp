@@ -35,6 +35,8 @@ struct SessionEntry {
   std::string peer;
   std::string mode = "new";                 // new | raw | framed
   std::chrono::steady_clock::time_point started;
+  std::chrono::steady_clock::time_point last_read;  // pushed forward by every read
+  bool idle_expired = false;                         // set by the worker's idle sweep
   std::uint64_t bytes_in = 0, bytes_out = 0;
   net::AnyStream* stream = nullptr;
 };
@@ -45,6 +47,10 @@ struct Worker {
   std::list<SessionEntry*> sessions;
   /// Closes every session's socket; their coroutines then end on their own. Run on this thread.
   void close_all() noexcept;
+  /// Every `period`, ends sessions that have read nothing for `timeout`: their pending read is
+  /// cancelled (a framed client is then told why); one still there a period later is closed.
+  /// One sweep per thread instead of a timer per connection keeps idle connections cheap.
+  awaitable<void> idle_sweep(std::chrono::milliseconds timeout);
 };
 
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.
