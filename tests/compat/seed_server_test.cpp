@@ -1,0 +1,79 @@
+// Our clients against the seed's server.py (only its port changed): `duplex send` and
+// `duplex chat` fall back to the raw protocol; `--framed` refuses it with a one-line reason.
+// server.py serves one client at a time, so every client here runs to its end before the next.
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "seed_programs.hpp"
+
+namespace duplex::test {
+namespace {
+
+class SeedServerTest : public SeedTest {
+ protected:
+  void SetUp() override {
+    SeedTest::SetUp();
+    if (IsSkipped()) return;
+    server_ = std::make_unique<SeedServer>(dir_);
+  }
+  // What server.py printed (it logs every message it received); ends it.
+  std::string server_log() {
+    server_->process().signal(SIGKILL);
+    server_->process().wait(5s);
+    return server_->process().read_all_stdout(5s);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<SeedServer> server_;
+};
+
+bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+
+}  // namespace
+
+TEST_F(SeedServerTest, SendPrintsTheUpperCasedReplies) {
+  const auto r = run({duplex_bin(), "send", server_->url(), "hello", "Hello World", "你好 wörld", "MiXeD 123 !?"}, {}, 15s);
+  EXPECT_EQ(r.out, "HELLO\nHELLO WORLD\n你好 WöRLD\nMIXED 123 !?\n") << r.err;
+  EXPECT_EQ(describe(r.status), "exit 0") << r.err;
+  EXPECT_EQ(r.err, "");
+
+  // A second client after the first has left: server.py is still in its accept loop.
+  const auto again = run({duplex_bin(), "send", "127.0.0.1:" + std::to_string(server_->port()), "again"}, {}, 15s);
+  EXPECT_EQ(again.out, "AGAIN\n") << again.err;
+  EXPECT_EQ(describe(again.status), "exit 0");
+
+  // The messages really went through server.py.
+  const auto log = server_log();
+  EXPECT_NE(log.find("收到的客户端的数据: 你好 wörld"), std::string::npos) << log;
+  EXPECT_NE(log.find("收到的客户端的数据: again"), std::string::npos) << log;
+}
+
+TEST_F(SeedServerTest, ChatWithPipedInputPrintsTheReplies) {
+  // The empty line is skipped by chat (the seed's own client.py would hang on it).
+  const auto r = run({duplex_bin(), "chat", server_->url()}, "hello\n\nHello World\n你好 wörld\nMiXeD 123 !?\n", 15s);
+  EXPECT_EQ(r.out, "HELLO\nHELLO WORLD\n你好 WöRLD\nMIXED 123 !?\n") << r.err;
+  EXPECT_EQ(describe(r.status), "exit 0") << r.err;
+  EXPECT_EQ(r.err, "");
+  const auto log = server_log();
+  EXPECT_NE(log.find("收到的客户端的数据: MiXeD 123 !?"), std::string::npos) << log;
+}
+
+TEST_F(SeedServerTest, FramedSendSaysItIsNotADuplexServer) {
+  const auto r = run({duplex_bin(), "send", "--framed", server_->url(), "hello"}, {}, 15s);
+  EXPECT_EQ(describe(r.status), "exit 1");
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("not a duplex server"), std::string::npos) << r.err;
+
+  // server.py survives the refused client and serves the next one.
+  const auto next = run({duplex_bin(), "send", server_->url(), "next"}, {}, 15s);
+  EXPECT_EQ(next.out, "NEXT\n") << next.err;
+  EXPECT_EQ(describe(next.status), "exit 0");
+}
+
+}  // namespace duplex::test
