@@ -12,6 +12,7 @@ constexpr std::uint16_t kMaxArgc = 4096;
 constexpr std::uint16_t kMaxEnvc = 4096;
 constexpr std::uint8_t kExecShell = 0x01;
 constexpr std::uint8_t kExecPty = 0x02;
+constexpr std::uint8_t kExecLogin = 0x04;
 constexpr std::int32_t kMaxSignal = 64;  // SIGRTMAX on Linux, signal(7)
 constexpr std::size_t kStrHeader = 4;    // u32 length in front of every string
 
@@ -79,6 +80,7 @@ void encode(const ExecStart& m, Bytes& out) {
     std::uint8_t flags = 0;
     if (m.shell) flags |= kExecShell;
     if (m.pty) flags |= kExecPty;
+    if (m.login) flags |= kExecLogin;
     w.u8(flags);
     w.u16(static_cast<std::uint16_t>(m.argv.size()));
     for (const auto& a : m.argv) w.str(a);
@@ -167,14 +169,17 @@ Result<ExecStart> decode_exec_start(ByteView payload) noexcept {
   ByteReader r(payload);
   ExecStart m;
   const std::uint8_t flags = r.u8();
-  if ((flags & ~(kExecShell | kExecPty)) != 0) return bad<ExecStart>();
+  if ((flags & ~(kExecShell | kExecPty | kExecLogin)) != 0) return bad<ExecStart>();
   m.shell = (flags & kExecShell) != 0;
   m.pty = (flags & kExecPty) != 0;
+  m.login = (flags & kExecLogin) != 0;
+  // A login shell is the account's own shell: it takes no argv, and is not also a -c script.
+  if (m.login && m.shell) return bad<ExecStart>();
 
   const std::uint16_t argc = r.u16();
   // Each string is at least its 4-byte length: check before reserving so a short payload
   // cannot make us allocate for 4096 entries.
-  if (argc == 0 || argc > kMaxArgc || r.remaining() < std::size_t{argc} * kStrHeader)
+  if ((argc == 0 && !m.login) || (argc != 0 && m.login) || argc > kMaxArgc || r.remaining() < std::size_t{argc} * kStrHeader)
     return bad<ExecStart>();
   // With `shell` the one string is the script for /bin/sh -c (messages.hpp).
   if (m.shell && argc != 1) return bad<ExecStart>();

@@ -50,10 +50,12 @@ struct AuthOk {
 };
 
 /// Start a command. argv is exact (no shell re-splits it) unless `shell` is set, in which case
-/// argv holds one string run with /bin/sh -c.
+/// argv holds one string run with /bin/sh -c. With `login`, argv is empty and the server runs
+/// the account's login shell (`duplex shell`).
 struct ExecStart {
   std::vector<std::string> argv;
   bool shell = false;
+  bool login = false;
   std::vector<std::pair<std::string, std::string>> env;  // added to the server's minimal environment
   std::string cwd;                                        // empty: the server's default
   std::uint32_t timeout_ms = 0;                           // 0: the server's limit
