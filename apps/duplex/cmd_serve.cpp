@@ -1,13 +1,16 @@
 // `duplex serve`: run the server until SIGINT/SIGTERM.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <memory>
 #include <thread>
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
+#include "duplex/core/token_file.hpp"
 #include "duplex/server/server.hpp"
 
 namespace duplex::app {
@@ -20,6 +23,15 @@ struct ServeOptions {
   double idle_timeout_s = std::chrono::duration<double>(Limits{}.idle_timeout).count();
   std::uint32_t max_frame = Limits{}.max_frame;
   double grace_s = 1.0;
+  bool exec = false;
+  bool raw_exec = false;
+  std::string token_file;
+  std::vector<uid_t> allow_uids;
+  std::size_t max_commands = 64;
+  std::size_t max_commands_per_client = 8;
+  double command_timeout_s = 0;
+  std::uint64_t max_output = 0;
+  double kill_grace_s = 1.0;
 };
 
 // Each connection is an fd: the usual soft limit (1024) would cap the server far below its
@@ -48,6 +60,37 @@ int run_serve(const ServeOptions& o) {
   cfg.limits.max_frame = o.max_frame;
   cfg.grace = std::chrono::milliseconds(static_cast<std::int64_t>(o.grace_s * 1000));
   cfg.agent = std::string("duplex/") + DUPLEX_VERSION;
+
+  auto& ex = cfg.exec;
+  ex.enabled = o.exec;
+  ex.raw = o.raw_exec;
+  ex.max_commands = o.max_commands;
+  ex.max_commands_per_client = o.max_commands_per_client;
+  ex.policy.max_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.command_timeout_s * 1000));
+  ex.policy.max_output = o.max_output;
+  ex.policy.kill_grace = std::chrono::milliseconds(static_cast<std::int64_t>(o.kill_grace_s * 1000));
+  if (ex.enabled || ex.raw) {
+    // A remote shell on the network without TLS would send the token and every byte in clear.
+    for (const auto& ep : cfg.listen)
+      if (!ep.is_loopback())
+        throw UsageError(fmt::format("refusing {} on {}: it is not a loopback address or a Unix socket, and "
+                                     "duplex has no TLS yet; listen on 127.0.0.1, [::1] or unix:// instead",
+                                     ex.raw ? "--raw-exec" : "--exec", ep.url()));
+  }
+  if (ex.enabled) {
+    const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
+    std::string why;
+    auto token = load_or_create_token_file(path, why);
+    if (!token) {
+      spdlog::error("{}", why);
+      return kExitFailure;
+    }
+    ex.auth.token = *token;
+    ex.auth.allowed_uids = o.allow_uids.empty() ? std::vector<uid_t>{::getuid()} : o.allow_uids;
+    spdlog::info("exec enabled: token in {}; Unix-socket peers with uid {} need no token", path,
+                 fmt::join(ex.auth.allowed_uids, ","));
+  }
+  if (ex.raw) spdlog::warn("--raw-exec: anyone who can connect runs commands as this user, without authentication");
 
   server::Server server(std::move(cfg));
   std::string why;
@@ -82,6 +125,27 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
   cmd->add_option("--max-frame", o->max_frame, "Largest frame payload accepted, in bytes")
       ->capture_default_str()->check(CLI::Range(1024u, 1u << 30));
   cmd->add_option("--grace", o->grace_s, "Seconds a stop waits for sessions to end")
+      ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+  cmd->add_flag("--exec", o->exec, "Enable the exec service (authenticated remote commands)");
+  cmd->add_flag("--raw-exec", o->raw_exec,
+                "Run each chunk from a raw (seed protocol) client as a shell command, like the tutorial's "
+                "remote_server.py; no authentication, so loopback and Unix sockets only");
+  cmd->add_option("--token-file", o->token_file,
+                  "Exec token file, created 0600 with a random token when missing (default "
+                  "${XDG_CONFIG_HOME:-~/.config}/duplex/token)");
+  cmd->add_option("--allow-uid", o->allow_uids,
+                  "Unix-socket peer uid allowed without a token, repeatable (default: this server's uid)");
+  cmd->add_option("--max-commands", o->max_commands, "Commands running at once on this server")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  cmd->add_option("--max-commands-per-client", o->max_commands_per_client,
+                  "Commands running at once per client address or uid")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  cmd->add_option("--command-timeout", o->command_timeout_s,
+                  "Longest a command may run, in seconds, before SIGTERM (0: no limit)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e7));
+  cmd->add_option("--max-output", o->max_output, "Output bytes per command before it is ended (0: unlimited)")
+      ->capture_default_str();
+  cmd->add_option("--kill-grace", o->kill_grace_s, "Seconds between SIGTERM and SIGKILL when a command is ended")
       ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
   cmd->callback([o, &result] { result.code = run_serve(*o); });
   return cmd;

@@ -8,16 +8,17 @@
 #include "duplex/core/bytes.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/net/stream.hpp"
+#include "duplex/services/service.hpp"
 
 namespace duplex::server {
 
-class Outbox {
+class Outbox final : public services::FrameSink {
  public:
   Outbox(const asio::any_io_executor& ex, std::size_t capacity) : ch_(ex, capacity) {}
 
   /// Queues one encoded frame; waits while the queue is full. False when the writer has stopped
   /// (peer gone): the producer should stop too.
-  awaitable<bool> send(Bytes frame);
+  awaitable<bool> send(Bytes frame) override;
   /// Queues the end marker: the writer flushes what precedes it, half-closes, and returns.
   awaitable<void> finish();
   /// Stops the writer now, dropping what is queued (for a dead peer or shutdown).

@@ -42,6 +42,7 @@ struct Server::Impl {
     for (std::size_t i = 0; i < pool.size(); ++i) workers[i].ctx = &pool.context(i);
     state.limits = cfg.limits;
     state.agent = cfg.agent;
+    state.exec = cfg.exec;
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
     spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }

@@ -8,6 +8,7 @@
 
 #include "duplex/core/limits.hpp"
 #include "duplex/net/endpoint.hpp"
+#include "duplex/server/session.hpp"
 
 namespace duplex::server {
 
@@ -17,6 +18,7 @@ struct ServerConfig {
   Limits limits;
   std::chrono::milliseconds grace{1000};             // how long a stop waits for sessions to end
   std::string agent = "duplex";
+  ExecSettings exec;
 };
 
 class Server {

@@ -69,15 +69,41 @@ class FramedSession {
  public:
   FramedSession(net::AnyStream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in)
       : stream_(stream), state_(state), entry_(entry), in_(in),
-        out_(stream.get_executor(), state.limits.out_queue_frames) {}
+        out_(stream.get_executor(), state.limits.out_queue_frames), exec_ch_(stream.get_executor(), 1) {}
 
-  awaitable<void> run() { co_await (read_loop() && out_.run(stream_)); }
+  awaitable<void> run() { co_await (read_loop() && out_.run(stream_) && exec_loop()); }
 
  private:
   enum class Phase { preface, hello, ready };
 
-  // The tutorial's loop, framed: decode what we have, handle each frame, read more.
+  // Whatever ends the reader (EOF, reset, protocol error, shutdown) ends a running command too:
+  // its process group gets SIGTERM, then SIGKILL after the grace period.
   awaitable<void> read_loop() {
+    co_await read_frames();
+    if (cmd_) cmd_->terminate(state_.stopping.load() ? wire::Exit::Limit::shutdown : wire::Exit::Limit::none);
+    exec_ch_.close();
+  }
+
+  // Runs the commands the reader starts, one at a time, each to its EXIT frame.
+  awaitable<void> exec_loop() {
+    for (;;) {
+      auto [ec, cmd] = co_await exec_ch_.async_receive(use_tuple);
+      if (ec) co_return;
+      entry_.busy = true;
+      const auto exit = co_await cmd->run(out_);
+      entry_.busy = false;
+      entry_.last_read = Clock::now();
+      state_.commands.release(client_key_);
+      spdlog::info("exec: peer={} identity={} argv=[{}] exit={}{} duration={:.3f}s out={} err={}{}", entry_.peer,
+                   identity_, audit_argv_, exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
+                   static_cast<double>(exit.duration_us) / 1e6, cmd->bytes_out(), cmd->bytes_err(),
+                   exit.limit == wire::Exit::Limit::none ? "" : fmt::format(" limit={}", static_cast<int>(exit.limit)));
+      if (cmd_ == cmd) cmd_.reset();
+    }
+  }
+
+  // The tutorial's loop, framed: decode what we have, handle each frame, read more.
+  awaitable<void> read_frames() {
     for (;;) {
       for (;;) {
         if (phase_ == Phase::preface) {
@@ -173,9 +199,31 @@ class FramedSession {
         co_return co_await out_.send(std::move(f));
       }
       case MsgType::auth:
+        co_return co_await handle_auth(payload);
       case MsgType::exec_start:
-        co_return co_await fail(errc::service_disabled,
-                                "the exec service is not enabled on this server (start it with --exec)");
+        co_return co_await handle_exec_start(payload);
+      case MsgType::stdin_data:
+        if (cmd_) {
+          auto cmd = cmd_;  // the command may finish while we wait on its stdin
+          co_await cmd->write_stdin(Bytes(payload.begin(), payload.end()));
+        }
+        co_return true;  // input for a command that already ended is dropped
+      case MsgType::stdin_eof:
+        if (!payload.empty()) co_return co_await fail(errc::bad_message, "STDIN_EOF carries no payload");
+        if (cmd_) cmd_->close_stdin();
+        co_return true;
+      case MsgType::signal: {
+        auto m = wire::decode_signal(payload);
+        if (!m) co_return co_await fail(errc::bad_message, "malformed SIGNAL");
+        if (cmd_) cmd_->signal(m->signo);
+        co_return true;
+      }
+      case MsgType::window_size: {
+        auto m = wire::decode_window_size(payload);
+        if (!m) co_return co_await fail(errc::bad_message, "malformed WINDOW_SIZE");
+        if (cmd_) cmd_->resize(m->rows, m->cols);
+        co_return true;
+      }
       case MsgType::stats_request:
         co_return co_await fail(errc::service_disabled, "stats are not served yet");
       default:
@@ -186,6 +234,67 @@ class FramedSession {
                               fmt::format("unknown message type 0x{:02x}", static_cast<unsigned>(type)));
     co_return co_await fail(errc::unexpected_message,
                             fmt::format("{} is not something a client sends", wire::type_name(type)));
+  }
+
+  awaitable<bool> handle_auth(ByteView payload) {
+    if (!state_.exec.enabled)
+      co_return co_await fail(errc::service_disabled,
+                              "the exec service is not enabled on this server (start it with --exec)");
+    auto m = wire::decode_auth(payload);
+    if (!m) co_return co_await fail(errc::bad_message, "malformed AUTH");
+    auto who = authenticate(state_.exec.auth, m->token, stream_);
+    if (!who) {
+      spdlog::warn("exec: authentication failed for {}", entry_.peer);
+      // The client learns only that it failed, never why (no oracle for guessing).
+      co_return co_await fail(errc::auth_failed, "authentication failed");
+    }
+    identity_ = *who;
+    Bytes f;
+    wire::encode(wire::AuthOk{identity_}, f);
+    co_return co_await out_.send(std::move(f));
+  }
+
+  awaitable<bool> handle_exec_start(ByteView payload) {
+    if (!state_.exec.enabled)
+      co_return co_await fail(errc::service_disabled,
+                              "the exec service is not enabled on this server (start it with --exec)");
+    if (identity_.empty()) co_return co_await fail(errc::auth_required, "send AUTH before EXEC_START");
+    auto req = wire::decode_exec_start(payload);
+    if (!req) co_return co_await fail(errc::bad_message, "malformed EXEC_START");
+    if (cmd_) co_return co_await fail(errc::limit_exceeded, "one command at a time per connection");
+    std::string why;
+    if (client_key_.empty()) client_key_ = client_key();
+    if (!state_.commands.acquire(client_key_, state_.exec, why)) co_return co_await fail(errc::limit_exceeded, why);
+    audit_argv_ = audit_argv(*req);
+    wire::Exit not_started;
+    auto cmd = services::ExecCommand::start(stream_.get_executor(), *req, state_.exec.policy, not_started, why);
+    if (!cmd) {
+      state_.commands.release(client_key_);
+      spdlog::info("exec: peer={} identity={} argv=[{}] not started: {}", entry_.peer, identity_, audit_argv_, why);
+      Bytes f;
+      wire::encode(not_started, f);
+      co_return co_await out_.send(std::move(f));
+    }
+    state_.commands_started.fetch_add(1, std::memory_order_relaxed);
+    cmd_ = cmd;
+    auto [ec] = co_await exec_ch_.async_send(std::error_code{}, std::move(cmd), use_tuple);
+    co_return !ec;
+  }
+
+  // Per-client limits count by who the peer is: its uid on a Unix socket, else its address.
+  std::string client_key() {
+    if (auto uid = peer_uid(stream_)) return "uid:" + std::to_string(*uid);
+    return entry_.peer.substr(0, entry_.peer.rfind(':'));
+  }
+
+  static std::string audit_argv(const wire::ExecStart& r) {
+    if (r.login) return "<login shell>";
+    std::string out;
+    for (const auto& a : r.argv) {
+      if (!out.empty()) out += ", ";
+      out += fmt::format("{:?}", a.size() > 200 ? a.substr(0, 200) + "..." : a);
+    }
+    return r.shell ? "sh -c " + out : out;
   }
 
   // Answer-then-drop (Redis): the client learns why, the server moves on.
@@ -204,6 +313,11 @@ class FramedSession {
   FrameBuffer& in_;
   Outbox out_;
   Phase phase_ = Phase::preface;
+  std::string identity_;  // set by a successful AUTH
+  std::string client_key_;
+  std::string audit_argv_;
+  std::shared_ptr<services::ExecCommand> cmd_;  // the running command, if any
+  asio::experimental::channel<void(std::error_code, std::shared_ptr<services::ExecCommand>)> exec_ch_;
 };
 
 // The seed's protocol: every chunk read is answered with bytes.upper() of it.
@@ -229,6 +343,43 @@ awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuf
   }
 }
 
+// The seed's remote_server.py protocol (--raw-exec): each chunk received is a shell command; the
+// reply is its stdout then its stderr. Only on loopback and Unix sockets (checked at start-up).
+awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+                               PooledBuffer buf, std::size_t n) {
+  const std::string key = entry.peer.substr(0, entry.peer.rfind(':'));
+  for (;;) {
+    std::string command(reinterpret_cast<const char*>(buf.data()), n);
+    buf.release();
+    std::string why;
+    Bytes reply;
+    if (!state.commands.acquire(key, state.exec, why)) {
+      const std::string msg = "duplex: " + why + "\n";
+      reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
+    } else {
+      entry.busy = true;
+      reply = co_await services::run_raw_command(command, state.exec.policy);
+      entry.busy = false;
+      state.commands.release(key);
+      spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer, command, reply.size());
+    }
+    auto [wec, written] = co_await asio::async_write(stream, asio::buffer(reply), use_tuple);
+    if (wec) co_return;
+    entry.bytes_out += written;
+    auto [ec] = co_await stream.async_wait_readable(use_tuple);
+    if (ec) co_return;
+    buf = PooledBuffer(state.limits.read_chunk);
+    auto [rec, m] = co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    if (rec) {
+      if (rec == asio::error::eof) stream.shutdown_send();
+      co_return;
+    }
+    entry.bytes_in += m;
+    entry.last_read = Clock::now();
+    n = m;
+  }
+}
+
 awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& entry) {
   auto [wec] = co_await stream.async_wait_readable(use_tuple);
   if (wec) co_return;
@@ -237,6 +388,10 @@ awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& 
   if (ec) co_return;  // closed before saying anything
   entry.bytes_in += n;
   entry.last_read = Clock::now();
+  if (first.data()[0] != std::byte{0} && state.exec.raw) {
+    entry.mode = "raw-exec";
+    co_return co_await serve_raw_exec(stream, state, entry, std::move(first), n);
+  }
   if (first.data()[0] != std::byte{0}) {
     entry.mode = "raw";
     co_return co_await serve_raw(stream, entry, std::move(first), n, state.limits.read_chunk);
@@ -252,6 +407,33 @@ awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& 
 }
 
 }  // namespace
+
+bool CommandSlots::acquire(const std::string& client, const ExecSettings& s, std::string& why) {
+  std::lock_guard lock(mu_);
+  if (total_ >= s.max_commands) {
+    why = fmt::format("too many commands running on this server (limit {})", s.max_commands);
+    return false;
+  }
+  auto& mine = per_client_[client];
+  if (mine >= s.max_commands_per_client) {
+    why = fmt::format("too many commands running for this client (limit {})", s.max_commands_per_client);
+    return false;
+  }
+  ++mine;
+  ++total_;
+  return true;
+}
+
+void CommandSlots::release(const std::string& client) {
+  std::lock_guard lock(mu_);
+  if (auto it = per_client_.find(client); it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+  --total_;
+}
+
+std::size_t CommandSlots::running() const {
+  std::lock_guard lock(mu_);
+  return total_;
+}
 
 void Worker::close_all() noexcept {
   for (auto* s : sessions) s->stream->close();
@@ -269,7 +451,7 @@ awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout) {
     for (auto* s : sessions) {
       if (s->idle_expired) {
         s->stream->close();  // told a period ago and still here (e.g. it does not read): drop it
-      } else if (s->last_read < cutoff) {
+      } else if (s->last_read < cutoff && !s->busy) {
         s->idle_expired = true;
         s->stream->cancel();
       }

@@ -1,0 +1,259 @@
+// The exec service. Process discipline (own session, closed fds, default signals) lives in
+// proc::spawn; this file is about streaming, limits and the order of the last frames.
+#include "duplex/services/exec.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "duplex/proc/pty.hpp"
+
+namespace duplex::services {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using net::use_tuple;
+using namespace asio::experimental::awaitable_operators;
+
+constexpr std::size_t kChunk = 64 * 1024;
+// Raw-exec replies are collected whole (the seed protocol has no framing); cap them.
+constexpr std::size_t kRawReplyCap = 64u << 20;
+
+std::string home_dir() {
+  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) return pw->pw_dir;
+  return "/";
+}
+
+std::string login_shell() {
+  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_shell && *pw->pw_shell) return pw->pw_shell;
+  return "/bin/sh";
+}
+
+int dup_cloexec(int fd) { return fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }
+
+proc::SpawnOptions spawn_options(const wire::ExecStart& req, const ExecPolicy& policy) {
+  proc::SpawnOptions o;
+  if (req.login) o.argv = {login_shell(), "-l"};
+  else if (req.shell) o.argv = {"/bin/sh", "-c", req.argv.at(0)};
+  else o.argv = req.argv;
+  o.env = proc::minimal_environment(req.pty ? std::string_view(req.term.empty() ? "xterm" : req.term)
+                                            : std::string_view());
+  for (const auto& [k, v] : req.env) {
+    const std::string prefix = k + "=";
+    std::erase_if(o.env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    o.env.push_back(prefix + v);
+  }
+  o.cwd = !req.cwd.empty() ? req.cwd : !policy.default_cwd.empty() ? policy.default_cwd : home_dir();
+  o.stdio = req.pty ? proc::StdioMode::pty : proc::StdioMode::pipes;
+  o.rows = req.rows;
+  o.cols = req.cols;
+  return o;
+}
+
+void put_header(Bytes& frame, wire::MsgType type, std::size_t n) {
+  Bytes h;
+  wire::encode_header(type, static_cast<std::uint32_t>(n), h);
+  std::memcpy(frame.data(), h.data(), h.size());
+}
+
+}  // namespace
+
+std::shared_ptr<ExecCommand> ExecCommand::start(const asio::any_io_executor& ex, const wire::ExecStart& req,
+                                                const ExecPolicy& policy, wire::Exit& not_started,
+                                                std::string& why) {
+  auto child = proc::spawn(spawn_options(req, policy));
+  if (!child) {
+    why = child.error().message();
+    not_started = wire::Exit{wire::Exit::How::not_started, proc::exit_code_for_spawn_error(child.error()), 0,
+                             wire::Exit::Limit::none};
+    return nullptr;
+  }
+  return std::make_shared<ExecCommand>(Private{}, ex, std::move(*child), req, policy);
+}
+
+ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child child, const wire::ExecStart& req,
+                         const ExecPolicy& policy)
+    : ex_(ex), child_(std::move(child)), pty_(req.pty), policy_(policy),
+      timeout_(req.timeout_ms ? std::chrono::milliseconds(req.timeout_ms) : policy.max_timeout),
+      stdin_(ex), stdout_(ex), stderr_(ex), pidfd_(ex), kill_timer_(ex), started_(Clock::now()) {
+  if (policy.max_timeout.count() > 0 && timeout_ > policy.max_timeout) timeout_ = policy.max_timeout;
+  if (pty_) {
+    const int master = child_.take_pty().release();
+    stdin_.assign(dup_cloexec(master));
+    stdout_.assign(master);
+  } else {
+    stdin_.assign(child_.take_stdin().release());
+    stdout_.assign(child_.take_stdout().release());
+    stderr_.assign(child_.take_stderr().release());
+  }
+  // A duplicate, so that the descriptor object may close it while the Child keeps its own.
+  if (int p = dup_cloexec(child_.pidfd()); p >= 0) pidfd_.assign(p);
+}
+
+ExecCommand::~ExecCommand() = default;  // ~Child kills and reaps whatever is left
+
+awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
+  auto outputs = [&]() -> awaitable<void> {
+    if (pty_) co_await pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out);
+    else co_await (pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out) &&
+                   pump(stderr_, wire::MsgType::stderr_data, err_bytes_, out));
+  };
+  if (timeout_.count() > 0)
+    co_await ((outputs() && wait_exit()) || watch_deadline(timeout_));
+  else
+    co_await (outputs() && wait_exit());
+
+  // Both streams ended and the leader exited: reap it (its status is already known).
+  child_.try_reap(status_);
+  kill_timer_.cancel();
+  wire::Exit exit;
+  exit.how = status_.signaled ? wire::Exit::How::signaled : wire::Exit::How::exited;
+  exit.code = status_.code;
+  exit.duration_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_).count());
+  exit.limit = limit_;
+  Bytes f;
+  wire::encode(exit, f);
+  co_await out.send(std::move(f));
+  co_return exit;
+}
+
+awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::MsgType type, std::uint64_t& count,
+                                  FrameSink& out) {
+  bool forwarding = true;
+  for (;;) {
+    // Read straight into the frame's payload: one allocation per chunk, no copy.
+    Bytes f(wire::kHeaderSize + kChunk);
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(f.data() + wire::kHeaderSize, kChunk), use_tuple);
+    if (ec) co_return;  // EOF; EIO on a pty whose last slave fd closed; or cancelled
+    std::size_t keep = n;
+    if (policy_.max_output > 0) {
+      const std::uint64_t before = out_bytes_ + err_bytes_;
+      if (before >= policy_.max_output) keep = 0;
+      else keep = static_cast<std::size_t>(std::min<std::uint64_t>(n, policy_.max_output - before));
+    }
+    count += n;
+    count_output(n);
+    // Past the output limit or with the client gone, keep reading so the child never blocks on a
+    // full pipe before its SIGTERM arrives, and so that EOF is seen.
+    if (!forwarding || keep == 0) continue;
+    f.resize(wire::kHeaderSize + keep);
+    put_header(f, type, keep);
+    if (!co_await out.send(std::move(f))) forwarding = false;
+  }
+}
+
+void ExecCommand::count_output(std::size_t) noexcept {
+  if (policy_.max_output > 0 && out_bytes_ + err_bytes_ > policy_.max_output) terminate(wire::Exit::Limit::output);
+}
+
+awaitable<void> ExecCommand::wait_exit() {
+  if (pidfd_.is_open()) {
+    auto [ec] = co_await pidfd_.async_wait(asio::posix::descriptor_base::wait_read, use_tuple);
+    if (!ec && child_.peek_exit(status_)) co_return;
+  }
+  // No pidfd (kernel < 5.3) or a spurious wake: poll the child on a short timer.
+  asio::steady_timer t(ex_);
+  while (!child_.peek_exit(status_)) {
+    t.expires_after(std::chrono::milliseconds(20));
+    auto [ec] = co_await t.async_wait(use_tuple);
+    if (ec) co_return;
+  }
+}
+
+awaitable<void> ExecCommand::watch_deadline(std::chrono::milliseconds timeout) {
+  asio::steady_timer t(ex_, timeout);
+  auto [ec] = co_await t.async_wait(use_tuple);
+  if (ec) co_return;
+  terminate(wire::Exit::Limit::timeout);
+  // Stay pending: the command still has to be drained and reaped; run() cancels us then.
+  t.expires_at(asio::steady_timer::time_point::max());
+  co_await t.async_wait(use_tuple);
+}
+
+awaitable<void> ExecCommand::write_stdin(Bytes data) {
+  if (!stdin_.is_open()) co_return;
+  auto [ec, n] = co_await asio::async_write(stdin_, asio::buffer(data), use_tuple);
+  if (ec && !pty_) {
+    std::error_code ignored;
+    stdin_.close(ignored);  // EPIPE: the command closed its stdin; drop further input
+  }
+}
+
+void ExecCommand::close_stdin() noexcept {
+  std::error_code ignored;
+  if (pty_) {
+    // A terminal has no half-close: EOF is the VEOF character at the start of a line.
+    if (stdin_.is_open()) (void)!::write(stdin_.native_handle(), "\x04", 1);
+    return;
+  }
+  stdin_.close(ignored);
+}
+
+void ExecCommand::signal(int signo) noexcept { child_.signal_group(signo); }
+
+void ExecCommand::resize(std::uint16_t rows, std::uint16_t cols) noexcept {
+  if (pty_ && stdout_.is_open()) proc::set_window_size(stdout_.native_handle(), rows, cols);
+}
+
+void ExecCommand::terminate(wire::Exit::Limit why) noexcept {
+  if (terminating_) return;
+  terminating_ = true;
+  if (limit_ == wire::Exit::Limit::none) limit_ = why;
+  child_.signal_group(SIGTERM);
+  if (pty_) child_.signal_group(SIGHUP);  // shells ignore SIGTERM in interactive mode
+  std::error_code ignored;
+  if (!pty_) stdin_.close(ignored);
+  kill_timer_.expires_after(policy_.kill_grace);
+  kill_timer_.async_wait([self = weak_from_this()](std::error_code ec) {
+    if (ec) return;
+    if (auto s = self.lock()) s->child_.signal_group(SIGKILL);
+  });
+}
+
+awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy) {
+  auto ex = co_await asio::this_coro::executor;
+  wire::ExecStart req;
+  req.argv = {std::move(command)};
+  req.shell = true;
+  wire::Exit not_started;
+  std::string why;
+  auto cmd = ExecCommand::start(ex, req, policy, not_started, why);
+  if (!cmd) {
+    const std::string msg = fmt::format("duplex: cannot run command: {}\n", why);
+    co_return Bytes(as_bytes(msg).begin(), as_bytes(msg).end());
+  }
+  cmd->close_stdin();
+
+  // Collects the two streams apart, so that the reply is stdout then stderr (as the seed's
+  // remote_server.py sends it) without the seed's deadlock when stderr fills its pipe first.
+  class Collector final : public FrameSink {
+   public:
+    awaitable<bool> send(Bytes frame) override {
+      ByteReader r(frame);
+      r.u32();
+      const auto type = static_cast<wire::MsgType>(r.u8());
+      Bytes& to = type == wire::MsgType::stdout_data ? out : type == wire::MsgType::stderr_data ? err : other;
+      if (out.size() + err.size() < kRawReplyCap)
+        to.insert(to.end(), frame.begin() + wire::kHeaderSize, frame.end());
+      co_return true;
+    }
+    Bytes out, err, other;
+  } collector;
+  const auto exit = co_await cmd->run(collector);
+  Bytes reply = std::move(collector.out);
+  reply.insert(reply.end(), collector.err.begin(), collector.err.end());
+  if (reply.empty()) {
+    const int code = exit.how == wire::Exit::How::signaled ? 128 + exit.code : exit.code;
+    const std::string msg = fmt::format("[no output; exit status {}]\n", code);
+    reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
+  }
+  co_return reply;
+}
+
+}  // namespace duplex::services
