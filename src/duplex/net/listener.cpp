@@ -16,12 +16,13 @@ namespace duplex::net {
 namespace {
 
 std::string describe_bind_error(const Endpoint& ep, const std::error_code& ec) {
-  if (ec == std::errc::address_in_use)
+  // Asio 1.22's "asio.system" category does not compare equal to std::errc: use errno values.
+  if (ec.value() == EADDRINUSE)
     return fmt::format("cannot listen on {}: address already in use (is another server running?)",
                        ep.url());
-  if (ec == std::errc::permission_denied)
+  if (ec.value() == EACCES)
     return fmt::format("cannot listen on {}: permission denied", ep.url());
-  if (ec == std::errc::address_not_available)
+  if (ec.value() == EADDRNOTAVAIL)
     return fmt::format("cannot listen on {}: address not available on this machine", ep.url());
   return fmt::format("cannot listen on {}: {}", ep.url(), ec.message());
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <thread>
 
@@ -78,8 +79,9 @@ awaitable<void> Server::Impl::accept_loop(net::Listener& listener) {
     if (state.stopping.load()) co_return;
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
-      if (ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
-          ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory) {
+      // Asio 1.22's own "asio.system" category does not compare equal to std::errc: use errno values.
+      const int e = ec.value();
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         spdlog::warn("accept on {}: {}; shedding a connection and pausing {} ms",
                      listener.endpoint().url(), ec.message(), backoff.count());
         shed_one(listener);
