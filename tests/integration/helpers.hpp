@@ -6,9 +6,12 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <sstream>
 #include <string>
@@ -17,9 +20,15 @@
 #include <gtest/gtest.h>
 
 #include "support/frames.hpp"
+#include "support/process.hpp"
 #include "support/socket_client.hpp"
 
 namespace duplex::test {
+
+/// Readable ExitStatus in assertion messages ("exit 1", "signal 15").
+inline void PrintTo(const ExitStatus& st, std::ostream* os) {
+  *os << (st.exited ? "exit " : "signal ") << st.code;
+}
 
 /// Python's bytes.upper(): ASCII a-z mapped, every other byte unchanged.
 inline std::string ascii_upper(std::string_view s) {
@@ -130,6 +139,34 @@ inline double cpu_seconds(pid_t pid) {
   unsigned long long utime = 0, stime = 0;
   rest >> utime >> stime;
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// Open sockets of a process (entries of /proc/PID/fd that link to "socket:[...]").
+inline int socket_fd_count(pid_t pid) {
+  int n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code lec;
+    const auto target = std::filesystem::read_symlink(it->path(), lec);
+    if (!lec && target.string().rfind("socket:", 0) == 0) ++n;
+  }
+  return n;
+}
+
+/// The full path of a program found in $PATH, or empty (tests skip when a tool is absent).
+inline std::string find_program(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  const std::string dirs = path ? path : "/usr/bin:/bin";
+  std::size_t start = 0;
+  for (;;) {
+    const auto end = dirs.find(':', start);
+    const std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (end == std::string::npos) return {};
+    start = end + 1;
+  }
 }
 
 /// Number of lines in s (a final line without '\n' counts too).

@@ -1,0 +1,225 @@
+// Server limits: connections, idle time, frame size, and running out of file descriptors. Each
+// breach is answered clearly (an ERROR frame for framed clients) and harms nobody else.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "integration/helpers.hpp"
+#include "support/frames.hpp"
+#include "support/process.hpp"
+#include "support/socket_client.hpp"
+#include "support/test_server.hpp"
+
+namespace duplex::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::uint16_t kFrameTooLarge = 11;
+constexpr std::uint16_t kTooManyConnections = 30;
+constexpr std::uint16_t kIdleTimeout = 31;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+::testing::AssertionResult round_trip(SocketClient& c, const std::string& m) {
+  try {
+    c.send_all(m);
+    const auto r = c.recv_exact(m.size());
+    if (r == ascii_upper(m)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "reply '" << r << "' to '" << m << "'";
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << e.what();
+  }
+}
+
+TEST(Limits, MaxConnectionsRefusesTheSixthAndKeepsTheFive) {
+  TestServer server({"--max-connections", "5"});
+  std::vector<std::unique_ptr<SocketClient>> five;
+  for (int i = 0; i < 5; ++i) {
+    five.push_back(std::make_unique<SocketClient>(server.url()));
+    ASSERT_TRUE(round_trip(*five.back(), fmt::format("client {} is in", i)));
+  }
+
+  {
+    // A sixth raw client that speaks: closed at once, with no reply.
+    SocketClient sixth(server.url());
+    const auto t0 = Clock::now();
+    sixth.send_all("let me in");
+    EXPECT_EQ(sixth.recv_until_eof(std::chrono::seconds(5)), "");
+    EXPECT_LT(seconds_since(t0), 1.0);
+  }
+  {
+    // A sixth raw client that says nothing is closed too (after the server's short look).
+    SocketClient sixth(server.url());
+    EXPECT_EQ(sixth.recv_until_eof(std::chrono::seconds(5)), "");
+  }
+  {
+    // A sixth framed client learns why.
+    SocketClient sixth(server.url());
+    sixth.send_all(preface_and_hello());
+    EXPECT_TRUE(error_then_close(sixth, kTooManyConnections));
+  }
+
+  // The five were not disturbed.
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(round_trip(*five[static_cast<std::size_t>(i)], fmt::format("client {} still here", i)));
+
+  // One leaves (its close completes on both sides), then a newcomer is served. The server
+  // frees the slot a moment after it closes its side, with no event a client could wait for,
+  // so the newcomer may be turned away for that moment: poll, within a bound.
+  five[0]->shutdown_write();
+  EXPECT_EQ(five[0]->recv_until_eof(), "");
+  five.erase(five.begin());
+  EXPECT_TRUE(eventually([&] { return static_cast<bool>(serves_raw(server.url(), "newcomer")); }))
+      << "no room for a new client after one of five left";
+  for (auto& c : five) EXPECT_TRUE(round_trip(*c, "the four remain"));
+}
+
+TEST(Limits, IdleClientsAreClosedWhileActiveOnesStay) {
+  TestServer server({"--idle-timeout", "0.5"});
+  const auto t0 = Clock::now();
+  SocketClient silent(server.url());              // never says a word
+  SocketClient went_quiet(server.url());          // one message, then silence
+  ASSERT_TRUE(round_trip(went_quiet, "one and done"));
+  SocketClient silent_framed(server.url());       // handshake, then silence
+  ASSERT_TRUE(framed_handshake(silent_framed));
+  SocketClient active(server.url());
+
+  double closed_after[3] = {-1, -1, -1};
+  std::atomic<int> closed{0};
+  std::thread watch_raw([&] {
+    if (silent.wait_closed(std::chrono::seconds(10))) closed_after[0] = seconds_since(t0);
+    ++closed;
+  });
+  std::thread watch_quiet([&] {
+    if (went_quiet.wait_closed(std::chrono::seconds(10))) closed_after[1] = seconds_since(t0);
+    ++closed;
+  });
+  std::thread watch_framed([&] {
+    EXPECT_TRUE(error_then_close(silent_framed, kIdleTimeout));
+    closed_after[2] = seconds_since(t0);
+    ++closed;
+  });
+
+  // The active client talks every 100 ms through the whole time the others are timed out, and
+  // a little longer: it must never be closed.
+  int trips = 0;
+  while (closed.load() < 3 || trips < 15) {
+    ASSERT_TRUE(round_trip(active, fmt::format("still talking {}", trips))) << "after " << seconds_since(t0) << " s";
+    ++trips;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // pacing: the client's own rhythm
+    if (seconds_since(t0) > 15) break;
+  }
+  watch_raw.join();
+  watch_quiet.join();
+  watch_framed.join();
+  for (double t : closed_after) {
+    EXPECT_GE(t, 0.45);
+    EXPECT_LE(t, 5.0);
+  }
+  EXPECT_TRUE(round_trip(active, "and still served"));
+}
+
+TEST(Limits, MaxFrameIsAnnouncedInWelcomeAndEnforced) {
+  TestServer server({"--max-frame", "2048"});
+  SocketClient c(server.url());
+  const auto w = framed_handshake(c);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->version, 1);
+  EXPECT_EQ(w->max_frame, 2048u);
+  EXPECT_EQ(w->agent.rfind("duplex/", 0), 0u) << w->agent;
+
+  const std::string exactly(2048, 'm');
+  c.send_all(frame(msg::upper_request, exactly));
+  const RawFrame r = read_frame(c);
+  EXPECT_EQ(r.type, msg::upper_reply);
+  EXPECT_EQ(r.payload, std::string(2048, 'M'));
+
+  c.send_all(frame(msg::upper_request, std::string(2049, 'm')));
+  EXPECT_TRUE(error_then_close(c, kFrameTooLarge));
+  EXPECT_TRUE(serves_framed(server.url()));
+}
+
+// The server under a 64-fd limit (util-linux prlimit execs the command, so the pid is the
+// server's; otherwise the shell's ulimit, then exec).
+std::unique_ptr<Process> start_fd_limited_server() {
+  std::vector<std::string> serve{duplex_bin(), "serve", "--listen", "tcp://127.0.0.1:0", "--threads", "2"};
+  std::vector<std::string> argv;
+  if (const auto prlimit = find_program("prlimit"); !prlimit.empty()) {
+    argv = {prlimit, "--nofile=64:64"};
+    argv.insert(argv.end(), serve.begin(), serve.end());
+  } else {
+    std::string cmd = "ulimit -n 64 && exec";
+    for (const auto& a : serve) cmd += " '" + a + "'";
+    argv = {"/bin/sh", "-c", cmd};
+  }
+  return std::make_unique<Process>(argv);
+}
+
+TEST(Limits, OutOfFileDescriptorsTheServerBacksOffLogsAndRecovers) {
+  auto server = start_fd_limited_server();
+  const auto line = server->read_line();
+  ASSERT_TRUE(line.has_value()) << server->read_all_stderr(std::chrono::seconds(1));
+  ASSERT_EQ(line->rfind("listening on ", 0), 0u) << *line;
+  const std::string url = line->substr(13);
+  const pid_t pid = server->pid();
+
+  // 100 connections: far more than 64 fds allow. They stay open.
+  std::vector<SocketClient> hogs;
+  for (int i = 0; i < 100; ++i) {
+    hogs.emplace_back(url);
+    hogs.back().send_all("hog");
+  }
+
+  // The server says so on stderr (waiting for that line is waiting for the event).
+  std::string err;
+  const auto log_deadline = Clock::now() + std::chrono::seconds(5);
+  auto mentions_fds = [&] {
+    std::string l = err;
+    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return l.find("too many open files") != std::string::npos || l.find("emfile") != std::string::npos ||
+           l.find("file descriptor") != std::string::npos;
+  };
+  while (!mentions_fds() && Clock::now() < log_deadline) err += server->read_all_stderr(std::chrono::milliseconds(100));
+  EXPECT_TRUE(mentions_fds()) << "stderr: " << err;
+
+  // Over a 2 s window in which clients keep trying, the server must not spin.
+  const double cpu_before = cpu_seconds(pid);
+  ASSERT_GE(cpu_before, 0);
+  const auto window_end = Clock::now() + std::chrono::seconds(2);
+  int attempts = 0;
+  while (Clock::now() < window_end) {
+    SocketClient tryer(url);
+    tryer.send_all("anyone?");
+    (void)tryer.recv_some(64, std::chrono::milliseconds(50));  // an answer, a close, or nothing yet
+    ++attempts;
+  }
+  const double cpu_used = cpu_seconds(pid) - cpu_before;
+  EXPECT_LT(cpu_used, 0.5) << "CPU seconds used in a 2 s window while out of fds (" << attempts << " attempts)";
+
+  // Drain what the server logged meanwhile so it never blocks on a full stderr pipe.
+  err += server->read_all_stderr(std::chrono::milliseconds(50));
+
+  // The clients leave; once the server has closed its side of them, a new client is served.
+  hogs.clear();
+  EXPECT_TRUE(eventually([&] { return socket_fd_count(pid) == 1; }, std::chrono::seconds(15)))
+      << "server sockets still open: " << socket_fd_count(pid);
+  EXPECT_TRUE(serves_raw(url, "back to normal"));
+  EXPECT_TRUE(serves_framed(url));
+
+  server->signal(SIGTERM);
+  const auto st = server->wait(std::chrono::seconds(5));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(*st, (ExitStatus{true, 0}));
+}
+
+}  // namespace
+}  // namespace duplex::test
