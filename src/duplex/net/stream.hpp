@@ -43,6 +43,15 @@ class AnyStream {
         s_);
   }
 
+  /// Completes when the socket reports an error (e.g. the peer reset it); for watching a peer
+  /// while not reading from it.
+  template <class Token>
+  auto async_wait_error(Token&& token) {
+    return std::visit(
+        [&](auto& s) { return s.async_wait(asio::socket_base::wait_error, std::forward<Token>(token)); },
+        s_);
+  }
+
   bool is_open() const {
     return std::visit([](const auto& s) { return s.is_open(); }, s_);
   }

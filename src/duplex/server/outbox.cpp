@@ -40,6 +40,7 @@ awaitable<void> Outbox::run(net::AnyStream& stream) {
       if (wec) {
         ch_.close();
         stream.close();
+        if (on_broken_) on_broken_();
         co_return;
       }
     }

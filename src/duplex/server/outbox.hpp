@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 
 #include "duplex/core/bytes.hpp"
 #include "duplex/net/asio.hpp"
@@ -24,12 +25,16 @@ class Outbox final : public services::FrameSink {
   /// Stops the writer now, dropping what is queued (for a dead peer or shutdown).
   void abort() noexcept { ch_.close(); }
 
+  /// Called once if a write fails (the peer is gone), before run() returns.
+  void on_broken(std::function<void()> f) { on_broken_ = std::move(f); }
+
   /// The writer loop. Gathers queued frames into one write. On a write error it closes the
   /// stream so that the session's reader wakes up too.
   awaitable<void> run(net::AnyStream& stream);
 
  private:
   asio::experimental::channel<void(std::error_code, Bytes)> ch_;
+  std::function<void()> on_broken_;
 };
 
 }  // namespace duplex::server

@@ -69,7 +69,12 @@ class FramedSession {
  public:
   FramedSession(net::AnyStream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in)
       : stream_(stream), state_(state), entry_(entry), in_(in),
-        out_(stream.get_executor(), state.limits.out_queue_frames), exec_ch_(stream.get_executor(), 1) {}
+        out_(stream.get_executor(), state.limits.out_queue_frames), exec_ch_(stream.get_executor(), 1) {
+    // A client that cannot be written to is gone: end its command rather than let it run on.
+    out_.on_broken([this] {
+      if (cmd_) cmd_->terminate(wire::Exit::Limit::none);
+    });
+  }
 
   awaitable<void> run() { co_await (read_loop() && out_.run(stream_) && exec_loop()); }
 
@@ -205,7 +210,11 @@ class FramedSession {
       case MsgType::stdin_data:
         if (cmd_) {
           auto cmd = cmd_;  // the command may finish while we wait on its stdin
-          co_await cmd->write_stdin(Bytes(payload.begin(), payload.end()));
+          // While the command does not read, we do not read either (backpressure); but a peer
+          // that resets meanwhile must still end the session and with it the command.
+          auto r = co_await (cmd->write_stdin(Bytes(payload.begin(), payload.end())) ||
+                             stream_.async_wait_error(use_tuple));
+          if (r.index() == 1) co_return false;
         }
         co_return true;  // input for a command that already ended is dropped
       case MsgType::stdin_eof:
