@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -65,6 +66,9 @@ std::string seed_dir() {
 }
 
 Process::Process(std::vector<std::string> argv, std::vector<std::string> extra_env) {
+  // A child that exits before reading its stdin must give us EPIPE, not kill the test runner.
+  static const bool sigpipe_ignored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+  (void)sigpipe_ignored;
   int in[2], out[2], err[2];
   set_cloexec_pipe(in);
   set_cloexec_pipe(out);

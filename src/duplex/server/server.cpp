@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -29,6 +30,9 @@ struct Server::Impl {
   ServerState state;
   std::vector<Worker> workers;
   std::vector<net::Listener> listeners;
+  // Created before the first "listening on" line, so that a SIGTERM sent as soon as a script
+  // sees that line is already caught (asio queues it until the wait below starts).
+  std::optional<asio::signal_set> signals;
   asio::steady_timer stop_timer{control};   // parked until a stop is requested
   asio::steady_timer drain_timer{control};  // the grace period; cancelled when sessions drained
   std::atomic<std::size_t> rejecting{0};
@@ -53,7 +57,7 @@ struct Server::Impl {
   }
 
   awaitable<void> accept_loop(net::Listener& listener);
-  awaitable<void> stop_sequence(asio::signal_set& signals);
+  awaitable<void> stop_sequence();
   void shed_one(net::Listener& listener);
 };
 
@@ -120,11 +124,11 @@ awaitable<void> Server::Impl::accept_loop(net::Listener& listener) {
 
 // Waits for a stop request, then: no new connections, every session told to close, at most
 // `grace` for them to end, then the worker loops are stopped (ending whatever still runs).
-awaitable<void> Server::Impl::stop_sequence(asio::signal_set& signals) {
+awaitable<void> Server::Impl::stop_sequence() {
   stop_timer.expires_at(asio::steady_timer::time_point::max());
   if (!stop_requested) co_await stop_timer.async_wait(use_tuple);
   state.stopping.store(true);
-  signals.cancel();
+  if (signals) signals->cancel();
   spdlog::info("stopping: no new connections; closing {} open", state.live.load());
   for (auto& l : listeners) l.close();
   for (auto& w : workers) asio::post(*w.ctx, [&w] { w.close_all(); });
@@ -144,6 +148,7 @@ Server::Server(ServerConfig cfg) : impl_(std::make_unique<Impl>(std::move(cfg)))
 Server::~Server() = default;
 
 bool Server::open(std::string& why) {
+  impl_->signals.emplace(impl_->control, SIGINT, SIGTERM);
   for (const auto& ep : impl_->cfg.listen) {
     auto l = net::Listener::open(impl_->control, ep, why);
     if (!l) {
@@ -163,7 +168,8 @@ std::vector<std::string> Server::urls() const {
 
 void Server::run() {
   auto& I = *impl_;
-  asio::signal_set signals(I.control, SIGINT, SIGTERM);
+  if (!I.signals) I.signals.emplace(I.control, SIGINT, SIGTERM);
+  auto& signals = *I.signals;
   signals.async_wait([&I](std::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("received {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -174,7 +180,7 @@ void Server::run() {
     asio::co_spawn(I.control, I.accept_loop(l), [](std::exception_ptr e) {
       if (e) spdlog::error("accept loop ended unexpectedly");
     });
-  asio::co_spawn(I.control, I.stop_sequence(signals), asio::detached);
+  asio::co_spawn(I.control, I.stop_sequence(), asio::detached);
   if (I.cfg.limits.idle_timeout.count() > 0)
     for (auto& w : I.workers) asio::co_spawn(*w.ctx, w.idle_sweep(I.cfg.limits.idle_timeout), asio::detached);
   I.pool.start();
