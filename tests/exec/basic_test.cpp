@@ -1,0 +1,283 @@
+// Exec basics over raw frames (issue 3, tests 1 and 2): stdout and stderr apart, exit statuses,
+// argv exactness, environment, working directory, descriptors, signals, the PTY and EXIT last.
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "exec/exec_fixture.hpp"
+
+namespace duplex::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+ExecRequest argv(std::vector<std::string> a) {
+  ExecRequest r;
+  r.argv = std::move(a);
+  return r;
+}
+
+ExecRequest shell(std::string script) {
+  ExecRequest r;
+  r.argv = {std::move(script)};
+  r.shell = true;
+  return r;
+}
+
+class ExecBasics : public ::testing::Test {
+ protected:
+  ExecServer server_;
+  ExecOutcome run(const ExecRequest& r, std::string_view input = {}) {
+    return exec_once(server_.url(), server_.token(), r, input);
+  }
+};
+
+TEST_F(ExecBasics, StdoutAndStderrStayApart) {
+  ExecClient c(server_.url());
+  c.start(server_.token(), shell("echo o1; echo e1 >&2; echo o2; echo e2 >&2; exit 0"));
+  c.send_eof();
+  const auto& o = c.finish();
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "o1\no2\n");
+  EXPECT_EQ(o.err, "e1\ne2\n");
+  ASSERT_TRUE(o.identity.has_value());
+  EXPECT_EQ(*o.identity, "token");
+  // EXIT is the last frame: after it the server sends nothing and closes when we do.
+  EXPECT_EQ(o.types.back(), msg::exit);
+  EXPECT_TRUE(c.exit_was_last());
+}
+
+TEST_F(ExecBasics, ExitStatusSeven) {
+  const auto o = run(shell("echo before; exit 7"));
+  EXPECT_TRUE(exited_with(o, 7));
+  EXPECT_EQ(o.out, "before\n");
+}
+
+TEST_F(ExecBasics, ExitStatusZeroWithoutOutputReturnsAtOnce) {
+  const auto t0 = Clock::now();
+  const auto o = run(argv({"true"}));
+  const auto wall = Clock::now() - t0;
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "");
+  ASSERT_TRUE(o.exit);
+  EXPECT_LT(o.exit->duration_us, 1'000'000u) << "EXIT says `true` ran for " << o.exit->duration_us << " us";
+  EXPECT_LT(wall, std::chrono::seconds(2));
+}
+
+TEST_F(ExecBasics, CommandThatDoesNotReadStdinEndsWithoutStdinEof) {
+  // No STDIN_EOF sent: a command that never reads its stdin still ends, and EXIT comes.
+  ExecClient c(server_.url());
+  c.start(server_.token(), argv({"echo", "no stdin needed"}));
+  const auto& o = c.finish(std::chrono::seconds(10));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "no stdin needed\n");
+}
+
+TEST_F(ExecBasics, ProgramNotFoundIsNotStartedWithEnoent) {
+  const auto o = run(argv({"duplex-no-such-program-xyz"}));
+  ASSERT_TRUE(o.exit) << (o.error ? o.error->text : "no EXIT");
+  // docs/PROTOCOL.md §5: how 2 (not started), code = the errno of the failed start (2 ENOENT);
+  // the client maps that to 127.
+  EXPECT_EQ(o.exit->how, ExitPayload::not_started) << describe(*o.exit);
+  EXPECT_EQ(o.exit->code, ENOENT) << describe(*o.exit);
+  EXPECT_EQ(o.out, "");
+}
+
+TEST_F(ExecBasics, ShellCommandNotFoundExits127) {
+  const auto o = run(shell("duplex-no-such-program-xyz"));
+  EXPECT_TRUE(exited_with(o, 127));
+  EXPECT_NE(o.err.find("not found"), std::string::npos) << o.err;
+}
+
+TEST_F(ExecBasics, DirectoryIsNotStartedWithEacces) {
+  const auto o = run(argv({server_.dir().path().string()}));
+  ASSERT_TRUE(o.exit) << (o.error ? o.error->text : "no EXIT");
+  // PROTOCOL.md: code is the errno (13 EACCES); the client maps it to 126.
+  EXPECT_EQ(o.exit->how, ExitPayload::not_started) << describe(*o.exit);
+  EXPECT_EQ(o.exit->code, EACCES) << describe(*o.exit);
+}
+
+TEST_F(ExecBasics, NonExecutableFileIsNotStartedWithEacces) {
+  const auto path = server_.dir().file("not-executable.sh");
+  write_file(path, "#!/bin/sh\necho should not run\n", 0644);
+  const auto o = run(argv({path}));
+  ASSERT_TRUE(o.exit) << (o.error ? o.error->text : "no EXIT");
+  EXPECT_EQ(o.exit->how, ExitPayload::not_started) << describe(*o.exit);
+  EXPECT_EQ(o.exit->code, EACCES) << describe(*o.exit);
+  EXPECT_EQ(o.out, "");
+}
+
+TEST_F(ExecBasics, ShellNonExecutableFileExits126) {
+  const auto path = server_.dir().file("not-executable.sh");
+  write_file(path, "#!/bin/sh\necho should not run\n", 0644);
+  const auto o = run(shell("'" + path + "'"));
+  EXPECT_TRUE(exited_with(o, 126));
+  EXPECT_EQ(o.out, "");
+}
+
+TEST_F(ExecBasics, KilledBySigtermIsSignaled15) {
+  const auto o = run(shell("kill -TERM $$"));
+  EXPECT_TRUE(signaled_with(o, SIGTERM));  // a client shows 128 + 15 = 143
+}
+
+TEST_F(ExecBasics, ArgvIsExact) {
+  const auto o = run(argv({"printf", "%s|", "a b", "$HOME", ";x", "", "'q'", "\"dq\"", "*", "tab\there", "nl\nx"}));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "a b|$HOME|;x||'q'|\"dq\"|*|tab\there|nl\nx|");
+}
+
+TEST_F(ExecBasics, ShellStringIsRunWithShC) {
+  const auto o = run(shell("for w in a 'b c'; do printf '<%s>' \"$w\"; done; echo"));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "<a><b c>\n");
+}
+
+TEST_F(ExecBasics, BinaryStdoutAndStdinBytesUntouched) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  const auto o = run(argv({"cat"}), all + all);
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, all + all);
+}
+
+TEST_F(ExecBasics, StdinEofReachesTheCommand) {
+  const auto o = run(argv({"wc", "-c"}), "12345");
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out.substr(o.out.find_first_not_of(' ')), "5\n");
+}
+
+TEST_F(ExecBasics, EnvironmentIsMinimalPlusWhatWasAsked) {
+  ::setenv("DUPLEX_EXEC_TEST_LEAK", "server-side secret", 1);
+  ExecServer leaky;  // started with the variable in its environment
+  ::unsetenv("DUPLEX_EXEC_TEST_LEAK");
+  ExecRequest r = argv({"env"});
+  r.env = {{"FOO", "bar baz"}, {"EMPTY", ""}};
+  const auto o = exec_once(leaky.url(), leaky.token(), r);
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_NE(o.out.find("\nFOO=bar baz\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("\nEMPTY=\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("PATH="), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("DUPLEX_EXEC_TEST_LEAK"), std::string::npos) << "server environment leaked:\n" << o.out;
+  EXPECT_EQ(o.out.find("XDG_CONFIG_HOME"), std::string::npos) << "server environment leaked:\n" << o.out;
+}
+
+TEST_F(ExecBasics, WorkingDirectoryAsAsked) {
+  ExecRequest r = argv({"pwd"});
+  r.cwd = server_.dir().path().string();
+  const auto o = run(r);
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, r.cwd + "\n");
+}
+
+TEST_F(ExecBasics, CommandSeesOnlyStdinStdoutStderr) {
+  // Asio's sockets are not close-on-exec: the server must close every other fd in the child.
+  // ls opens the directory it lists as fd 3.
+  const auto o = run(argv({"ls", "-1", "/proc/self/fd"}));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "0\n1\n2\n3\n");
+}
+
+TEST_F(ExecBasics, CommandRunsInItsOwnSessionAndGroup) {
+  // Fields 5 (pgrp) and 6 (session) of /proc/self/stat equal the pid: setsid() in the child.
+  const auto o = run(shell("read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; "
+                           "[ \"$pgrp\" = $$ ] && [ \"$sid\" = $$ ] && echo own-session"));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "own-session\n");
+}
+
+TEST_F(ExecBasics, SignalFrameReachesTheWholeGroup) {
+  // USR1 to the group: the shell and its background subshell (same group) both trap it.
+  ExecClient c(server_.url());
+  c.start(server_.token(),
+          shell("trap 'echo parent-usr1' USR1; "
+                "( trap 'echo child-usr1; exit 0' USR1; echo ready; while :; do sleep 0.05; done ) & "
+                "wait; wait; echo done"));
+  c.wait_for_stdout("ready\n");
+  c.send_signal(SIGUSR1);
+  const auto& o = c.finish(std::chrono::seconds(10));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_NE(o.out.find("parent-usr1\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("child-usr1\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("done\n"), std::string::npos) << o.out;
+}
+
+TEST_F(ExecBasics, SignalFrameReachesATrappingShell) {
+  ExecClient c(server_.url());
+  // The background sleep ignores SIGINT (POSIX, for async lists); the trap ends it.
+  c.start(server_.token(), shell("trap 'echo got-int; kill $! 2>/dev/null; exit 9' INT; echo ready; sleep 100 & wait"));
+  c.wait_for_stdout("ready\n");
+  c.send_signal(SIGINT);
+  const auto& o = c.finish(std::chrono::seconds(10));
+  EXPECT_TRUE(exited_with(o, 9));
+  EXPECT_EQ(o.out, "ready\ngot-int\n");
+}
+
+TEST_F(ExecBasics, SigintKillsAPlainCommand) {
+  ExecClient c(server_.url());
+  c.start(server_.token(), shell("echo ready; exec sleep 100"));
+  c.wait_for_stdout("ready\n");
+  const auto t0 = Clock::now();
+  c.send_signal(SIGINT);
+  const auto& o = c.finish(std::chrono::seconds(10));
+  EXPECT_TRUE(signaled_with(o, SIGINT));
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
+}
+
+TEST_F(ExecBasics, PtyMergesOutputAndIsATerminal) {
+  ExecRequest r = shell("[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo to-stderr >&2; echo \"TERM=$TERM\"");
+  r.pty = true;
+  r.rows = 24;
+  r.cols = 80;
+  r.term = "xterm-256color";
+  const auto o = run(r);
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.err, "") << "a PTY has one output stream: everything is STDOUT_DATA";
+  EXPECT_NE(o.out.find("is-a-tty"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("to-stderr"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("TERM=xterm-256color"), std::string::npos) << o.out;
+}
+
+TEST_F(ExecBasics, PtyWindowSizeAtStartAndOnResize) {
+  ExecRequest r = shell("stty size; read -r line; stty size");
+  r.pty = true;
+  r.rows = 24;
+  r.cols = 80;
+  r.term = "xterm";
+  ExecClient c(server_.url());
+  c.start(server_.token(), r);
+  c.wait_for_stdout("24 80");
+  // Frames are handled in order: the resize happens before the line reaches `read`.
+  c.send(window_size_frame(50, 132) + stdin_frame("go\n"));
+  const auto& o = c.finish(std::chrono::seconds(10));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_NE(o.out.find("50 132"), std::string::npos) << o.out;
+}
+
+TEST_F(ExecBasics, PtyStdinEofEndsCat) {
+  ExecRequest r = argv({"cat"});
+  r.pty = true;
+  r.rows = 24;
+  r.cols = 80;
+  const auto o = run(r, "typed line\n");
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_NE(o.out.find("typed line"), std::string::npos) << o.out;
+}
+
+TEST_F(ExecBasics, RequestTimeoutEndsTheCommand) {
+  ExecRequest r = argv({"sleep", "10"});
+  r.timeout_ms = 300;
+  const auto t0 = Clock::now();
+  const auto o = run(r);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+  ASSERT_TRUE(o.exit);
+  EXPECT_EQ(o.exit->limit, ExitPayload::timeout) << describe(*o.exit);
+  EXPECT_EQ(o.exit->how, ExitPayload::signaled) << describe(*o.exit);
+  EXPECT_EQ(o.exit->code, SIGTERM) << describe(*o.exit);
+}
+
+}  // namespace
+}  // namespace duplex::test
