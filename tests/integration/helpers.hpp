@@ -169,6 +169,35 @@ inline std::string find_program(const std::string& name) {
   }
 }
 
+/// Sets an environment variable for the children started while it lives (Process copies the
+/// environment at spawn), then restores it. The test process's own sanitizers read their options
+/// at start-up and are not affected.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const std::string& value) : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str())) old_ = old;
+    ::setenv(name_.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    else
+      ::unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+/// `var`'s current value with `extra` options appended (sanitizer option strings: later wins).
+inline std::string with_sanitizer_options(const char* var, const std::string& extra) {
+  const char* old = std::getenv(var);
+  return old && *old ? std::string(old) + ":" + extra : extra;
+}
+
 /// Number of lines in s (a final line without '\n' counts too).
 inline std::size_t line_count(std::string_view s) {
   std::size_t n = 0;
