@@ -130,10 +130,10 @@ std::optional<RawFrame> FrameReader::next(std::chrono::milliseconds timeout) {
       throw std::runtime_error("frame reader: connection ended inside a frame header");
     }
   }
-  const std::string_view head(buf_.data() + pos_, 6);
-  const std::uint32_t n = get_be32(head, 0);
+  const std::uint32_t n = get_be32(std::string_view(buf_.data() + pos_, 6), 0);
   while (buffered() < 6 + static_cast<std::size_t>(n))
     if (!fill(deadline)) throw std::runtime_error("frame reader: connection ended inside a frame payload");
+  const std::string_view head(buf_.data() + pos_, 6);  // after fill(): buf_ may have moved
   RawFrame f;
   f.type = static_cast<std::uint8_t>(head[4]);
   f.flags = static_cast<std::uint8_t>(head[5]);

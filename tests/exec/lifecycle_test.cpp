@@ -1,0 +1,251 @@
+// Process lifecycle (issue 3, test 4, and the limits): a client that vanishes takes its command's
+// whole process group with it; hundreds of commands leave no zombies and no fds behind; the
+// command timeout, the output limit and a server stop each end a command cleanly.
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "exec/exec_fixture.hpp"
+
+namespace duplex::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+ExecRequest shell(std::string script) {
+  ExecRequest r;
+  r.argv = {std::move(script)};
+  r.shell = true;
+  return r;
+}
+
+// The group of `sh -c 'sleep 1000 & sleep 1001; wait'`: the shell and both sleeps, once running.
+struct Group {
+  pid_t leader = -1;
+  std::vector<pid_t> all;
+};
+
+Group wait_for_group(pid_t server_pid, const std::string& marker) {
+  Group g;
+  const bool up = eventually(
+      [&] {
+        g = {};
+        for (pid_t kid : children_of(server_pid)) {
+          if (proc_cmdline(kid).find(marker) == std::string::npos) continue;
+          g.leader = kid;
+          g.all = {kid};
+          for (pid_t d : descendants_of(kid)) g.all.push_back(d);
+        }
+        return g.all.size() >= 3;
+      },
+      std::chrono::seconds(10));
+  if (!up) ADD_FAILURE() << "the command's processes did not appear under the server";
+  return g;
+}
+
+::testing::AssertionResult all_gone(const std::vector<pid_t>& pids) {
+  std::string running;
+  for (pid_t p : pids)
+    if (!not_running(p)) running += " " + std::to_string(p) + " (" + proc_cmdline(p) + ")";
+  if (running.empty()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "still running:" << running;
+}
+
+const char* const kGroupScript = "sleep 1000 & sleep 1001; wait";
+
+TEST(ExecLifecycle, ClientResetKillsTheWholeGroupWithinTwoSeconds) {
+  ExecServer server;
+  ExecClient c(server.url());
+  c.start(server.token(), shell(kGroupScript));
+  c.wait_for(msg::auth_ok);
+  const Group g = wait_for_group(server.pid(), "sleep 1000");
+  ASSERT_GE(g.all.size(), 3u);
+  c.socket().reset();  // as a client killed with SIGKILL: the kernel resets its socket
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
+  RecordProperty("ms_to_gone",
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
+  // The leader is the server's child: it must be reaped, not left a zombie.
+  EXPECT_TRUE(eventually([&] { return !proc_state(g.leader).has_value(); }, std::chrono::seconds(2)))
+      << "leader " << g.leader << " state " << proc_state(g.leader).value_or('?');
+}
+
+TEST(ExecLifecycle, ClientCloseKillsTheWholeGroup) {
+  ExecServer server;
+  ExecClient c(server.url());
+  c.start(server.token(), shell(kGroupScript));
+  c.wait_for(msg::auth_ok);
+  const Group g = wait_for_group(server.pid(), "sleep 1000");
+  ASSERT_GE(g.all.size(), 3u);
+  c.socket().close();  // orderly FIN, nothing else
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
+}
+
+TEST(ExecLifecycle, ClientGoneWhileCommandIgnoresSigtermIsKilledAfterGrace) {
+  // SIGTERM ignored by the whole group: SIGKILL after --kill-grace must still end it.
+  ExecServer server({.args = {"--kill-grace", "0.3"}});
+  ExecClient c(server.url());
+  c.start(server.token(), shell("trap '' TERM; sleep 1000 & sleep 1001; wait"));
+  c.wait_for(msg::auth_ok);
+  const Group g = wait_for_group(server.pid(), "sleep 1000");
+  ASSERT_GE(g.all.size(), 3u);
+  c.socket().reset();
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
+}
+
+TEST(ExecLifecycle, ClientGoneWhileCommandBlocksOnStdinAndFloodsOutput) {
+  // The command is stuck writing (nobody reads) and the client also had stdin in flight.
+  ExecServer server;
+  ExecClient c(server.url());
+  c.start(server.token(), shell("yes flood & sleep 1000; wait"));
+  c.wait_for(msg::stdout_data);
+  c.send_stdin(std::string(256 * 1024, 'i'));
+  const Group g = wait_for_group(server.pid(), "yes flood");
+  ASSERT_GE(g.all.size(), 3u);
+  c.socket().reset();
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
+}
+
+TEST(ExecLifecycle, TwoHundredCommandsLeaveNoZombiesAndNoFds) {
+  ExecServer server({.args = {"--max-commands-per-client", "64"}});
+  const pid_t spid = server.pid();
+  // Variety: output, a status, a background grandchild, a failed start, a PTY, stdin, a reset.
+  auto one = [&](int i) {
+    ExecRequest r;
+    switch (i % 7) {
+      case 0: r.argv = {"true"}; break;
+      case 1: r = shell("echo out; echo err >&2; exit 3"); break;
+      case 2: r = shell("sleep 0 & echo bg"); break;
+      case 3: r.argv = {"duplex-no-such-program-xyz"}; break;
+      case 4: r.argv = {"tty"}; r.pty = true; r.rows = 24; r.cols = 80; break;
+      case 5: r.argv = {"cat"}; break;
+      default: r = shell("echo reset-me; sleep 1000"); break;
+    }
+    ExecClient c(server.url());
+    c.start(server.token(), r);
+    if (i % 7 == 6) {
+      c.wait_for_stdout("reset-me");
+      c.socket().reset();
+      return;
+    }
+    c.send_stdin("in\n");
+    c.send_eof();
+    const auto& o = c.finish();
+    ASSERT_TRUE(o.exit) << "command " << i << (o.error ? ": ERROR " + o.error->text : "");
+    if (i % 7 == 5) {
+      EXPECT_EQ(o.out, "in\n");
+    }
+  };
+  for (int i = 0; i < 14; ++i) one(i);  // warm-up: every kind once, twice
+  auto settled = [&] {
+    return children_of(spid).empty();
+  };
+  ASSERT_TRUE(eventually(settled, std::chrono::seconds(5)));
+  // Fds settle once the last connection's socket is closed on the server's side.
+  int fds0 = fd_count(spid);
+  eventually([&] { const int n = fd_count(spid); const bool same = n == fds0; fds0 = n; return same; }, 2s);
+  for (int i = 0; i < 200; ++i) one(i);
+  // Every child reaped (EXIT comes after the reap; the reset ones within the kill grace).
+  EXPECT_TRUE(eventually(settled, std::chrono::seconds(5)));
+  for (pid_t k : children_of(spid))
+    ADD_FAILURE() << "child " << k << " state " << proc_state(k).value_or('?') << ": " << proc_cmdline(k);
+  EXPECT_TRUE(eventually([&] { return fd_count(spid) <= fds0; }, std::chrono::seconds(5)))
+      << "server fds: " << fds0 << " before, " << fd_count(spid) << " after 200 commands";
+}
+
+TEST(ExecLifecycle, CommandTimeoutEndsSleepWithSigterm) {
+  ExecServer server({.args = {"--command-timeout", "0.5"}});
+  ExecRequest r;
+  r.argv = {"sleep", "10"};
+  const auto t0 = Clock::now();
+  const auto o = exec_once(server.url(), server.token(), r);
+  const auto wall = Clock::now() - t0;
+  ASSERT_TRUE(o.exit) << (o.error ? o.error->text : "no EXIT");
+  EXPECT_EQ(o.exit->limit, ExitPayload::timeout) << describe(*o.exit);
+  EXPECT_EQ(o.exit->how, ExitPayload::signaled) << describe(*o.exit);
+  EXPECT_EQ(o.exit->code, SIGTERM) << describe(*o.exit);
+  EXPECT_GE(wall, std::chrono::milliseconds(450));
+  EXPECT_LT(wall, std::chrono::seconds(2));
+}
+
+TEST(ExecLifecycle, CommandTimeoutCapsALongerRequestedTimeout) {
+  ExecServer server({.args = {"--command-timeout", "0.5"}});
+  ExecRequest r;
+  r.argv = {"sleep", "10"};
+  r.timeout_ms = 60'000;  // asks for more than the server allows
+  const auto o = exec_once(server.url(), server.token(), r, {}, std::chrono::seconds(5));
+  ASSERT_TRUE(o.exit);
+  EXPECT_EQ(o.exit->limit, ExitPayload::timeout) << describe(*o.exit);
+  EXPECT_LT(o.exit->duration_us, 2'000'000u);
+}
+
+TEST(ExecLifecycle, CommandTimeoutKillsTheWholeGroup) {
+  ExecServer server({.args = {"--command-timeout", "0.5", "--kill-grace", "0.5"}});
+  ExecClient c(server.url());
+  c.start(server.token(), shell("trap '' TERM; " + std::string(kGroupScript)));
+  c.send_eof();
+  const Group g = wait_for_group(server.pid(), "sleep 1000");
+  const auto& o = c.finish(std::chrono::seconds(5));
+  ASSERT_TRUE(o.exit);
+  EXPECT_EQ(o.exit->limit, ExitPayload::timeout) << describe(*o.exit);
+  EXPECT_EQ(o.exit->how, ExitPayload::signaled) << describe(*o.exit);
+  EXPECT_EQ(o.exit->code, SIGKILL) << describe(*o.exit);
+  EXPECT_TRUE(all_gone(g.all));
+}
+
+TEST(ExecLifecycle, MaxOutputEndsYes) {
+  ExecServer server({.args = {"--max-output", "1000"}});
+  ExecRequest r;
+  r.argv = {"yes"};
+  const auto o = exec_once(server.url(), server.token(), r, {}, std::chrono::seconds(10));
+  ASSERT_TRUE(o.exit) << (o.error ? o.error->text : "no EXIT");
+  EXPECT_EQ(o.exit->limit, ExitPayload::output) << describe(*o.exit);
+  EXPECT_LE(o.out.size(), 1000u);
+  EXPECT_GT(o.out.size(), 0u);
+  EXPECT_EQ(o.out.find_first_not_of("y\n"), std::string::npos);
+  EXPECT_EQ(o.err, "");
+}
+
+TEST(ExecLifecycle, MaxOutputCountsStderrToo) {
+  ExecServer server({.args = {"--max-output", "1000"}});
+  const auto o = exec_once(server.url(), server.token(), shell("yes err >&2"), {}, std::chrono::seconds(10));
+  ASSERT_TRUE(o.exit);
+  EXPECT_EQ(o.exit->limit, ExitPayload::output) << describe(*o.exit);
+  EXPECT_LE(o.out.size() + o.err.size(), 1000u);
+}
+
+TEST(ExecLifecycle, OutputBelowTheLimitIsUntouched) {
+  ExecServer server({.args = {"--max-output", "1000"}});
+  const auto o = exec_once(server.url(), server.token(), shell("printf '%0999d' 0"));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, std::string(999, '0'));
+}
+
+TEST(ExecLifecycle, ServerSigtermEndsRunningCommandAndExitsZero) {
+  ExecServer server;
+  ExecClient c(server.url());
+  c.start(server.token(), shell(kGroupScript));
+  c.wait_for(msg::auth_ok);
+  const Group g = wait_for_group(server.pid(), "sleep 1000");
+  ASSERT_GE(g.all.size(), 3u);
+  const auto t0 = Clock::now();
+  const auto st = server.server().stop(std::chrono::milliseconds(2500));
+  EXPECT_EQ(st, (ExitStatus{true, 0}));
+  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(2500));
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::milliseconds(500))) << all_gone(g.all);
+  // The client learns that it is over: the connection ends, after an EXIT marked "shutdown" if
+  // any EXIT arrives at all.
+  const auto& o = c.finish(std::chrono::seconds(2));
+  if (o.exit) {
+    EXPECT_EQ(o.exit->limit, ExitPayload::shutdown) << describe(*o.exit);
+  }
+  if (o.error) {
+    EXPECT_EQ(o.error->code, err::shutting_down) << o.error->text;
+  }
+}
+
+}  // namespace
+}  // namespace duplex::test
