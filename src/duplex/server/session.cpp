@@ -2,6 +2,9 @@
 #include "duplex/server/session.hpp"
 
 #include <algorithm>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -352,6 +355,21 @@ awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuf
   }
 }
 
+// Completes when a raw peer has gone (EOF or error) while we are not reading from it. Data
+// that arrives (a pipelined command) is left for the next read; then only an error can end it.
+awaitable<void> peer_gone(net::AnyStream& stream) {
+  for (;;) {
+    auto [ec] = co_await stream.async_wait_readable(use_tuple);
+    if (ec) co_return;
+    std::byte b{};
+    const auto n = ::recv(stream.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;  // readiness that went away
+    if (n <= 0) co_return;                                        // EOF or error: gone
+    co_await stream.async_wait_error(use_tuple);
+    co_return;
+  }
+}
+
 // The seed's remote_server.py protocol (--raw-exec): each chunk received is a shell command; the
 // reply is its stdout then its stderr. Only on loopback and Unix sockets (checked at start-up).
 awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
@@ -367,9 +385,15 @@ awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, Sessi
       reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
     } else {
       entry.busy = true;
-      reply = co_await services::run_raw_command(command, state.exec.policy);
+      auto r = co_await (services::run_raw_command(command, state.exec.policy) || peer_gone(stream));
       entry.busy = false;
       state.commands.release(key);
+      if (r.index() == 1) {
+        // Cancelling run_raw_command destroyed the command: its group was killed and reaped.
+        spdlog::info("exec (raw): peer={} went away; command {:?} ended", entry.peer, command);
+        co_return;
+      }
+      reply = std::move(std::get<0>(r));
       spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer, command, reply.size());
     }
     auto [wec, written] = co_await asio::async_write(stream, asio::buffer(reply), use_tuple);
