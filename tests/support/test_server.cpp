@@ -33,13 +33,27 @@ TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
     const std::string prefix = "listening on ";
     if (line->rfind(prefix, 0) == 0) urls_.push_back(line->substr(prefix.size()));
   }
+  drain_ = std::thread([this] {
+    auto text = proc_->read_all_stderr(std::chrono::hours(24));
+    std::lock_guard lock(mu_);
+    err_ += text;
+  });
+}
+
+std::string TestServer::stderr_text() {
+  std::lock_guard lock(mu_);
+  return err_;
 }
 
 TestServer::~TestServer() {
   if (proc_) {
     proc_->signal(SIGTERM);
-    if (!proc_->wait(5s)) proc_->signal(SIGKILL);
+    if (!proc_->wait(5s)) {
+      proc_->signal(SIGKILL);
+      proc_->wait(5s);
+    }
   }
+  if (drain_.joinable()) drain_.join();
 }
 
 int TestServer::port(std::size_t i) const {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -24,9 +26,15 @@ class TestServer {
   Process& process() { return *proc_; }
   /// SIGTERM and wait; returns the exit status (fails the test if it does not exit in time).
   ExitStatus stop(std::chrono::milliseconds timeout = 5s);
+  /// Everything the server wrote to stderr (complete once it has exited).
+  std::string stderr_text();
 
  private:
   std::unique_ptr<Process> proc_;
+  // Drains the server's stderr so that a chatty server never blocks on a full pipe.
+  std::thread drain_;
+  std::mutex mu_;
+  std::string err_;
   std::vector<std::string> urls_;
 };
 
