@@ -40,7 +40,7 @@ struct ExecServerOptions {
   bool tcp = true;                // a tcp://127.0.0.1:0 listener
   bool unix_socket = false;       // a unix:// listener in the server's temp dir
   bool exec = true;               // --exec
-  bool quiet = true;              // -q: no per-command audit lines (nobody drains the server's stderr)
+  bool quiet = true;              // -q: no per-command audit lines
 };
 
 /// `duplex serve --exec --token-file DIR/token` on loopback and/or a Unix socket in a fresh temp

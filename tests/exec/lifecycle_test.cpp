@@ -193,7 +193,9 @@ TEST(ExecLifecycle, CommandTimeoutKillsTheWholeGroup) {
   EXPECT_EQ(o.exit->limit, ExitPayload::timeout) << describe(*o.exit);
   EXPECT_EQ(o.exit->how, ExitPayload::signaled) << describe(*o.exit);
   EXPECT_EQ(o.exit->code, SIGKILL) << describe(*o.exit);
-  EXPECT_TRUE(all_gone(g.all));
+  // The pipes reached EOF, so every process has closed its fds; the kernel may still be a moment
+  // from marking the last one exited.
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::milliseconds(500))) << all_gone(g.all);
 }
 
 TEST(ExecLifecycle, MaxOutputEndsYes) {
@@ -245,6 +247,42 @@ TEST(ExecLifecycle, ServerSigtermEndsRunningCommandAndExitsZero) {
   if (o.error) {
     EXPECT_EQ(o.error->code, err::shutting_down) << o.error->text;
   }
+}
+
+TEST(ExecAudit, OneLinePerCommandWithPeerIdentityArgvAndExit) {
+  ExecServer server({.args = {}, .quiet = false});
+  ExecRequest a;
+  a.argv = {"printf", "%s", "audit-word-one"};
+  EXPECT_TRUE(exited_with(exec_once(server.url(), server.token(), a), 0));
+  ExecRequest b;
+  b.argv = {"sh", "-c", "exit 3", "audit-word-two"};
+  EXPECT_TRUE(exited_with(exec_once(server.url(), server.token(), b), 3));
+  const auto refused = exec_once(server.url(), std::string("wrong"), a);
+  EXPECT_TRUE(refused_with(refused, err::auth_failed));
+  EXPECT_EQ(server.server().stop(), (ExitStatus{true, 0}));
+  const std::string log = server.server().stderr_text();
+  auto lines_with = [&](const std::string& word) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < log.size()) {
+      const auto end = log.find('\n', start);
+      const auto line = log.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      if (line.find(word) != std::string::npos) out.push_back(line);
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+    return out;
+  };
+  const auto one = lines_with("audit-word-one");
+  ASSERT_EQ(one.size(), 1u) << log;
+  EXPECT_NE(one[0].find("127.0.0.1"), std::string::npos) << one[0];
+  EXPECT_NE(one[0].find("token"), std::string::npos) << one[0];
+  EXPECT_NE(one[0].find("printf"), std::string::npos) << one[0];
+  EXPECT_NE(one[0].find("=14"), std::string::npos) << "bytes out (14): " << one[0];
+  const auto two = lines_with("audit-word-two");
+  ASSERT_EQ(two.size(), 1u) << log;
+  EXPECT_NE(two[0].find("3"), std::string::npos) << two[0];
+  EXPECT_FALSE(lines_with("authentication failed").empty()) << "a refused client is logged too:\n" << log;
 }
 
 }  // namespace
