@@ -1,6 +1,7 @@
 // Exec basics over raw frames (issue 3, tests 1 and 2): stdout and stderr apart, exit statuses,
 // argv exactness, environment, working directory, descriptors, signals, the PTY and EXIT last.
 #include <cerrno>
+#include <filesystem>
 #include <chrono>
 #include <csignal>
 #include <string>
@@ -277,6 +278,78 @@ TEST_F(ExecBasics, RequestTimeoutEndsTheCommand) {
   EXPECT_EQ(o.exit->limit, ExitPayload::timeout) << describe(*o.exit);
   EXPECT_EQ(o.exit->how, ExitPayload::signaled) << describe(*o.exit);
   EXPECT_EQ(o.exit->code, SIGTERM) << describe(*o.exit);
+}
+
+TEST_F(ExecBasics, InputBeyondWhatTheCommandReadsIsDropped) {
+  // head reads 10 bytes and exits; the rest of 5 MB of stdin meets a closed pipe. The server
+  // drops it, and the command's EXIT still comes.
+  const std::string input(5'000'000, 'z');
+  const auto o = run(argv({"head", "-c", "10"}), input);
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, std::string(10, 'z'));
+}
+
+TEST_F(ExecBasics, StdinAfterExitIsIgnored) {
+  ExecClient c(server_.url());
+  c.start(server_.token(), argv({"true"}));
+  const auto& o = c.finish();
+  EXPECT_TRUE(exited_with(o, 0));
+  c.send(stdin_frame("late") + stdin_eof_frame() + signal_frame(SIGTERM));
+  EXPECT_TRUE(c.exit_was_last());
+}
+
+TEST_F(ExecBasics, MalformedExecStartIsBadMessageAndNothingRuns) {
+  const auto marker = server_.dir().file("ran");
+  // The shell flag with two arguments: PROTOCOL.md says argc must then be exactly 1.
+  ExecRequest r = argv({"touch " + marker, "extra"});
+  r.shell = true;
+  const auto o = run(r);
+  EXPECT_TRUE(refused_with(o, 14));  // bad_message
+  EXPECT_FALSE(std::filesystem::exists(marker));
+}
+
+TEST_F(ExecBasics, NulInAnArgumentIsBadMessage) {
+  const auto o = run(argv({"echo", std::string("a\0b", 3)}));
+  EXPECT_TRUE(refused_with(o, 14));
+}
+
+TEST_F(ExecBasics, SecondExecStartWhileOneRunsIsRefusedAndEndsBoth) {
+  ExecClient c(server_.url());
+  c.start(server_.token(), shell("echo first; exec sleep 1000"));
+  c.wait_for_stdout("first\n");
+  pid_t first = -1;
+  for (pid_t k : children_of(server_.pid()))
+    if (proc_cmdline(k) == "sleep 1000") first = k;
+  ASSERT_GT(first, 0);
+  c.send(exec_start_frame(argv({"echo", "second"})));
+  const auto& o = c.finish();
+  EXPECT_TRUE(refused_with(o, err::limit_exceeded));
+  EXPECT_EQ(o.out, "first\n");
+  EXPECT_TRUE(eventually([&] { return not_running(first); }, std::chrono::seconds(3)));
+}
+
+TEST(ExecIdle, SilentCommandOutlivesTheIdleTimeout) {
+  // A command that says nothing for longer than --idle-timeout is busy, not idle.
+  ExecServer server({.args = {"--idle-timeout", "0.3"}});
+  ExecRequest r = shell("sleep 1; echo still-here");
+  const auto o = exec_once(server.url(), server.token(), r, {}, std::chrono::seconds(10));
+  EXPECT_TRUE(exited_with(o, 0));
+  EXPECT_EQ(o.out, "still-here\n");
+}
+
+TEST(ExecIdle, IdleConnectionAfterExitIsClosed) {
+  ExecServer server({.args = {"--idle-timeout", "0.3"}});
+  ExecClient c(server.url());
+  c.start(server.token(), argv({"true"}));
+  EXPECT_TRUE(exited_with(c.finish(), 0));
+  // Nothing more from us: the server says idle_timeout (31) and closes.
+  auto f = c.reader().next(std::chrono::seconds(5));
+  ASSERT_TRUE(f.has_value()) << "closed without saying why";
+  EXPECT_EQ(f->type, msg::error);
+  const auto e = parse_error(f->payload);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->code, 31);
+  EXPECT_FALSE(c.reader().next(std::chrono::seconds(5)).has_value());
 }
 
 }  // namespace
