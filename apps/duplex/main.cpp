@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   add_serve(app, result);
   add_send(app, result);
   add_chat(app, result);
+  add_exec(app, result);
+  add_shell(app, result);
 
   try {
     app.parse(argc, argv);

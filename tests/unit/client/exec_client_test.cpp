@@ -1,0 +1,319 @@
+// Tests for run_exec (client/exec_client.hpp) against a scripted in-process server on a Unix
+// socket: the frames the client sends, and how it ends (exit, failure, local signal).
+#include "duplex/client/exec_client.hpp"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "duplex/core/errors.hpp"
+#include "duplex/wire/frame.hpp"
+
+namespace duplex::client {
+namespace {
+
+using net::unix_proto;
+using net::use_tuple;
+
+struct Frame {
+  wire::MsgType type{};
+  Bytes payload;
+};
+
+// The server end of one connection: whole frames in and out.
+class Peer {
+ public:
+  explicit Peer(unix_proto::socket s) : s_(std::move(s)) {}
+
+  /// The next frame, or nullopt at end of stream.
+  awaitable<std::optional<Frame>> read() {
+    for (;;) {
+      auto d = wire::decode_frame(in_, 1u << 24);
+      if (d.status == wire::DecodeStatus::frame) {
+        Frame f{d.type, Bytes(d.payload.begin(), d.payload.end())};
+        in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(d.consumed));
+        co_return f;
+      }
+      if (d.status == wire::DecodeStatus::error) co_return std::nullopt;
+      std::array<std::byte, 65536> buf;
+      auto [ec, n] = co_await s_.async_read_some(asio::buffer(buf), use_tuple);
+      if (ec) co_return std::nullopt;
+      in_.insert(in_.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+  }
+  awaitable<void> write(const Bytes& f) { co_await asio::async_write(s_, asio::buffer(f), use_tuple); }
+  template <class M>
+  awaitable<void> send(const M& m) {
+    Bytes f;
+    wire::encode(m, f);
+    co_await write(f);
+  }
+  awaitable<void> send_data(wire::MsgType t, std::string_view s) {
+    Bytes f;
+    wire::encode_frame(t, as_bytes(s), f);
+    co_await write(f);
+  }
+  /// Preface, HELLO -> WELCOME, AUTH -> AUTH_OK (token "good" or empty) or ERROR auth_failed.
+  awaitable<bool> handshake(std::uint32_t max_frame) {
+    std::array<std::byte, 4> preface{};
+    co_await asio::async_read(s_, asio::buffer(preface), use_tuple);
+    auto hello = co_await read();
+    if (!hello || hello->type != wire::MsgType::hello) co_return false;
+    // Messages are named, never temporaries inside co_await: GCC 12 destroys those twice.
+    const wire::Welcome welcome{1, max_frame, "fake"};
+    co_await send(welcome);
+    auto auth = co_await read();
+    if (!auth || auth->type != wire::MsgType::auth) co_return false;
+    auto a = wire::decode_auth(auth->payload);
+    if (!a || (a->token != "good" && !a->token.empty())) {
+      const wire::Error refusal = wire::make_error(errc::auth_failed);
+      co_await send(refusal);
+      co_return false;
+    }
+    const wire::AuthOk ok{"test"};
+    co_await send(ok);
+    co_return true;
+  }
+
+ private:
+  unix_proto::socket s_;
+  Bytes in_;
+};
+
+// What the scripted server saw, for the test to check afterwards.
+struct Seen {
+  std::optional<wire::ExecStart> start;
+  std::string stdin_bytes;
+  std::size_t largest_stdin_frame = 0;
+  bool stdin_eof = false;
+  std::vector<int> signals;
+};
+
+using Script = std::function<awaitable<void>(Peer&, Seen&)>;
+
+// co_spawn completion: an exception in a coroutine fails the test (it leaves ctx.run()).
+void rethrow(std::exception_ptr e) {
+  if (e) std::rethrow_exception(e);
+}
+
+class ExecClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/duplex-exec-client-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    req_.endpoint.transport = net::Transport::unix_stream;
+    req_.endpoint.path = dir_ + "/s.sock";
+    req_.token = "good";
+    req_.start.argv = {"printf", "%s|", "a b", "$HOME", ";x"};
+    req_.stdin_fd = -1;
+    hooks_.on_stdout = [this](ByteView b) { out_ += as_chars(b); return true; };
+    hooks_.on_stderr = [this](ByteView b) { err_ += as_chars(b); };
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Runs the client against one connection served by `script`.
+  ExecResult run(Script script, std::uint32_t max_frame = 1u << 20) {
+    asio::io_context ctx(1);
+    unix_proto::acceptor acc(ctx, unix_proto::endpoint(req_.endpoint.path));
+    asio::co_spawn(ctx, [&]() -> awaitable<void> {
+      auto [ec, s] = co_await acc.async_accept(use_tuple);
+      if (ec) co_return;
+      Peer p(std::move(s));
+      if (co_await p.handshake(max_frame)) co_await script(p, seen_);
+    }, rethrow);
+    std::optional<ExecResult> r;
+    asio::co_spawn(ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
+    ctx.run();
+    EXPECT_TRUE(r.has_value());
+    return r.value_or(ExecResult{});
+  }
+
+  std::string dir_;
+  ExecRequest req_;
+  ExecHooks hooks_;
+  Seen seen_;
+  std::string out_, err_;
+};
+
+// Reads EXEC_START, then upper-cases stdin onto stdout; at STDIN_EOF says "bye" on stderr and
+// exits 5. A SIGNAL ends the command as killed by it.
+awaitable<void> echo_script(Peer& p, Seen& seen) {
+  auto start = co_await p.read();
+  if (!start || start->type != wire::MsgType::exec_start) co_return;
+  seen.start = *wire::decode_exec_start(start->payload);
+  for (;;) {
+    auto f = co_await p.read();
+    if (!f) co_return;
+    if (f->type == wire::MsgType::stdin_data) {
+      std::string s(as_chars(f->payload));
+      seen.stdin_bytes += s;
+      seen.largest_stdin_frame = std::max(seen.largest_stdin_frame, s.size());
+      std::transform(s.begin(), s.end(), s.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
+      co_await p.send_data(wire::MsgType::stdout_data, s);
+    } else if (f->type == wire::MsgType::stdin_eof) {
+      seen.stdin_eof = true;
+      co_await p.send_data(wire::MsgType::stderr_data, "bye\n");
+      co_await p.send(wire::Exit{wire::Exit::How::exited, 5, 42, wire::Exit::Limit::none});
+      co_return;
+    } else if (f->type == wire::MsgType::signal) {
+      const int signo = wire::decode_signal(f->payload)->signo;
+      seen.signals.push_back(signo);
+      co_await p.send(wire::Exit{wire::Exit::How::signaled, signo, 42, wire::Exit::Limit::none});
+      co_return;
+    }
+  }
+}
+
+// Like echo_script, but the command ignores STDIN_EOF: only a SIGNAL ends it.
+awaitable<void> wait_for_signal_script(Peer& p, Seen& seen) {
+  auto start = co_await p.read();
+  if (!start) co_return;
+  for (;;) {
+    auto f = co_await p.read();
+    if (!f) co_return;
+    if (f->type == wire::MsgType::signal) {
+      const int signo = wire::decode_signal(f->payload)->signo;
+      seen.signals.push_back(signo);
+      co_await p.send(wire::Exit{wire::Exit::How::signaled, signo, 42, wire::Exit::Limit::none});
+      co_return;
+    }
+  }
+}
+
+TEST_F(ExecClientTest, StdinOutputAndExitStatus) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ASSERT_EQ(::write(p[1], "hello world", 11), 11);
+  ::close(p[1]);
+  req_.stdin_fd = p[0];
+  const auto r = run(echo_script);
+  ::close(p[0]);
+  ASSERT_TRUE(r.exit) << r.error;
+  EXPECT_EQ(exit_status(r), 5);
+  EXPECT_EQ(r.identity, "test");
+  EXPECT_EQ(out_, "HELLO WORLD");
+  EXPECT_EQ(err_, "bye\n");
+  ASSERT_TRUE(seen_.start);
+  EXPECT_EQ(seen_.start->argv, req_.start.argv);  // exact, nothing re-split or quoted
+  EXPECT_TRUE(seen_.stdin_eof);
+}
+
+TEST_F(ExecClientTest, NoStdinSendsEofAtOnce) {
+  const auto r = run(echo_script);
+  ASSERT_TRUE(r.exit) << r.error;
+  EXPECT_EQ(exit_status(r), 5);
+  EXPECT_TRUE(seen_.stdin_eof);
+  EXPECT_EQ(seen_.stdin_bytes, "");
+}
+
+TEST_F(ExecClientTest, StdinIsChunkedWithinTheServersFrameLimit) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  const std::string data(300'000, 'x');
+  std::thread writer([&] {
+    ASSERT_EQ(::write(p[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ::close(p[1]);
+  });
+  req_.stdin_fd = p[0];
+  const auto r = run(echo_script, /*max_frame=*/1000);
+  writer.join();
+  ::close(p[0]);
+  ASSERT_TRUE(r.exit) << r.error;
+  EXPECT_EQ(seen_.stdin_bytes, data);
+  EXPECT_LE(seen_.largest_stdin_frame, 1000u);
+  EXPECT_EQ(out_, std::string(300'000, 'X'));
+}
+
+TEST_F(ExecClientTest, WrongTokenIsAuthenticationFailed) {
+  req_.token = "bad";
+  const auto r = run(echo_script);
+  EXPECT_FALSE(r.exit);
+  EXPECT_EQ(r.error, "authentication failed");
+  EXPECT_EQ(exit_status(r), 255);
+}
+
+TEST_F(ExecClientTest, ConnectionLostBeforeExitIsAFailure) {
+  const auto r = run([](Peer& p, Seen&) -> awaitable<void> { co_await p.read(); });  // EXEC_START, then close
+  EXPECT_FALSE(r.exit);
+  EXPECT_NE(r.error.find("before the command ended"), std::string::npos) << r.error;
+  EXPECT_EQ(exit_status(r), 255);
+}
+
+TEST_F(ExecClientTest, NoServerIsAFailureToConnect) {
+  req_.endpoint.path = dir_ + "/absent.sock";
+  asio::io_context ctx(1);
+  std::optional<ExecResult> r;
+  asio::co_spawn(ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
+  ctx.run();
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->error.find("cannot connect"), std::string::npos) << r->error;
+  EXPECT_EQ(exit_status(*r), 255);
+}
+
+TEST_F(ExecClientTest, SilentServerHitsTheConnectTimeout) {
+  req_.connect_timeout = std::chrono::milliseconds(200);
+  asio::io_context ctx(1);
+  unix_proto::acceptor acc(ctx, unix_proto::endpoint(req_.endpoint.path));
+  std::optional<ExecResult> r;
+  asio::co_spawn(ctx, [&]() -> awaitable<void> {
+    r = co_await run_exec(req_, hooks_);
+    acc.close();
+  }, rethrow);
+  ctx.run();  // the accept backlog holds the connection; nobody ever answers it
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->error.find("no answer"), std::string::npos) << r->error;
+}
+
+TEST_F(ExecClientTest, ForwardedSignalIsSentAndTheSessionGoesOn) {
+  req_.forward_signals = {SIGUSR1};
+  hooks_.on_started = [] { ::raise(SIGUSR1); };
+  const auto r = run(wait_for_signal_script);
+  ASSERT_TRUE(r.exit) << r.error;
+  EXPECT_EQ(seen_.signals, std::vector<int>{SIGUSR1});
+  EXPECT_EQ(exit_status(r), 128 + SIGUSR1);
+}
+
+TEST_F(ExecClientTest, StopSignalEndsTheSessionHere) {
+  req_.stop_signals = {SIGUSR2};
+  hooks_.on_started = [] { ::raise(SIGUSR2); };
+  const auto r = run(wait_for_signal_script);
+  EXPECT_FALSE(r.exit);
+  EXPECT_EQ(r.local_signal, SIGUSR2);
+  EXPECT_TRUE(seen_.signals.empty());
+  EXPECT_EQ(exit_status(r), 128 + SIGUSR2);
+}
+
+TEST_F(ExecClientTest, BrokenStdoutEndsTheSessionLikeSigpipe) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ASSERT_EQ(::write(p[1], "data", 4), 4);
+  ::close(p[1]);
+  req_.stdin_fd = p[0];
+  hooks_.on_stdout = [](ByteView) { return false; };
+  const auto r = run(echo_script);
+  ::close(p[0]);
+  EXPECT_FALSE(r.exit);
+  EXPECT_EQ(r.local_signal, SIGPIPE);
+  EXPECT_EQ(exit_status(r), 141);
+}
+
+TEST_F(ExecClientTest, CommandTooLongForTheFrameLimitIsRefusedHere) {
+  req_.start.argv = {"echo", std::string(5000, 'a')};
+  const auto r = run(echo_script, /*max_frame=*/1000);
+  EXPECT_FALSE(r.exit);
+  EXPECT_NE(r.error.find("too long"), std::string::npos) << r.error;
+}
+
+}  // namespace
+}  // namespace duplex::client
