@@ -1,0 +1,389 @@
+// `duplex exec` (issue 3, tests 2 and 8, and PRODUCT.md's command line): exit codes like ssh,
+// streams to the right fds, argv kept exact, stdin and -n, --json, tokens from the environment
+// and files, 255 with one line for our own failures, signals forwarded, client death.
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "exec/exec_fixture.hpp"
+
+namespace duplex::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+
+class ExecClientTest : public ::testing::Test {
+ protected:
+  ExecServer server_;
+
+  /// duplex exec --token-file TOKEN URL ARGS...
+  RunResult dx(std::vector<std::string> args, std::string_view input = {}, std::vector<std::string> env = {}) {
+    std::vector<std::string> argv{duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, input, std::chrono::seconds(60), std::move(env));
+  }
+};
+
+TEST_F(ExecClientTest, ExitStatusZero) {
+  const auto r = dx({"--", "true"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(ExecClientTest, ExitStatusSeven) {
+  const auto r = dx({"--", "sh", "-c", "exit 7"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 7})) << r.err;
+}
+
+TEST_F(ExecClientTest, RemoteExit255IsJustAStatus) {
+  const auto r = dx({"--", "sh", "-c", "exit 255"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 255}));
+  EXPECT_EQ(r.err, "") << "a remote 255 is not our failure: nothing to say";
+}
+
+TEST_F(ExecClientTest, NotFoundIs127) {
+  const auto r = dx({"--", "duplex-no-such-program-xyz"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 127})) << r.err;
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+}
+
+TEST_F(ExecClientTest, DirectoryIs126) {
+  const auto r = dx({"--", server_.dir().path().string()});
+  EXPECT_EQ(r.status, (ExitStatus{true, 126})) << r.err;
+}
+
+TEST_F(ExecClientTest, NonExecutableFileIs126) {
+  const auto path = server_.dir().file("plain.txt");
+  write_file(path, "echo no\n", 0644);
+  const auto r = dx({"--", path});
+  EXPECT_EQ(r.status, (ExitStatus{true, 126})) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(ExecClientTest, KilledBySigtermIs143) {
+  const auto r = dx({"-c", "kill -TERM $$"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 143})) << r.err;
+}
+
+TEST_F(ExecClientTest, StdoutAndStderrGoToTheirFds) {
+  const auto r = dx({"-c", "echo out1; echo err1 >&2; echo out2; echo err2 >&2"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "out1\nout2\n");
+  EXPECT_EQ(r.err, "err1\nerr2\n");
+}
+
+TEST_F(ExecClientTest, ArgvAfterDoubleDashIsExact) {
+  const auto r = dx({"--", "printf", "%s|", "a b", "$HOME", ";x"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "a b|$HOME|;x|");
+}
+
+TEST_F(ExecClientTest, OptionsAfterDoubleDashBelongToTheCommand) {
+  const auto r = dx({"--", "printf", "%s|", "--json", "-n", "-c", "--", "--token-file"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "--json|-n|-c|--|--token-file|");
+}
+
+TEST_F(ExecClientTest, EmptyAndOddArgumentsSurvive) {
+  const auto r = dx({"--", "printf", "<%s>", "", " ", "*", "'", "\"", "\\", "x\ny", "é✓"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "<>< ><*><'><\"><\\><x\ny><é✓>");
+}
+
+TEST_F(ExecClientTest, ShellStringWithC) {
+  const auto r = dx({"-c", "for w in 1 2 3; do printf %s $w; done; exit 4"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 4})) << r.err;
+  EXPECT_EQ(r.out, "123");
+}
+
+TEST_F(ExecClientTest, StdinIsForwardedWithEof) {
+  const auto r = dx({"--", "sort", "-r"}, "a\nc\nb\n");
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "c\nb\na\n");
+}
+
+TEST_F(ExecClientTest, BinaryStdinAndStdoutUntouched) {
+  std::mt19937_64 rng(5);
+  std::string data(3'000'000, '\0');
+  for (auto& c : data) c = static_cast<char>(rng() & 0xff);
+  const auto r = dx({"--", "cat"}, data);
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out.size(), data.size());
+  EXPECT_EQ(sha256_hex(r.out), sha256_hex(data));
+}
+
+TEST_F(ExecClientTest, TwentyMegabytesOfOutputToStdout) {
+  const auto r = dx({"--", "head", "-c", "20000000", "/dev/zero"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out.size(), 20'000'000u);
+  EXPECT_EQ(r.out.find_first_not_of('\0'), std::string::npos);
+}
+
+TEST_F(ExecClientTest, DashNReadsNoStdin) {
+  const auto r = dx({"-n", "--", "cat"}, "this must not be read\n");
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(ExecClientTest, EnvAndCwdOptions) {
+  const auto cwd = server_.dir().path().string();
+  const auto r = dx({"-e", "GREETING=hi there", "--cwd", cwd, "-c", "echo \"$GREETING\"; pwd"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "hi there\n" + cwd + "\n");
+}
+
+TEST_F(ExecClientTest, TimeoutOptionEndsTheCommand) {
+  const auto t0 = Clock::now();
+  const auto r = dx({"--timeout", "0.3", "--", "sleep", "10"});
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ(r.status, (ExitStatus{true, 128 + SIGTERM})) << r.err;
+}
+
+TEST_F(ExecClientTest, JsonResultObject) {
+  const auto r = dx({"--json", "--", "sh", "-c", "echo out; echo err >&2; exit 3"});
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = nlohmann::json::parse(r.out)) << r.out;
+  ASSERT_TRUE(j.is_object()) << r.out;
+  ASSERT_TRUE(j.contains("exit_code")) << r.out;
+  EXPECT_EQ(j["exit_code"], 3) << r.out;
+  ASSERT_TRUE(j.contains("stdout")) << r.out;
+  EXPECT_EQ(j["stdout"], "out\n") << r.out;
+  ASSERT_TRUE(j.contains("stderr")) << r.out;
+  EXPECT_EQ(j["stderr"], "err\n") << r.out;
+}
+
+TEST_F(ExecClientTest, JsonTellsRemote255FromAFailureToConnect) {
+  const auto remote = dx({"--json", "--", "sh", "-c", "exit 255"});
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = nlohmann::json::parse(remote.out)) << remote.out;
+  EXPECT_EQ(j["exit_code"], 255) << remote.out;
+
+  // Nothing listens there: a failure to connect is never a JSON result claiming exit_code 255.
+  TempDir dir;
+  const auto refused = run({duplex_bin(), "exec", "--json", "unix://" + dir.file("nobody.sock"), "--", "true"});
+  EXPECT_EQ(refused.status, (ExitStatus{true, 255}));
+  // The reason is said once: a line on stderr, or the result object's "error".
+  bool claims_remote_255 = false;
+  bool error_in_json = false;
+  try {
+    const auto k = nlohmann::json::parse(refused.out);
+    claims_remote_255 = k.contains("exit_code") && k["exit_code"] == 255;
+    error_in_json = k.contains("error") && k["error"].is_string() && !k["error"].get<std::string>().empty();
+  } catch (...) {
+  }
+  EXPECT_FALSE(claims_remote_255) << refused.out;
+  EXPECT_TRUE(error_in_json || one_line(refused.err)) << "stdout: " << refused.out << "\nstderr: " << refused.err;
+}
+
+TEST_F(ExecClientTest, JsonWithSignal) {
+  const auto r = dx({"--json", "-c", "kill -TERM $$"});
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = nlohmann::json::parse(r.out)) << r.out;
+  ASSERT_TRUE(j.contains("signal")) << r.out;
+  EXPECT_EQ(j["signal"], SIGTERM) << r.out;
+}
+
+TEST_F(ExecClientTest, EncodingGbkTranscodesForDisplay) {
+  // "你好" in GBK is C4 E3 BA C3.
+  const auto raw = dx({"--", "printf", "\\304\\343\\272\\303\\n"});
+  EXPECT_EQ(raw.out, "\xc4\xe3\xba\xc3\n") << "bytes pass untouched by default";
+  const auto gbk = dx({"--encoding", "gbk", "--", "printf", "\\304\\343\\272\\303\\n"});
+  EXPECT_EQ(gbk.status, (ExitStatus{true, 0})) << gbk.err;
+  EXPECT_EQ(gbk.out, "你好\n");
+}
+
+TEST_F(ExecClientTest, RefusedConnectionIs255WithOneLine) {
+  TempDir dir;
+  const auto r = run({duplex_bin(), "exec", "unix://" + dir.file("nobody.sock"), "--", "true"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 255}));
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(ExecClientTest, RefusedTcpConnectionIs255WithOneLine) {
+  // A port that was just free: bind, note, close.
+  std::string url;
+  {
+    TestServer s({"-q"});
+    url = s.url();
+  }
+  const auto r = run({duplex_bin(), "exec", "--token-file", server_.token_path(), url, "--", "true"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 255}));
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+}
+
+TEST_F(ExecClientTest, WrongTokenIs255AndAuthenticationFailed) {
+  const auto marker = server_.dir().file("ran");
+  const auto r = run({duplex_bin(), "exec", server_.url(), "--", "touch", marker}, {}, std::chrono::seconds(30),
+                     {"DUPLEX_TOKEN=" + std::string(64, '0')});
+  EXPECT_EQ(r.status, (ExitStatus{true, 255}));
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("authentication failed"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(marker));
+}
+
+TEST_F(ExecClientTest, NoTokenAtAllOverTcpIs255) {
+  // XDG_CONFIG_HOME points at an empty temp dir: no default token file, no DUPLEX_TOKEN.
+  const auto marker = server_.dir().file("ran");
+  const auto r = run({duplex_bin(), "exec", server_.url(), "--", "touch", marker});
+  EXPECT_EQ(r.status, (ExitStatus{true, 255}));
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(marker));
+}
+
+TEST_F(ExecClientTest, TokenFromEnvironment) {
+  const auto r = run({duplex_bin(), "exec", server_.url(), "--", "echo", "env token"}, {}, std::chrono::seconds(30),
+                     {"DUPLEX_TOKEN=" + server_.token()});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "env token\n");
+}
+
+TEST_F(ExecClientTest, TokenFromFile) {
+  const auto r = dx({"--", "echo", "file token"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "file token\n");
+}
+
+TEST_F(ExecClientTest, TokenFileReadableByOthersIsRefusedByTheClient) {
+  TempDir dir;
+  const auto path = dir.file("token");
+  write_file(path, server_.token() + "\n", 0644);
+  const auto marker = server_.dir().file("ran");
+  const auto r = run({duplex_bin(), "exec", "--token-file", path, server_.url(), "--", "touch", marker});
+  EXPECT_NE(r.status, (ExitStatus{true, 0}));
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(marker));
+}
+
+TEST_F(ExecClientTest, ServerWithoutExecIs255WithOneLine) {
+  ExecServer plain({.args = {}, .exec = false});
+  const auto r = run({duplex_bin(), "exec", plain.url(), "--", "true"}, {}, std::chrono::seconds(30),
+                     {"DUPLEX_TOKEN=whatever"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 255}));
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+}
+
+TEST_F(ExecClientTest, BadUrlIsUsageError) {
+  const auto r = run({duplex_bin(), "exec", "bogus://x", "--", "true"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 2}));
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+}
+
+TEST(ExecClientLocal, DefaultTokenFileNeedsNoFlag) {
+  // Server and client both default to ${XDG_CONFIG_HOME}/duplex/token: local use needs no flag.
+  TempDir xdg;
+  const char* old = std::getenv("XDG_CONFIG_HOME");
+  const std::string saved = old ? old : "";
+  ::setenv("XDG_CONFIG_HOME", xdg.path().c_str(), 1);  // for both children (they copy environ)
+  RunResult r;
+  {
+    TestServer server({"-q", "--exec"});
+    r = run({duplex_bin(), "exec", server.url(), "--", "echo", "default"});
+  }
+  ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "default\n");
+}
+
+TEST(ExecClientLocal, UnixSocketSameUidNeedsNoToken) {
+  ExecServer server({.args = {}, .tcp = false, .unix_socket = true});
+  const auto r = run({duplex_bin(), "exec", server.unix_url(), "--", "id", "-u"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, std::to_string(::getuid()) + "\n");
+}
+
+TEST(ExecClientLocal, UnixSocketDisallowedUidIs255) {
+  ExecServer server({.args = {"--allow-uid", "12345"}, .tcp = false, .unix_socket = true});
+  const auto marker = server.dir().file("ran");
+  const auto r = run({duplex_bin(), "exec", server.unix_url(), "--", "touch", marker});
+  EXPECT_EQ(r.status, (ExitStatus{true, 255}));
+  EXPECT_NE(r.err.find("authentication failed"), std::string::npos) << r.err;
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(marker));
+}
+
+// The remote `sleep 100` started by a client: the server's child running it.
+pid_t wait_for_remote(pid_t server_pid, const std::string& cmdline) {
+  pid_t found = -1;
+  eventually(
+      [&] {
+        for (pid_t p : descendants_of(server_pid))
+          if (proc_cmdline(p) == cmdline && !not_running(p)) found = p;
+        return found > 0;
+      },
+      std::chrono::seconds(10));
+  return found;
+}
+
+TEST_F(ExecClientTest, SigintIsForwardedAndGives130) {
+  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--", "sleep", "100"});
+  const pid_t remote = wait_for_remote(server_.pid(), "sleep 100");
+  ASSERT_GT(remote, 0) << "the remote sleep never started";
+  const auto t0 = Clock::now();
+  client.signal(SIGINT);
+  const auto st = client.wait(std::chrono::seconds(5));
+  ASSERT_TRUE(st.has_value()) << "the client did not exit after SIGINT";
+  EXPECT_EQ(*st, (ExitStatus{true, 130})) << client.read_all_stderr(1s);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_TRUE(eventually([&] { return not_running(remote); }, std::chrono::seconds(2)))
+      << "remote sleep " << remote << " still running";
+  for (pid_t p : descendants_of(server_.pid()))
+    EXPECT_NE(proc_cmdline(p), "sleep 100") << "pid " << p << " state " << proc_state(p).value_or('?');
+}
+
+TEST_F(ExecClientTest, SigtermIsForwardedAndGives143) {
+  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--", "sleep", "100"});
+  const pid_t remote = wait_for_remote(server_.pid(), "sleep 100");
+  ASSERT_GT(remote, 0);
+  client.signal(SIGTERM);
+  const auto st = client.wait(std::chrono::seconds(5));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(*st, (ExitStatus{true, 143})) << client.read_all_stderr(1s);
+  EXPECT_TRUE(eventually([&] { return not_running(remote); }, std::chrono::seconds(2)));
+}
+
+TEST_F(ExecClientTest, SigintReachesATrappingRemoteCommand) {
+  // Forwarded, not a disconnect: the remote command handles it and its own status comes back.
+  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "-c",
+                  "trap 'echo trapped; exit 42' INT; echo ready; while :; do sleep 0.05; done"});
+  ASSERT_EQ(client.read_line(), "ready");
+  client.signal(SIGINT);
+  const auto st = client.wait(std::chrono::seconds(5));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(*st, (ExitStatus{true, 42}));
+  EXPECT_EQ(client.read_line(), "trapped");
+}
+
+TEST_F(ExecClientTest, ClientKilledWithSigkillTakesTheGroupWithIt) {
+  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--", "sh", "-c",
+                  "sleep 1000 & sleep 1001; wait"});
+  std::vector<pid_t> group;
+  ASSERT_TRUE(eventually(
+      [&] {
+        group.clear();
+        for (pid_t p : descendants_of(server_.pid())) group.push_back(p);
+        return group.size() >= 3;
+      },
+      std::chrono::seconds(10)))
+      << "the remote command's processes did not appear";
+  client.signal(SIGKILL);
+  ASSERT_TRUE(client.wait(std::chrono::seconds(5)).has_value());
+  EXPECT_TRUE(eventually([&] { return std::all_of(group.begin(), group.end(), not_running); },
+                         std::chrono::seconds(2)));
+  for (pid_t p : group)
+    EXPECT_TRUE(not_running(p)) << "pid " << p << " (" << proc_cmdline(p) << ") still running";
+}
+
+}  // namespace
+}  // namespace duplex::test
