@@ -153,7 +153,11 @@ TEST(ExecBulk, SlowReaderThrottlesTheCommandNotTheServerMemory) {
   EXPECT_EQ(got, kTotal);
   const long growth_kib = peak - rss0;
   RecordProperty("rss_growth_kib", std::to_string(growth_kib));
-  EXPECT_LT(growth_kib, 16 * 1024) << "server RSS grew from " << rss0 << " KiB to " << peak << " KiB";
+  // The design bound is about 4.2 MiB per command (64 queued 64 KiB frames + two read buffers);
+  // 16 MiB leaves room for the allocator. Under ASan every allocation also carries redzones and
+  // shadow memory (+1/8), and the allocator keeps per-size-class caches: twice the room.
+  const long bound_kib = (kUnderAsan ? 32 : 16) * 1024;
+  EXPECT_LT(growth_kib, bound_kib) << "server RSS grew from " << rss0 << " KiB to " << peak << " KiB";
 }
 
 }  // namespace
