@@ -101,12 +101,17 @@ class FramedSession {
       const auto exit = co_await cmd->run(out_);
       entry_.busy = false;
       entry_.last_read = Clock::now();
-      state_.commands.release(client_key_);
       spdlog::info("exec: peer={} identity={} argv=[{}] exit={}{} duration={:.3f}s out={} err={}{}", entry_.peer,
                    identity_, audit_argv_, exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
                    static_cast<double>(exit.duration_us) / 1e6, cmd->bytes_out(), cmd->bytes_err(),
                    exit.limit == wire::Exit::Limit::none ? "" : fmt::format(" limit={}", static_cast<int>(exit.limit)));
+      // Free the command's slot before EXIT goes out: the client may start the next one at once.
       if (cmd_ == cmd) cmd_.reset();
+      cmd.reset();  // closes its pipes and pidfd now
+      state_.commands.release(client_key_);
+      Bytes f;
+      wire::encode(exit, f);
+      co_await out_.send(std::move(f));  // false: the client is gone; the reader ends the loop
     }
   }
 

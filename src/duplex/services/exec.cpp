@@ -69,8 +69,8 @@ std::shared_ptr<ExecCommand> ExecCommand::start(const asio::any_io_executor& ex,
   auto child = proc::spawn(spawn_options(req, policy));
   if (!child) {
     why = child.error().message();
-    not_started = wire::Exit{wire::Exit::How::not_started, proc::exit_code_for_spawn_error(child.error()), 0,
-                             wire::Exit::Limit::none};
+    // PROTOCOL.md: the errno of the failed start; the client maps it to 127 (ENOENT) or 126.
+    not_started = wire::Exit{wire::Exit::How::not_started, child.error().value(), 0, wire::Exit::Limit::none};
     return nullptr;
   }
   return std::make_shared<ExecCommand>(Private{}, ex, std::move(*child), req, policy);
@@ -117,9 +117,6 @@ awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
   exit.duration_us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_).count());
   exit.limit = limit_;
-  Bytes f;
-  wire::encode(exit, f);
-  co_await out.send(std::move(f));
   co_return exit;
 }
 
@@ -246,6 +243,7 @@ awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy) 
     Bytes out, err, other;
   } collector;
   const auto exit = co_await cmd->run(collector);
+  cmd.reset();  // reaps now, before the reply is sent
   Bytes reply = std::move(collector.out);
   reply.insert(reply.end(), collector.err.begin(), collector.err.end());
   if (reply.empty()) {

@@ -31,14 +31,16 @@ struct ExecPolicy {
 /// reads blocks on its full pipe.
 class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  public:
-  /// Spawns the command. On failure `not_started` is filled with the EXIT to send (code 127 when
-  /// the program was not found, 126 otherwise) and nullptr is returned.
+  /// Spawns the command. On failure `not_started` is filled with the EXIT to send (code = the
+  /// errno of the failed start) and nullptr is returned.
   static std::shared_ptr<ExecCommand> start(const asio::any_io_executor& ex, const wire::ExecStart& req,
                                             const ExecPolicy& policy, wire::Exit& not_started,
                                             std::string& why);
   ~ExecCommand();
 
-  /// Streams output until both streams end and the child is reaped; then sends EXIT and returns it.
+  /// Streams output until both streams end and the leader has exited; returns the EXIT for the
+  /// caller to send once its own bookkeeping is done (so a client that starts its next command
+  /// as soon as it reads EXIT never races it).
   awaitable<wire::Exit> run(FrameSink& out);
 
   /// Writes client input to the command's stdin; waits while its pipe is full.
