@@ -1,5 +1,5 @@
-// `duplex exec URL [--] CMD [ARG...]` and `duplex exec URL -c STRING`: one remote command, like
-// `ssh host CMD` but with the argv kept exact. Options in, exit status out; the work is in
+// `duplex exec URL [--] CMD [ARG...]` / `duplex exec URL -c STRING`: one remote command.
+// Like `ssh host CMD`, but with the argv kept exact. Options in, exit status out; the work is in
 // duplex/client/exec_client.
 #include <unistd.h>
 

@@ -1,5 +1,6 @@
-// `duplex shell URL`: an interactive login shell on the server, on a PTY sized like our terminal,
-// with our terminal in raw mode for the session (always restored). Exit status: the shell's.
+// `duplex shell URL`: an interactive login shell on the server, over a PTY.
+// The PTY is sized like our terminal, which is in raw mode for the session (always restored).
+// Exit status: the remote shell's.
 #include <unistd.h>
 
 #include <csignal>

@@ -1,5 +1,6 @@
-// Exec client implementation: one reader (frames in), one writer (frames out) fed by a bounded
-// queue, a thread that reads stdin, and the signal watcher — all ended by EXIT or a failure.
+// Exec client implementation: frame reader, single writer, stdin thread, signal watcher.
+// The reader, the writer (fed by a bounded queue), the stdin pump and the signal watcher run
+// together until EXIT, a failure or a local signal ends the session.
 #include "duplex/client/exec_client.hpp"
 
 #include <fcntl.h>
@@ -154,8 +155,6 @@ std::string describe_failure(const ClientError& e, const net::Endpoint& ep, bool
     const std::string prefix = ep.url() + ": ";
     std::string text = what.starts_with(prefix) ? what.substr(prefix.size()) : what;
     if (text.starts_with(make_error_code(errc::auth_failed).message())) return "authentication failed";
-    if (text == make_error_code(errc::service_disabled).message())
-      return fmt::format("{}: exec is not enabled on this server (it runs without --exec)", ep.url());
     return what;
   }
   if (e.kind() == ClientError::Kind::closed && started) return what + " before the command ended";
@@ -449,7 +448,7 @@ std::string end_message(const ExecResult& r, const wire::ExecStart& start) {
   if (!r.error.empty()) return r.error;
   if (r.local_signal == SIGPIPE) return {};  // a broken pipe is not news to whoever closed it
   if (r.local_signal == SIGINT)
-    return "interrupted: disconnected, the server stops the command";
+    return "interrupted: disconnected (the server ends the command)";
   if (r.local_signal != 0) return fmt::format("disconnected on {}", signal_name(r.local_signal));
   if (!r.exit) return {};
   const wire::Exit& e = *r.exit;

@@ -1,6 +1,6 @@
-// Exec client: one remote command over a framed connection — AUTH, EXEC_START, then stdin,
-// signals and window size out, stdout/stderr in, until EXIT. Also the pure pieces the exec and
-// shell commands share: exit-status mapping, the one-line reason, --json, --encoding, the token.
+// Exec client: runs one remote command over a framed connection and maps how it ended.
+// AUTH, EXEC_START, then stdin, signals and window size out, stdout/stderr in, until EXIT. Also
+// the pure pieces `exec` and `shell` share: exit status, the one-line reason, --json, --encoding.
 #pragma once
 
 #include <chrono>

@@ -1,5 +1,6 @@
-// Tests for run_exec (client/exec_client.hpp) against a scripted in-process server on a Unix
-// socket: the frames the client sends, and how it ends (exit, failure, local signal).
+// Tests for run_exec (client/exec_client.hpp) against a scripted in-process server.
+// The server listens on a Unix socket; the tests check the frames the client sends and how a
+// session ends (exit, failure, local signal).
 #include "duplex/client/exec_client.hpp"
 
 #include <unistd.h>

@@ -1,5 +1,6 @@
-// Tests for the pure parts of client/exec_client.hpp: exit status, the one-line reason, --json,
-// UTF-8 checking, --encoding (iconv carry), write_all and where the token comes from.
+// Tests for the pure parts of client/exec_client.hpp.
+// Exit status, the one-line reason, --json, UTF-8 checking, --encoding (iconv carry), write_all
+// and where the token comes from.
 #include "duplex/client/exec_client.hpp"
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
-// Tests for client/terminal.hpp on a real pseudo-terminal: raw mode in and out, window size,
-// and standard fds reopened on /dev/null.
+// Tests for client/terminal.hpp on a real pseudo-terminal.
+// Raw mode in and out, window size, and standard fds reopened on /dev/null.
 #include "duplex/client/terminal.hpp"
 
 #include <fcntl.h>
