@@ -89,7 +89,9 @@ awaitable<void> Connection::handshake() {
     co_return;
   }
   framed_ = true;
-  in_.assign(head.begin(), head.end());
+  auto space = in_.prepare(head.size());
+  std::memcpy(space.data(), head.data(), head.size());
+  in_.commit(head.size());
   Frame f = co_await read_frame();
   if (f.type != wire::MsgType::welcome)
     throw ClientError(ClientError::Kind::protocol,
@@ -101,13 +103,13 @@ awaitable<void> Connection::handshake() {
 
 awaitable<Frame> Connection::read_frame() {
   for (;;) {
-    auto d = wire::decode_frame(in_, kClientMaxFrame);
+    auto d = wire::decode_frame(in_.readable(), kClientMaxFrame);
     if (d.status == wire::DecodeStatus::error)
       throw ClientError(ClientError::Kind::protocol,
                         fmt::format("bad frame from {}: {}", ep_.url(), d.error.message()));
     if (d.status == wire::DecodeStatus::frame) {
       Frame f{d.type, Bytes(d.payload.begin(), d.payload.end())};
-      in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(d.consumed));
+      in_.consume(d.consumed);
       if (f.type == wire::MsgType::error) {
         auto e = wire::decode_error(f.payload);
         std::string text = e ? (e->text.empty() ? make_error_code(static_cast<errc>(e->code)).message()
@@ -118,21 +120,13 @@ awaitable<Frame> Connection::read_frame() {
       co_return f;
     }
     // Read at least the rest of the frame in progress, in chunks of 64 KiB or more.
+    const auto have = in_.readable();
     std::size_t want = 64 * 1024;
-    if (in_.size() >= wire::kHeaderSize) {
-      ByteReader r(in_);
-      want = std::max<std::size_t>(want, wire::kHeaderSize + r.u32() - in_.size());
+    if (have.size() >= wire::kHeaderSize) {
+      ByteReader r(have);
+      want = std::max<std::size_t>(want, wire::kHeaderSize + r.u32() - have.size());
     }
-    const std::size_t old = in_.size();
-    in_.resize(old + want);
-    std::size_t n = 0;
-    try {
-      n = co_await read_some_with_timeout(std::span(in_).subspan(old));
-    } catch (...) {
-      in_.resize(old);
-      throw;
-    }
-    in_.resize(old + n);
+    in_.commit(co_await read_some_with_timeout(in_.prepare(want)));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "duplex/core/byte_buffer.hpp"
 #include "duplex/core/bytes.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/net/endpoint.hpp"
@@ -76,7 +77,7 @@ class Connection {
   ClientOptions opt_;
   bool framed_ = false;
   wire::Welcome welcome_;
-  Bytes in_;                 // received, not yet decoded
+  ByteBuffer in_;            // received, not yet decoded
 };
 
 }  // namespace duplex::client

@@ -16,6 +16,7 @@ awaitable<AnyStream> dial(const Endpoint& ep) {
     unix_proto::socket s(ex);
     auto [ec] = co_await s.async_connect(unix_proto::endpoint(ep.path), use_tuple);
     if (ec) throw fail(ec);
+    s.set_option(asio::socket_base::send_buffer_size(kUnixSendBuffer), ec);
     co_return AnyStream(std::move(s));
   }
   if (ep.transport != Transport::tcp)

@@ -137,6 +137,10 @@ awaitable<Accepted> Listener::accept(const asio::any_io_executor& ex) {
   auto& u = std::get<unix_proto::acceptor>(acceptor_);
   auto [ec, s] = co_await u.async_accept(ex, use_tuple);
   if (ec) co_return Accepted{ec, std::nullopt};
+  // Unix stream sockets get no buffer autotuning (TCP does): with the 208 KiB default a bulk
+  // stream wakes the reader for every small skb. 1 MiB is a ceiling, not an allocation; idle
+  // connections cost nothing extra (docs/BENCHMARKS.md: exec bulk output 0.3x -> 0.7x a pipe).
+  s.set_option(asio::socket_base::send_buffer_size(kUnixSendBuffer), ec);
   co_return Accepted{{}, AnyStream(std::move(s))};
 }
 

@@ -9,6 +9,9 @@
 
 namespace duplex::net {
 
+/// SO_SNDBUF for Unix stream sockets, both ends (see listener.cpp for why).
+inline constexpr int kUnixSendBuffer = 1 << 20;
+
 /// A connected stream socket of any supported transport. Models Asio's AsyncReadStream and
 /// AsyncWriteStream, so asio::async_read/async_write work on it. Not thread-safe: use it from
 /// the executor it was created on.

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "duplex/core/byte_buffer.hpp"
 #include "duplex/core/errors.hpp"
 #include "duplex/server/buffer_pool.hpp"
 #include "duplex/server/outbox.hpp"
@@ -23,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
-// Bytes of one connection waiting to be decoded. Holds memory only while a frame is incomplete.
+// Bytes of one connection waiting to be decoded. Holds memory only while a frame is incomplete:
+// the storage comes from the thread's pool and goes back whenever everything was consumed.
 class FrameBuffer {
  public:
   explicit FrameBuffer(std::size_t chunk) : chunk_(chunk) {}
@@ -31,35 +33,23 @@ class FrameBuffer {
   FrameBuffer(const FrameBuffer&) = delete;
   FrameBuffer& operator=(const FrameBuffer&) = delete;
 
-  ByteView readable() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
-  bool empty() const noexcept { return begin_ == end_; }
-  void consume(std::size_t n) noexcept {
-    begin_ += n;
-    if (begin_ == end_) begin_ = end_ = 0;
-  }
-  /// Space to read into, at least `want` bytes of it.
+  ByteView readable() const noexcept { return buf_.readable(); }
+  bool empty() const noexcept { return buf_.empty(); }
+  void consume(std::size_t n) noexcept { buf_.consume(n); }
   std::span<std::byte> prepare(std::size_t want) {
-    if (buf_.empty()) buf_ = take_buffer(chunk_);
-    if (buf_.size() - end_ < want && begin_ > 0) {
-      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
-    if (buf_.size() - end_ < want) buf_.resize(end_ + want);
-    return {buf_.data() + end_, buf_.size() - end_};
+    if (buf_.capacity() == 0) buf_.adopt_storage(take_buffer(chunk_));
+    return buf_.prepare(want);
   }
-  void commit(std::size_t n) noexcept { end_ += n; }
-  /// Gives the memory back while nothing is pending (an idle connection holds no buffer).
+  void commit(std::size_t n) noexcept { buf_.commit(n); }
   void release() noexcept {
-    if (!empty()) return;
-    if (buf_.size() == chunk_) give_buffer(std::move(buf_));
-    buf_ = Bytes();
+    if (!buf_.empty()) return;
+    Bytes b = buf_.release_storage();
+    if (b.size() == chunk_) give_buffer(std::move(b));  // a grown one is just freed
   }
 
  private:
   std::size_t chunk_;
-  Bytes buf_;
-  std::size_t begin_ = 0, end_ = 0;
+  ByteBuffer buf_;
 };
 
 Bytes error_frame(errc code, std::string text = {}) {
@@ -418,6 +408,19 @@ awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, Sessi
   }
 }
 
+// Its own coroutine, so that the framed session's state lives in a frame that raw sessions
+// never allocate (a coroutine frame holds the locals of every branch).
+awaitable<void> serve_framed(net::AnyStream& stream, ServerState& state, SessionEntry& entry, PooledBuffer first,
+                             std::size_t n) {
+  FrameBuffer in(state.limits.read_chunk);
+  auto space = in.prepare(n);
+  std::memcpy(space.data(), first.data(), n);
+  in.commit(n);
+  first.release();
+  FramedSession framed(stream, state, entry, in);
+  co_await framed.run();
+}
+
 awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& entry) {
   auto [wec] = co_await stream.async_wait_readable(use_tuple);
   if (wec) co_return;
@@ -435,13 +438,7 @@ awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& 
     co_return co_await serve_raw(stream, entry, std::move(first), n, state.limits.read_chunk);
   }
   entry.mode = "framed";
-  FrameBuffer in(state.limits.read_chunk);
-  auto space = in.prepare(n);
-  std::memcpy(space.data(), first.data(), n);
-  in.commit(n);
-  first.release();
-  FramedSession framed(stream, state, entry, in);
-  co_await framed.run();
+  co_await serve_framed(stream, state, entry, std::move(first), n);
 }
 
 }  // namespace
