@@ -115,7 +115,7 @@ awaitable<Frame> Connection::read_frame() {
         std::string text = e ? (e->text.empty() ? make_error_code(static_cast<errc>(e->code)).message()
                                                 : e->text)
                              : "malformed ERROR frame";
-        throw ClientError(ClientError::Kind::remote, fmt::format("{}: {}", ep_.url(), text));
+        throw ClientError(ClientError::Kind::remote, fmt::format("{}: {}", ep_.url(), text), e ? e->code : 0);
       }
       co_return f;
     }

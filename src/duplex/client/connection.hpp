@@ -20,11 +20,15 @@ namespace duplex::client {
 class ClientError : public std::runtime_error {
  public:
   enum class Kind { connect, closed, timeout, protocol, remote };
-  ClientError(Kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
+  ClientError(Kind k, const std::string& what, std::uint16_t remote_code = 0)
+      : std::runtime_error(what), kind_(k), remote_code_(remote_code) {}
   Kind kind() const noexcept { return kind_; }
+  /// For Kind::remote: the ERROR frame's code (a duplex::errc value).
+  std::uint16_t remote_code() const noexcept { return remote_code_; }
 
  private:
   Kind kind_;
+  std::uint16_t remote_code_;
 };
 
 enum class Protocol {

@@ -147,14 +147,12 @@ Bytes empty_frame(wire::MsgType t) {
   return f;
 }
 
-// The line for a ClientError: the server's ERROR text without our URL prefix, so that a refused
-// client prints exactly "authentication failed" (PRODUCT.md) whatever the server added.
-std::string describe_failure(const ClientError& e, const net::Endpoint& ep, bool started) {
+// The line for a ClientError. A refused client prints exactly "authentication failed"
+// (PRODUCT.md), whatever text the server sent with the code.
+std::string describe_failure(const ClientError& e, const net::Endpoint&, bool started) {
   std::string what = e.what();
   if (e.kind() == ClientError::Kind::remote) {
-    const std::string prefix = ep.url() + ": ";
-    std::string text = what.starts_with(prefix) ? what.substr(prefix.size()) : what;
-    if (text.starts_with(make_error_code(errc::auth_failed).message())) return "authentication failed";
+    if (e.remote_code() == static_cast<std::uint16_t>(errc::auth_failed)) return "authentication failed";
     return what;
   }
   if (e.kind() == ClientError::Kind::closed && started) return what + " before the command ended";
