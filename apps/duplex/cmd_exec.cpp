@@ -135,11 +135,7 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   std::optional<client::RawMode> raw;
   if (o.pty && client::is_terminal(STDIN_FILENO)) {
     hooks.on_started = [&] { raw.emplace(STDIN_FILENO); };
-    hooks.window_size = []() -> std::optional<wire::WindowSize> {
-      auto s = client::terminal_size(STDIN_FILENO);
-      if (!s) return std::nullopt;
-      return wire::WindowSize{s->rows, s->cols};
-    };
+    hooks.window_size = client::window_size_of(STDIN_FILENO);
   }
 
   asio::io_context ctx(1);

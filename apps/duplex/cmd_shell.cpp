@@ -62,11 +62,7 @@ int run_shell(const ShellOptions& o) {
   hooks.on_stdout = [](ByteView b) { return client::write_all(STDOUT_FILENO, b); };
   hooks.on_stderr = [](ByteView b) { client::write_all(STDERR_FILENO, b); };
   hooks.on_started = [&] { raw.emplace(STDIN_FILENO); };
-  hooks.window_size = []() -> std::optional<wire::WindowSize> {
-    auto s = client::terminal_size(STDIN_FILENO);
-    if (!s) return std::nullopt;
-    return wire::WindowSize{s->rows, s->cols};
-  };
+  hooks.window_size = client::window_size_of(STDIN_FILENO);
 
   asio::io_context ctx(1);
   const client::ExecResult r = run_sync(ctx, client::run_exec(req, hooks));

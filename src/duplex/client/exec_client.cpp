@@ -2,6 +2,7 @@
 // The reader, the writer (fed by a bounded queue), the stdin pump and the signal watcher run
 // together until EXIT, a failure or a local signal ends the session.
 #include "duplex/client/exec_client.hpp"
+#include "duplex/client/terminal.hpp"
 
 #include <fcntl.h>
 #include <iconv.h>
@@ -610,6 +611,14 @@ std::string Transcoder::finish() {
   carry_.clear();
   ::iconv(cd_, nullptr, nullptr, nullptr, nullptr);  // back to the initial shift state
   return out;
+}
+
+std::function<std::optional<wire::WindowSize>()> window_size_of(int fd) {
+  return [fd]() -> std::optional<wire::WindowSize> {
+    auto s = terminal_size(fd);
+    if (!s) return std::nullopt;
+    return wire::WindowSize{s->rows, s->cols};
+  };
 }
 
 }  // namespace duplex::client

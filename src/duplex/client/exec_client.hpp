@@ -46,6 +46,9 @@ struct ExecHooks {
   std::function<std::optional<wire::WindowSize>()> window_size;
 };
 
+/// A `window_size` hook that reads the size of the terminal on `fd` (for `shell` and `exec -t`).
+std::function<std::optional<wire::WindowSize>()> window_size_of(int fd);
+
 /// How a session ended: exactly one of `exit`, `error`, `local_signal` is set.
 struct ExecResult {
   std::optional<wire::Exit> exit;  // the server's EXIT
