@@ -302,7 +302,11 @@ TEST(Abuse, FdsAndMemoryReturnToBaselineAfterThousandAbusiveConnections) {
   for (auto& t : threads) t.join();
   for (const auto& f : failures) EXPECT_EQ(f, "");
 
-  EXPECT_TRUE(eventually([&] { return fd_count(pid) == fds_baseline; }, std::chrono::seconds(10)))
+  // Sockets (what sessions own) must return to exactly the listener. The total must not grow;
+  // it may shrink: a sanitizer runtime can hold a transient fd of its own at baseline time
+  // (seen once under ASan: 20 at baseline, 19 after, with the single listener socket both times).
+  EXPECT_TRUE(eventually([&] { return socket_fd_count(pid) == 1 && fd_count(pid) <= fds_baseline; },
+                         std::chrono::seconds(10)))
       << "fds: " << fd_count(pid) << " (" << socket_fd_count(pid) << " sockets), baseline " << fds_baseline;
   const long rss_after = rss_kib(pid);
   EXPECT_LE(rss_after, rss_baseline + 8 * 1024) << "RSS grew from " << rss_baseline << " KiB to " << rss_after << " KiB";
