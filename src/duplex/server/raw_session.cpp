@@ -1,0 +1,103 @@
+// Raw sessions: the tutorial's loop (read, upper-case, write) and its remote-control variant.
+#include "duplex/server/raw_session.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "duplex/services/exec.hpp"
+#include "duplex/services/upper.hpp"
+
+namespace duplex::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using net::use_tuple;
+using namespace asio::experimental::awaitable_operators;
+
+// Completes when a raw peer has gone (EOF or error) while we are not reading from it. Data
+// that arrives (a pipelined command) is left for the next read; then only an error can end it.
+awaitable<void> peer_gone(net::AnyStream& stream) {
+  for (;;) {
+    auto [ec] = co_await stream.async_wait_readable(use_tuple);
+    if (ec) co_return;
+    std::byte b{};
+    const auto n = ::recv(stream.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;  // readiness that went away
+    if (n <= 0) co_return;                                        // EOF or error: gone
+    co_await stream.async_wait_error(use_tuple);
+    co_return;
+  }
+}
+
+}  // namespace
+
+// The seed's protocol: every chunk read is answered with bytes.upper() of it.
+awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuffer buf, std::size_t n, std::size_t chunk) {
+  for (;;) {
+    services::to_upper_in_place(std::span(buf.data(), n));
+    auto [wec, written] = co_await asio::async_write(stream, asio::buffer(buf.data(), n), use_tuple);
+    if (wec) co_return;
+    entry.bytes_out += written;
+    buf.release();  // hold no buffer while waiting for the next message
+    auto [ec] = co_await stream.async_wait_readable(use_tuple);
+    if (ec) co_return;
+    buf = PooledBuffer(chunk);
+    auto [rec, m] = co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    if (rec == asio::error::eof) {
+      stream.shutdown_send();  // everything was answered; now close our side too
+      co_return;
+    }
+    if (rec) co_return;
+    entry.bytes_in += m;
+    entry.last_read = Clock::now();
+    n = m;
+  }
+}
+
+// The seed's remote_server.py protocol (--raw-exec): each chunk received is a shell command; the
+// reply is its stdout then its stderr. Only on loopback and Unix sockets (checked at start-up).
+awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+                               PooledBuffer buf, std::size_t n) {
+  const std::string key = entry.peer.substr(0, entry.peer.rfind(':'));
+  for (;;) {
+    std::string command(reinterpret_cast<const char*>(buf.data()), n);
+    buf.release();
+    std::string why;
+    Bytes reply;
+    if (!state.commands.acquire(key, state.exec, why)) {
+      const std::string msg = "duplex: " + why + "\n";
+      reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
+    } else {
+      entry.busy = true;
+      auto r = co_await (services::run_raw_command(command, state.exec.policy) || peer_gone(stream));
+      entry.busy = false;
+      state.commands.release(key);
+      if (r.index() == 1) {
+        // Cancelling run_raw_command destroyed the command: its group was killed and reaped.
+        spdlog::info("exec (raw): peer={} went away; command {:?} ended", entry.peer, command);
+        co_return;
+      }
+      reply = std::move(std::get<0>(r));
+      spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer, command, reply.size());
+    }
+    auto [wec, written] = co_await asio::async_write(stream, asio::buffer(reply), use_tuple);
+    if (wec) co_return;
+    entry.bytes_out += written;
+    auto [ec] = co_await stream.async_wait_readable(use_tuple);
+    if (ec) co_return;
+    buf = PooledBuffer(state.limits.read_chunk);
+    auto [rec, m] = co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    if (rec) {
+      if (rec == asio::error::eof) stream.shutdown_send();
+      co_return;
+    }
+    entry.bytes_in += m;
+    entry.last_read = Clock::now();
+    n = m;
+  }
+}
+
+}  // namespace duplex::server
