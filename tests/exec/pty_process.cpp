@@ -34,14 +34,7 @@ PtyProcess::PtyProcess(std::vector<std::string> argv, std::vector<std::string> e
   ::ioctl(master_, TIOCSWINSZ, &ws);
 
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  for (auto& e : extra_env) env.push_back(e);
-  std::vector<char*> cargv, cenv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
+  ExecArrays arrays(argv, extra_env);
 
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -58,7 +51,7 @@ PtyProcess::PtyProcess(std::vector<std::string> argv, std::vector<std::string> e
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
-    ::execvpe(cargv[0], cargv.data(), cenv.data());
+    ::execvpe(arrays.argv()[0], arrays.argv(), arrays.envp());
     ::_exit(127);
   }
 }

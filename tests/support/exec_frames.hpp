@@ -18,20 +18,6 @@
 
 namespace duplex::test {
 
-/// Exec message types (docs/PROTOCOL.md §5).
-namespace msg {
-inline constexpr std::uint8_t auth = 0x08;
-inline constexpr std::uint8_t auth_ok = 0x09;
-inline constexpr std::uint8_t exec_start = 0x20;
-inline constexpr std::uint8_t stdin_data = 0x21;
-inline constexpr std::uint8_t stdin_eof = 0x22;
-inline constexpr std::uint8_t stdout_data = 0x23;
-inline constexpr std::uint8_t stderr_data = 0x24;
-inline constexpr std::uint8_t signal = 0x25;
-inline constexpr std::uint8_t window_size = 0x26;
-inline constexpr std::uint8_t exit = 0x27;
-}  // namespace msg
-
 /// Error codes of docs/PROTOCOL.md §6 that the exec tests meet.
 namespace err {
 inline constexpr std::uint16_t shutting_down = 32;

@@ -28,6 +28,16 @@ inline constexpr std::uint8_t ping = 0x04;
 inline constexpr std::uint8_t pong = 0x05;
 inline constexpr std::uint8_t upper_request = 0x10;
 inline constexpr std::uint8_t upper_reply = 0x11;
+inline constexpr std::uint8_t auth = 0x08;
+inline constexpr std::uint8_t auth_ok = 0x09;
+inline constexpr std::uint8_t exec_start = 0x20;
+inline constexpr std::uint8_t stdin_data = 0x21;
+inline constexpr std::uint8_t stdin_eof = 0x22;
+inline constexpr std::uint8_t stdout_data = 0x23;
+inline constexpr std::uint8_t stderr_data = 0x24;
+inline constexpr std::uint8_t signal = 0x25;
+inline constexpr std::uint8_t window_size = 0x26;
+inline constexpr std::uint8_t exit = 0x27;
 }  // namespace msg
 
 inline std::uint16_t get_be16(std::string_view s, std::size_t off) {

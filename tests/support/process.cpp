@@ -42,6 +42,15 @@ bool read_some(int fd, std::string& out, std::chrono::steady_clock::time_point d
 
 }  // namespace
 
+ExecArrays::ExecArrays(std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+  for (char** e = environ; *e; ++e) env_.emplace_back(*e);
+  env_.insert(env_.end(), extra_env.begin(), extra_env.end());
+  for (auto& a : argv) argv_.push_back(a.data());
+  argv_.push_back(nullptr);
+  for (auto& e : env_) envp_.push_back(e.data());
+  envp_.push_back(nullptr);
+}
+
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/duplex-test-XXXXXX";
@@ -88,15 +97,8 @@ Process::Process(std::vector<std::string> argv, std::vector<std::string> extra_e
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  for (auto& e : extra_env) env.push_back(e);
-  std::vector<char*> cargv, cenv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  const int rc = ::posix_spawnp(&pid_, cargv[0], &fa, &attr, cargv.data(), cenv.data());
+  ExecArrays arrays(argv, extra_env);
+  const int rc = ::posix_spawnp(&pid_, arrays.argv()[0], &fa, &attr, arrays.argv(), arrays.envp());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   ::close(in[0]);

@@ -27,6 +27,19 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+/// argv and environ (ours plus `extra_env`) as the NULL-terminated char* arrays exec wants.
+/// Built before fork/spawn; the pointers stay valid while this object and `argv` live.
+class ExecArrays {
+ public:
+  ExecArrays(std::vector<std::string>& argv, const std::vector<std::string>& extra_env);
+  char** argv() { return argv_.data(); }
+  char** envp() { return envp_.data(); }
+
+ private:
+  std::vector<std::string> env_;
+  std::vector<char*> argv_, envp_;
+};
+
 /// The duplex binary under test ($DUPLEX_BIN, set by CMake).
 std::string duplex_bin();
 /// The seed's Python programs ($DUPLEX_SEED_DIR), or empty when that folder is absent.
