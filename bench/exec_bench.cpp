@@ -1,6 +1,7 @@
 // Exec service throughput, each beside its local baseline measured in the same run:
 //   round trips of `true` per second (Unix socket, TCP)  vs  posix_spawn + waitpid of `true`;
-//   bulk output MB/s of `head -c SIZE /dev/zero`          vs  the same command read through a local pipe.
+//   bulk output MB/s of `head -c SIZE /dev/zero`          vs  the same command read through a local
+//   pipe.
 // Usage: exec_bench DUPLEX_BINARY [round_trips=300] [bulk_bytes=1073741824]
 // Starts its own `duplex serve --exec` on a temp Unix socket and 127.0.0.1:0, stops it at the end.
 #include <fcntl.h>
@@ -28,7 +29,9 @@ using Clock = std::chrono::steady_clock;
 using duplex::Bytes;
 namespace wire = duplex::wire;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 double baseline_spawn_true(int n) {
   const auto t = Clock::now();
@@ -52,7 +55,8 @@ double baseline_pipe(std::uint64_t bytes) {
   const std::string count = std::to_string(bytes);
   std::vector<std::string> args{"head", "-c", count, "/dev/zero"};
   std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
+  for (auto& a : args)
+    argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid;
   const auto t = Clock::now();
@@ -60,7 +64,8 @@ double baseline_pipe(std::uint64_t bytes) {
   close(p[1]);
   std::vector<char> buf(64 * 1024);
   std::uint64_t got = 0;
-  for (ssize_t n; (n = read(p[0], buf.data(), buf.size())) > 0;) got += static_cast<std::uint64_t>(n);
+  for (ssize_t n; (n = read(p[0], buf.data(), buf.size())) > 0;)
+    got += static_cast<std::uint64_t>(n);
   close(p[0]);
   int st;
   waitpid(pid, &st, 0);
@@ -127,8 +132,9 @@ int main(int argc, char** argv) {
   char dir_tmpl[] = "/tmp/duplex-bench-XXXXXX";
   const std::string dir = mkdtemp(dir_tmpl);
   const std::string sock = dir + "/d.sock", token_file = dir + "/token", out_file = dir + "/out";
-  const std::string cmd = bin + " -q serve --exec --token-file " + token_file + " --listen unix://" + sock +
-                          " --listen tcp://127.0.0.1:0 > " + out_file + " & echo $!";
+  const std::string cmd = bin + " -q serve --exec --token-file " + token_file +
+                          " --listen unix://" + sock + " --listen tcp://127.0.0.1:0 > " + out_file +
+                          " & echo $!";
   FILE* p = popen(cmd.c_str(), "r");
   int server_pid = 0;
   if (!p || std::fscanf(p, "%d", &server_pid) != 1) return 1;
@@ -139,24 +145,28 @@ int main(int argc, char** argv) {
     FILE* f = std::fopen(out_file.c_str(), "r");
     char line[256];
     while (f && std::fgets(line, sizeof line, f))
-      if (std::string l = line; l.find("tcp://") != std::string::npos) tcp_url = l.substr(l.find("tcp://"), l.find('\n') - l.find("tcp://"));
+      if (std::string l = line; l.find("tcp://") != std::string::npos)
+        tcp_url = l.substr(l.find("tcp://"), l.find('\n') - l.find("tcp://"));
     if (f) std::fclose(f);
   }
   std::string token;
   if (FILE* f = std::fopen(token_file.c_str(), "r")) {
     char buf[256];
-    if (std::fgets(buf, sizeof buf, f)) token = std::string(buf).substr(0, std::string(buf).find('\n'));
+    if (std::fgets(buf, sizeof buf, f))
+      token = std::string(buf).substr(0, std::string(buf).find('\n'));
     std::fclose(f);
   }
 
   const double base_rt = baseline_spawn_true(n);
   ExecConn unix_conn("unix://" + sock, token);
   auto t = Clock::now();
-  for (int i = 0; i < n; ++i) unix_conn.exec({"true"});
+  for (int i = 0; i < n; ++i)
+    unix_conn.exec({"true"});
   const double unix_rt = n / seconds_since(t);
   ExecConn tcp_conn(tcp_url, token);
   t = Clock::now();
-  for (int i = 0; i < n; ++i) tcp_conn.exec({"true"});
+  for (int i = 0; i < n; ++i)
+    tcp_conn.exec({"true"});
   const double tcp_rt = n / seconds_since(t);
 
   const double base_bulk = baseline_pipe(bulk);
@@ -169,12 +179,16 @@ int main(int argc, char** argv) {
 
   std::printf("round trips of `true` (%d sequential):\n", n);
   std::printf("  baseline posix_spawn+wait   %8.0f /s\n", base_rt);
-  std::printf("  duplex exec over unix       %8.0f /s  (%.2f of baseline)\n", unix_rt, unix_rt / base_rt);
-  std::printf("  duplex exec over tcp        %8.0f /s  (%.2f of baseline)\n", tcp_rt, tcp_rt / base_rt);
+  std::printf("  duplex exec over unix       %8.0f /s  (%.2f of baseline)\n", unix_rt,
+              unix_rt / base_rt);
+  std::printf("  duplex exec over tcp        %8.0f /s  (%.2f of baseline)\n", tcp_rt,
+              tcp_rt / base_rt);
   std::printf("bulk output of head -c %llu /dev/zero:\n", static_cast<unsigned long long>(bulk));
   std::printf("  baseline local pipe         %8.0f MB/s\n", base_bulk);
-  std::printf("  duplex exec over unix       %8.0f MB/s  (%.2f of baseline)\n", unix_bulk, unix_bulk / base_bulk);
-  std::printf("  duplex exec over tcp        %8.0f MB/s  (%.2f of baseline)\n", tcp_bulk, tcp_bulk / base_bulk);
+  std::printf("  duplex exec over unix       %8.0f MB/s  (%.2f of baseline)\n", unix_bulk,
+              unix_bulk / base_bulk);
+  std::printf("  duplex exec over tcp        %8.0f MB/s  (%.2f of baseline)\n", tcp_bulk,
+              tcp_bulk / base_bulk);
   kill(server_pid, SIGTERM);
   waitpid(server_pid, nullptr, 0);
   std::filesystem::remove_all(dir);

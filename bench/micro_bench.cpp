@@ -16,7 +16,8 @@ std::string random_text(std::size_t n) {
   std::mt19937 rng(42);
   std::uniform_int_distribution<int> d(32, 126);
   std::string s(n, ' ');
-  for (auto& c : s) c = static_cast<char>(d(rng));
+  for (auto& c : s)
+    c = static_cast<char>(d(rng));
   return s;
 }
 

@@ -20,7 +20,8 @@ void setup_logging(int verbose, int quiet, bool server) {
   logger->set_pattern(server ? "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v" : "duplex: %^%l%$: %v");
   spdlog::set_default_logger(logger);
   int level = (server ? spdlog::level::info : spdlog::level::warn) - verbose + quiet;
-  level = std::clamp(level, static_cast<int>(spdlog::level::trace), static_cast<int>(spdlog::level::off));
+  level = std::clamp(level, static_cast<int>(spdlog::level::trace),
+                     static_cast<int>(spdlog::level::off));
   spdlog::set_level(static_cast<spdlog::level::level_enum>(level));
 }
 

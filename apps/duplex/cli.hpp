@@ -25,7 +25,8 @@ class UsageError : public std::runtime_error {
 /// Parses a URL argument or throws UsageError("bad URL 'x': why").
 net::Endpoint parse_url(const std::string& url);
 
-/// Configures the stderr logger: level from -v/-q counts (base: info for servers, warn for clients).
+/// Configures the stderr logger: level from -v/-q counts (base: info for servers, warn for
+/// clients).
 void setup_logging(int verbose, int quiet, bool server);
 
 /// What a subcommand leaves behind for main: its exit code.

@@ -23,11 +23,14 @@ struct UpperClientFlags {
     cmd.add_flag("--framed", framed, "Require a duplex server (no fallback to the raw protocol)")
         ->excludes(r);
     cmd.add_option("--timeout", timeout_s, "Seconds to wait for each reply (0: forever)")
-        ->capture_default_str()->check(CLI::Range(0.0, 1e6));
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1e6));
   }
   client::ClientOptions options() const {
     client::ClientOptions o;
-    o.protocol = raw ? client::Protocol::raw : framed ? client::Protocol::framed : client::Protocol::detect;
+    o.protocol = raw      ? client::Protocol::raw
+                 : framed ? client::Protocol::framed
+                          : client::Protocol::detect;
     o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
     o.agent = std::string("duplex/") + DUPLEX_VERSION;
     return o;

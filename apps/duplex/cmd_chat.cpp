@@ -25,15 +25,18 @@ struct ChatOptions {
 };
 
 std::string history_path() {
-  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/duplex/chat_history";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/state/duplex/chat_history";
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x)
+    return std::string(x) + "/duplex/chat_history";
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.local/state/duplex/chat_history";
   return {};
 }
 
 // One line of input, without its newline; nullopt at end of input.
 class LineSource {
  public:
-  explicit LineSource(std::string prompt) : tty_(::isatty(STDIN_FILENO)), prompt_(std::move(prompt)) {
+  explicit LineSource(std::string prompt)
+      : tty_(::isatty(STDIN_FILENO)), prompt_(std::move(prompt)) {
     if (!tty_) return;
     hist_ = history_path();
     if (!hist_.empty()) {
@@ -66,7 +69,9 @@ class LineSource {
   std::string hist_;
 };
 
-bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
+bool blank(const std::string& s) {
+  return s.find_first_not_of(" \t\r\n") == std::string::npos;
+}
 
 int run_chat(const ChatOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
@@ -93,7 +98,8 @@ int run_chat(const ChatOptions& o) {
 
 CLI::App* add_chat(CLI::App& root, CommandResult& result) {
   auto o = std::make_shared<ChatOptions>();
-  auto* cmd = root.add_subcommand("chat", "Interactive upper-service client: each line typed is sent, its reply printed");
+  auto* cmd = root.add_subcommand(
+      "chat", "Interactive upper-service client: each line typed is sent, its reply printed");
   cmd->add_option("url", o->url, "Server address")->capture_default_str();
   cmd->add_option("--prompt", o->prompt, "Prompt shown on a terminal")->capture_default_str();
   o->flags.add_to(*cmd);

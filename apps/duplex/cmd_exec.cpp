@@ -24,10 +24,10 @@ namespace {
 
 struct ExecOptions {
   std::string url;
-  std::string shell_string;  // -c
+  std::string shell_string;       // -c
   bool has_shell_string = false;  // -c was given (even as '')
-  bool no_stdin = false;     // -n
-  bool pty = false;          // -t
+  bool no_stdin = false;          // -n
+  bool pty = false;               // -t
   bool json = false;
   std::vector<std::string> env;
   std::string cwd;
@@ -86,7 +86,8 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   client::ExecRequest req;
   req.endpoint = parse_url(o.url);
-  if (!req.endpoint.is_stream()) throw UsageError(fmt::format("exec needs a stream URL (tcp:// or unix://), not {}", o.url));
+  if (!req.endpoint.is_stream())
+    throw UsageError(fmt::format("exec needs a stream URL (tcp:// or unix://), not {}", o.url));
   req.start = build_start(o, command_argv(o, cmd));
 
   std::optional<client::Transcoder> out_tr, err_tr;
@@ -120,11 +121,18 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   };
   client::ExecHooks hooks;
   if (o.json) {
-    hooks.on_stdout = [&](ByteView b) { out_text += convert(out_tr, b); return true; };
+    hooks.on_stdout = [&](ByteView b) {
+      out_text += convert(out_tr, b);
+      return true;
+    };
     hooks.on_stderr = [&](ByteView b) { err_text += convert(err_tr, b); };
   } else if (out_tr) {
-    hooks.on_stdout = [&](ByteView b) { return client::write_all(STDOUT_FILENO, as_bytes(out_tr->feed(b))); };
-    hooks.on_stderr = [&](ByteView b) { client::write_all(STDERR_FILENO, as_bytes(err_tr->feed(b))); };
+    hooks.on_stdout = [&](ByteView b) {
+      return client::write_all(STDOUT_FILENO, as_bytes(out_tr->feed(b)));
+    };
+    hooks.on_stderr = [&](ByteView b) {
+      client::write_all(STDERR_FILENO, as_bytes(err_tr->feed(b)));
+    };
   } else {
     hooks.on_stdout = [](ByteView b) { return client::write_all(STDOUT_FILENO, b); };
     hooks.on_stderr = [](ByteView b) { client::write_all(STDERR_FILENO, b); };
@@ -144,13 +152,17 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
 
   if (out_tr) {
     const std::string tail = out_tr->finish();
-    if (o.json) out_text += tail;
-    else client::write_all(STDOUT_FILENO, as_bytes(tail));
+    if (o.json)
+      out_text += tail;
+    else
+      client::write_all(STDOUT_FILENO, as_bytes(tail));
   }
   if (err_tr) {
     const std::string tail = err_tr->finish();
-    if (o.json) err_text += tail;
-    else client::write_all(STDERR_FILENO, as_bytes(tail));
+    if (o.json)
+      err_text += tail;
+    else
+      client::write_all(STDERR_FILENO, as_bytes(tail));
   }
   if (o.json) {
     const std::string j = client::result_json(r, out_text, err_text) + "\n";
@@ -165,25 +177,33 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
 
 CLI::App* add_exec(CLI::App& root, CommandResult& result) {
   auto o = std::make_shared<ExecOptions>();
-  auto* cmd = root.add_subcommand(
-      "exec", "Run a command on a duplex server (serve --exec) with its stdin, stdout, stderr and exit status");
+  auto* cmd = root.add_subcommand("exec",
+                                  "Run a command on a duplex server (serve --exec) with its stdin, "
+                                  "stdout, stderr and exit status");
   cmd->footer(
       "Forms:\n  duplex exec [OPTIONS] URL [--] CMD [ARG...]   argv passed exactly, no shell\n"
       "  duplex exec [OPTIONS] URL -c 'SHELL STRING'   run with /bin/sh -c\n"
-      "Exit status: the command's; 128+N if killed by signal N; 127 not found; 126 cannot execute;\n"
+      "Exit status: the command's; 128+N if killed by signal N; 127 not found; 126 cannot "
+      "execute;\n"
       "255 connection, protocol or authentication failure.");
-  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")->required();
-  auto* c_opt = cmd->add_option("-c", o->shell_string, "Run this string with /bin/sh -c instead of CMD");
-  cmd->add_flag("-n", o->no_stdin, "Do not read stdin; the command gets end of file at once (like ssh -n)");
+  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")
+      ->required();
+  auto* c_opt =
+      cmd->add_option("-c", o->shell_string, "Run this string with /bin/sh -c instead of CMD");
+  cmd->add_flag("-n", o->no_stdin,
+                "Do not read stdin; the command gets end of file at once (like ssh -n)");
   cmd->add_flag("-t", o->pty, "Run the command on a pseudo-terminal (like ssh -t)");
   cmd->add_option("-e", o->env, "Set KEY=VALUE in the command's environment (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--cwd", o->cwd, "Working directory of the command");
   cmd->add_option("--timeout", o->timeout_s, "Seconds the command may run (0: the server's limit)")
       ->check(CLI::Range(0.0, 4.0e6));
-  cmd->add_flag("--json", o->json, "Print one JSON object: stdout, stderr, exit_code, signal, duration_ms, ...");
-  cmd->add_option("--encoding", o->encoding, "Convert the output from this character set (e.g. gbk) to UTF-8");
-  cmd->add_option("--token-file", o->token_file, "Token file (default: $DUPLEX_TOKEN, then ~/.config/duplex/token)");
+  cmd->add_flag("--json", o->json,
+                "Print one JSON object: stdout, stderr, exit_code, signal, duration_ms, ...");
+  cmd->add_option("--encoding", o->encoding,
+                  "Convert the output from this character set (e.g. gbk) to UTF-8");
+  cmd->add_option("--token-file", o->token_file,
+                  "Token file (default: $DUPLEX_TOKEN, then ~/.config/duplex/token)");
   auto& v = verbosity();
   cmd->add_flag("-v,--verbose", v.verbose, "More log output (repeatable)");
   cmd->add_flag("-q,--quiet", v.quiet, "Less log output (repeatable)");
@@ -200,7 +220,8 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
   cmd->fallthrough(false);
   cmd->prefix_command();
   cmd->validate_positionals();
-  cmd->add_option("command", o->after_separator, "The command and its arguments, passed exactly (after --)")
+  cmd->add_option("command", o->after_separator,
+                  "The command and its arguments, passed exactly (after --)")
       ->check(CLI::Validator(
           [cmd](std::string&) -> std::string {
             const auto rest = cmd->remaining();

@@ -20,13 +20,15 @@ int run_send(const SendOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const auto ep = parse_url(o.url);
   for (const auto& m : o.messages)
-    if (m.empty()) throw UsageError("an empty message cannot be sent (the raw protocol has no way to say it)");
+    if (m.empty())
+      throw UsageError("an empty message cannot be sent (the raw protocol has no way to say it)");
   asio::io_context ctx(1);
   try {
     auto replies = run_sync(ctx, [&]() -> asio::awaitable<std::vector<std::string>> {
       auto conn = co_await client::Connection::open(ep, o.flags.options());
       std::vector<std::string> out;
-      for (const auto& m : o.messages) out.push_back(co_await conn.upper(m));
+      for (const auto& m : o.messages)
+        out.push_back(co_await conn.upper(m));
       co_return out;
     }());
     for (const auto& r : replies) {
@@ -44,8 +46,10 @@ int run_send(const SendOptions& o) {
 
 CLI::App* add_send(CLI::App& root, CommandResult& result) {
   auto o = std::make_shared<SendOptions>();
-  auto* cmd = root.add_subcommand("send", "Send each MSG to the upper service and print each reply on its own line");
-  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")->required();
+  auto* cmd = root.add_subcommand(
+      "send", "Send each MSG to the upper service and print each reply on its own line");
+  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")
+      ->required();
   cmd->add_option("msg", o->messages, "Messages; each is one request")->required();
   o->flags.add_to(*cmd);
   cmd->callback([o, &result] { result.code = run_send(*o); });

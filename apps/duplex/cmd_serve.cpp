@@ -42,21 +42,26 @@ void raise_fd_limit(std::size_t wanted) {
   r.rlim_cur = r.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &r);
   if (r.rlim_cur < wanted + 64)
-    spdlog::warn("open-file limit is {}: fewer than --max-connections ({}) can be served", r.rlim_cur, wanted);
+    spdlog::warn("open-file limit is {}: fewer than --max-connections ({}) can be served",
+                 r.rlim_cur, wanted);
 }
 
 int run_serve(const ServeOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/true);
   raise_fd_limit(o.max_connections);
   server::ServerConfig cfg;
-  for (const auto& url : o.listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:8080"} : o.listen) {
+  for (const auto& url :
+       o.listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:8080"} : o.listen) {
     auto ep = parse_url(url);
-    if (!ep.is_stream()) throw UsageError(fmt::format("cannot serve {}: only tcp:// and unix:// are served so far", url));
+    if (!ep.is_stream())
+      throw UsageError(
+          fmt::format("cannot serve {}: only tcp:// and unix:// are served so far", url));
     cfg.listen.push_back(std::move(ep));
   }
   cfg.threads = o.threads;
   cfg.limits.max_connections = o.max_connections;
-  cfg.limits.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
+  cfg.limits.idle_timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
   cfg.limits.max_frame = o.max_frame;
   cfg.grace = std::chrono::milliseconds(static_cast<std::int64_t>(o.grace_s * 1000));
   cfg.agent = std::string("duplex/") + DUPLEX_VERSION;
@@ -66,16 +71,19 @@ int run_serve(const ServeOptions& o) {
   ex.raw = o.raw_exec;
   ex.max_commands = o.max_commands;
   ex.max_commands_per_client = o.max_commands_per_client;
-  ex.policy.max_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.command_timeout_s * 1000));
+  ex.policy.max_timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(o.command_timeout_s * 1000));
   ex.policy.max_output = o.max_output;
-  ex.policy.kill_grace = std::chrono::milliseconds(static_cast<std::int64_t>(o.kill_grace_s * 1000));
+  ex.policy.kill_grace =
+      std::chrono::milliseconds(static_cast<std::int64_t>(o.kill_grace_s * 1000));
   if (ex.enabled || ex.raw) {
     // A remote shell on the network without TLS would send the token and every byte in clear.
     for (const auto& ep : cfg.listen)
       if (!ep.is_loopback())
-        throw UsageError(fmt::format("refusing {} on {}: it is not a loopback address or a Unix socket, and "
-                                     "duplex has no TLS yet; listen on 127.0.0.1, [::1] or unix:// instead",
-                                     ex.raw ? "--raw-exec" : "--exec", ep.url()));
+        throw UsageError(
+            fmt::format("refusing {} on {}: it is not a loopback address or a Unix socket, and "
+                        "duplex has no TLS yet; listen on 127.0.0.1, [::1] or unix:// instead",
+                        ex.raw ? "--raw-exec" : "--exec", ep.url()));
   }
   if (ex.enabled) {
     const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
@@ -90,7 +98,9 @@ int run_serve(const ServeOptions& o) {
     spdlog::info("exec enabled: token in {}; Unix-socket peers with uid {} need no token", path,
                  fmt::join(ex.auth.allowed_uids, ","));
   }
-  if (ex.raw) spdlog::warn("--raw-exec: anyone who can connect runs commands as this user, without authentication");
+  if (ex.raw)
+    spdlog::warn(
+        "--raw-exec: anyone who can connect runs commands as this user, without authentication");
 
   server::Server server(std::move(cfg));
   std::string why;
@@ -99,7 +109,8 @@ int run_serve(const ServeOptions& o) {
     return kExitFailure;
   }
   // The contract with scripts and tests: one line per listener, once every listener is ready.
-  for (const auto& url : server.urls()) std::printf("listening on %s\n", url.c_str());
+  for (const auto& url : server.urls())
+    std::printf("listening on %s\n", url.c_str());
   std::fflush(stdout);
   server.run();
   spdlog::info("stopped");
@@ -118,35 +129,47 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--max-connections", o->max_connections,
                   "Open connections at most; one more is refused at once")
-      ->capture_default_str()->check(CLI::Range(1, 10'000'000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
   cmd->add_option("--idle-timeout", o->idle_timeout_s,
                   "Close a connection silent for this many seconds (0: never)")
-      ->capture_default_str()->check(CLI::Range(0.0, 1e7));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
   cmd->add_option("--max-frame", o->max_frame, "Largest frame payload accepted, in bytes")
-      ->capture_default_str()->check(CLI::Range(1024u, 1u << 30));
+      ->capture_default_str()
+      ->check(CLI::Range(1024u, 1u << 30));
   cmd->add_option("--grace", o->grace_s, "Seconds a stop waits for sessions to end")
-      ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   cmd->add_flag("--exec", o->exec, "Enable the exec service (authenticated remote commands)");
-  cmd->add_flag("--raw-exec", o->raw_exec,
-                "Run each chunk from a raw (seed protocol) client as a shell command, like the tutorial's "
-                "remote_server.py; no authentication, so loopback and Unix sockets only");
+  cmd->add_flag(
+      "--raw-exec", o->raw_exec,
+      "Run each chunk from a raw (seed protocol) client as a shell command, like the tutorial's "
+      "remote_server.py; no authentication, so loopback and Unix sockets only");
   cmd->add_option("--token-file", o->token_file,
                   "Exec token file, created 0600 with a random token when missing (default "
                   "${XDG_CONFIG_HOME:-~/.config}/duplex/token)");
-  cmd->add_option("--allow-uid", o->allow_uids,
-                  "Unix-socket peer uid allowed without a token, repeatable (default: this server's uid)");
+  cmd->add_option(
+      "--allow-uid", o->allow_uids,
+      "Unix-socket peer uid allowed without a token, repeatable (default: this server's uid)");
   cmd->add_option("--max-commands", o->max_commands, "Commands running at once on this server")
-      ->capture_default_str()->check(CLI::Range(1, 100000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--max-commands-per-client", o->max_commands_per_client,
                   "Commands running at once per client address or uid")
-      ->capture_default_str()->check(CLI::Range(1, 100000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--command-timeout", o->command_timeout_s,
                   "Longest a command may run, in seconds, before SIGTERM (0: no limit)")
-      ->capture_default_str()->check(CLI::Range(0.0, 1e7));
-  cmd->add_option("--max-output", o->max_output, "Output bytes per command before it is ended (0: unlimited)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
+  cmd->add_option("--max-output", o->max_output,
+                  "Output bytes per command before it is ended (0: unlimited)")
       ->capture_default_str();
-  cmd->add_option("--kill-grace", o->kill_grace_s, "Seconds between SIGTERM and SIGKILL when a command is ended")
-      ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--kill-grace", o->kill_grace_s,
+                  "Seconds between SIGTERM and SIGKILL when a command is ended")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   cmd->callback([o, &result] { result.code = run_serve(*o); });
   return cmd;
 }

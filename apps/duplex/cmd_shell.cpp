@@ -76,9 +76,12 @@ int run_shell(const ShellOptions& o) {
 
 CLI::App* add_shell(CLI::App& root, CommandResult& result) {
   auto o = std::make_shared<ShellOptions>();
-  auto* cmd = root.add_subcommand("shell", "Open an interactive login shell on a duplex server (serve --exec)");
-  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")->required();
-  cmd->add_option("--token-file", o->token_file, "Token file (default: $DUPLEX_TOKEN, then ~/.config/duplex/token)");
+  auto* cmd = root.add_subcommand(
+      "shell", "Open an interactive login shell on a duplex server (serve --exec)");
+  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")
+      ->required();
+  cmd->add_option("--token-file", o->token_file,
+                  "Token file (default: $DUPLEX_TOKEN, then ~/.config/duplex/token)");
   cmd->callback([o, &result] { result.code = run_shell(*o); });
   return cmd;
 }

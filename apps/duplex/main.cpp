@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <exception>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "cli.hpp"
 
@@ -13,8 +13,9 @@ int main(int argc, char** argv) {
   // Writes to a closed socket or pipe must fail with EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
 
-  CLI::App app{"duplex: a socket toolkit: an upper-case echo server and remote command execution "
-               "over TCP, IPv6 and Unix sockets"};
+  CLI::App app{
+      "duplex: a socket toolkit: an upper-case echo server and remote command execution "
+      "over TCP, IPv6 and Unix sockets"};
   app.set_version_flag("--version", std::string("duplex ") + DUPLEX_VERSION);
   app.require_subcommand(1);
   app.fallthrough();  // -v/-q are accepted after the subcommand too

@@ -21,7 +21,8 @@ const std::vector<std::string> kLines = {"hello", "Hello World", "你好 wörld"
 
 std::string joined(const std::vector<std::string>& lines) {
   std::string s;
-  for (const auto& l : lines) s += l + "\n";
+  for (const auto& l : lines)
+    s += l + "\n";
   return s;
 }
 
@@ -36,13 +37,15 @@ std::string message(std::size_t n, char first) {
   std::string m;
   m.reserve(n);
   m.push_back(first);
-  for (std::size_t i = 1; i < n; ++i) m.push_back(kAlphabet[(i * 7) % kAlphabet.size()]);
+  for (std::size_t i = 1; i < n; ++i)
+    m.push_back(kAlphabet[(i * 7) % kAlphabet.size()]);
   return m;
 }
 
 std::string concat(const std::vector<std::string>& parts) {
   std::string s;
-  for (const auto& p : parts) s += p;
+  for (const auto& p : parts)
+    s += p;
   return s;
 }
 
@@ -55,7 +58,8 @@ void expect_chunked_replies(const RunResult& r, const std::vector<std::string>& 
   ASSERT_GE(replies.front().size(), 16u);
   EXPECT_EQ(replies.front().substr(0, 16), upper(fed.front().substr(0, 16)));
   std::string expected_stream;
-  for (const auto& f : fed) expected_stream += upper(f);
+  for (const auto& f : fed)
+    expected_stream += upper(f);
   const auto got = concat(replies);
   EXPECT_EQ(expected_stream.substr(0, got.size()), got);
   EXPECT_GT(got.size(), fed.front().size()) << "no reply to the second line at all";
@@ -78,11 +82,13 @@ TEST_F(SeedClient, PrintsTheSameAgainstDuplexAsAgainstTheSeedServer) {
 
   // The reference must itself be what we think it is, or comparing with it proves nothing.
   std::vector<std::string> expected_replies;
-  for (const auto& l : kLines) expected_replies.push_back(upper(l));
+  for (const auto& l : kLines)
+    expected_replies.push_back(upper(l));
   EXPECT_EQ(printed_replies(with_seed.out), expected_replies) << with_seed.out << with_seed.err;
   EXPECT_NE(with_seed.err.find("EOFError"), std::string::npos) << with_seed.err;
 
-  EXPECT_EQ(split_lines(with_ours.out), split_lines(with_seed.out)) << "stderr with duplex:\n" << with_ours.err;
+  EXPECT_EQ(split_lines(with_ours.out), split_lines(with_seed.out)) << "stderr with duplex:\n"
+                                                                    << with_ours.err;
   EXPECT_EQ(describe(with_ours.status), describe(with_seed.status));
   EXPECT_NE(with_ours.err.find("EOFError"), std::string::npos) << with_ours.err;
 
@@ -92,7 +98,8 @@ TEST_F(SeedClient, PrintsTheSameAgainstDuplexAsAgainstTheSeedServer) {
 TEST_F(SeedClient, OneByteMessagesAreAnsweredAtOnce) {
   TestServer ours;
   const auto r = run_client_py(ours.port(), "a\nZ\n1\nb\n");
-  EXPECT_EQ(printed_replies(r.out), (std::vector<std::string>{"A", "Z", "1", "B"})) << r.out << r.err;
+  EXPECT_EQ(printed_replies(r.out), (std::vector<std::string>{"A", "Z", "1", "B"}))
+      << r.out << r.err;
 }
 
 TEST_F(SeedClient, MessagesLargerThanItsReadBufferDoNotBreakTheServer) {
@@ -132,7 +139,8 @@ TEST_F(SeedClient, SeveralAtOnceEachGetItsOwnReplies) {
   const auto script = seed_copy(dir, "client.py", ours.port());
   constexpr int kClients = 3;
   std::vector<std::unique_ptr<Process>> clients;
-  for (int i = 0; i < kClients; ++i) clients.push_back(std::make_unique<Process>(python(script)));
+  for (int i = 0; i < kClients; ++i)
+    clients.push_back(std::make_unique<Process>(python(script)));
 
   auto message_of = [](int client, int round) {
     return "client " + std::to_string(client) + " round " + std::to_string(round) + " 你好 ünï";
@@ -141,7 +149,8 @@ TEST_F(SeedClient, SeveralAtOnceEachGetItsOwnReplies) {
     SCOPED_TRACE("client " + std::to_string(client) + ", round " + std::to_string(round));
     const auto m = message_of(client, round);
     auto& p = *clients[static_cast<std::size_t>(client)];
-    EXPECT_EQ(p.read_line(10s).value_or("<nothing>"), "请输入要发送的消息:客户端发送了数据:" + m + ",等待服务器的响应...");
+    EXPECT_EQ(p.read_line(10s).value_or("<nothing>"),
+              "请输入要发送的消息:客户端发送了数据:" + m + ",等待服务器的响应...");
     EXPECT_EQ(p.read_line(10s).value_or("<nothing>"), std::string(kReplyPrefix) + upper(m));
   };
   auto ask = [&](int client, int round) {
@@ -160,11 +169,14 @@ TEST_F(SeedClient, SeveralAtOnceEachGetItsOwnReplies) {
     expect_reply(c, 1);
   }
   // Round 2 interleaved: all three requests in flight together.
-  for (int c = 0; c < kClients; ++c) ask(c, 2);
-  for (int c = 0; c < kClients; ++c) expect_reply(c, 2);
+  for (int c = 0; c < kClients; ++c)
+    ask(c, 2);
+  for (int c = 0; c < kClients; ++c)
+    expect_reply(c, 2);
 
   // End of input: each client.py dies of EOFError, as it does against the seed's server.
-  for (auto& p : clients) p->close_stdin();
+  for (auto& p : clients)
+    p->close_stdin();
   for (auto& p : clients) {
     EXPECT_EQ(describe(p->wait(10s)), "exit 1");
     EXPECT_NE(p->read_all_stderr(5s).find("EOFError"), std::string::npos);

@@ -52,7 +52,8 @@ std::string seed_unavailable_reason() {
     return "seed programs not found at " + std::string(d && *d ? d : "(DUPLEX_SEED_DIR unset)") +
            ": the interoperability tests need ../shared/seed/python beside the project";
   }
-  if (!python3_on_path()) return "python3 not found on PATH: the interoperability tests run the seed's Python programs";
+  if (!python3_on_path())
+    return "python3 not found on PATH: the interoperability tests run the seed's Python programs";
   return {};
 }
 
@@ -60,11 +61,13 @@ std::string seed_copy(const TempDir& dir, const std::string& name, int port) {
   std::string text = read_file(std::filesystem::path(seed_dir()) / name);
   const std::string to = std::to_string(port);
   std::size_t replaced = 0;
-  for (auto at = text.find(kSeedPort); at != std::string::npos; at = text.find(kSeedPort, at + to.size())) {
+  for (auto at = text.find(kSeedPort); at != std::string::npos;
+       at = text.find(kSeedPort, at + to.size())) {
     text.replace(at, kSeedPort.size(), to);
     ++replaced;
   }
-  if (replaced == 0) throw std::runtime_error(name + " no longer contains the port " + std::string(kSeedPort));
+  if (replaced == 0)
+    throw std::runtime_error(name + " no longer contains the port " + std::string(kSeedPort));
   const auto out = dir.file(name);
   std::ofstream f(out, std::ios::binary | std::ios::trunc);
   f << text;
@@ -72,7 +75,9 @@ std::string seed_copy(const TempDir& dir, const std::string& name, int port) {
   return out;
 }
 
-std::vector<std::string> python(const std::string& script) { return {"python3", "-u", script}; }
+std::vector<std::string> python(const std::string& script) {
+  return {"python3", "-u", script};
+}
 
 int free_tcp_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -101,7 +106,8 @@ SeedServer::SeedServer(const TempDir& dir) {
       if (line->find(kServerStarted) != std::string::npos) return;
       throw std::runtime_error("server.py printed an unexpected first line: " + *line);
     }
-    if (!proc_->wait(1s)) throw std::runtime_error("server.py did not print its start-up line within 10 s");
+    if (!proc_->wait(1s))
+      throw std::runtime_error("server.py did not print its start-up line within 10 s");
     // It exited before starting (port taken): next attempt.
   }
   throw std::runtime_error("server.py could not start: " + proc_->read_all_stderr(1s));

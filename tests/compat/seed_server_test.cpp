@@ -32,18 +32,23 @@ class SeedServerTest : public SeedTest {
   std::unique_ptr<SeedServer> server_;
 };
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+bool one_line(const std::string& s) {
+  return !s.empty() && s.find('\n') == s.size() - 1;
+}
 
 }  // namespace
 
 TEST_F(SeedServerTest, SendPrintsTheUpperCasedReplies) {
-  const auto r = run({duplex_bin(), "send", server_->url(), "hello", "Hello World", "你好 wörld", "MiXeD 123 !?"}, {}, 15s);
+  const auto r = run(
+      {duplex_bin(), "send", server_->url(), "hello", "Hello World", "你好 wörld", "MiXeD 123 !?"},
+      {}, 15s);
   EXPECT_EQ(r.out, "HELLO\nHELLO WORLD\n你好 WöRLD\nMIXED 123 !?\n") << r.err;
   EXPECT_EQ(describe(r.status), "exit 0") << r.err;
   EXPECT_EQ(r.err, "");
 
   // A second client after the first has left: server.py is still in its accept loop.
-  const auto again = run({duplex_bin(), "send", "127.0.0.1:" + std::to_string(server_->port()), "again"}, {}, 15s);
+  const auto again =
+      run({duplex_bin(), "send", "127.0.0.1:" + std::to_string(server_->port()), "again"}, {}, 15s);
   EXPECT_EQ(again.out, "AGAIN\n") << again.err;
   EXPECT_EQ(describe(again.status), "exit 0");
 
@@ -55,7 +60,8 @@ TEST_F(SeedServerTest, SendPrintsTheUpperCasedReplies) {
 
 TEST_F(SeedServerTest, ChatWithPipedInputPrintsTheReplies) {
   // The empty line is skipped by chat (the seed's own client.py would hang on it).
-  const auto r = run({duplex_bin(), "chat", server_->url()}, "hello\n\nHello World\n你好 wörld\nMiXeD 123 !?\n", 15s);
+  const auto r = run({duplex_bin(), "chat", server_->url()},
+                     "hello\n\nHello World\n你好 wörld\nMiXeD 123 !?\n", 15s);
   EXPECT_EQ(r.out, "HELLO\nHELLO WORLD\n你好 WöRLD\nMIXED 123 !?\n") << r.err;
   EXPECT_EQ(describe(r.status), "exit 0") << r.err;
   EXPECT_EQ(r.err, "");

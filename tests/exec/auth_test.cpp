@@ -23,10 +23,12 @@ ExecRequest touch(const std::string& path) {
   return r;
 }
 
-bool exists(const std::string& path) { return std::filesystem::exists(path); }
+bool exists(const std::string& path) {
+  return std::filesystem::exists(path);
+}
 
 unsigned mode_of(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
   return st.st_mode & 07777;
 }
@@ -96,11 +98,11 @@ TEST(ExecAuth, WrongTokensAreRefusedAlike) {
   const std::string& t = server.token();
   const std::string wrong[] = {
       std::string(64, '0'),
-      t.substr(0, 63),                      // a prefix
-      t + "0",                              // longer
+      t.substr(0, 63),                               // a prefix
+      t + "0",                                       // longer
       t.substr(0, 63) + (t[63] == 'a' ? "b" : "a"),  // last character differs
-      t + "\n",                             // what is in the file, newline included
-      std::string("\0", 1) + t,             // opaque bytes: NUL is not an end
+      t + "\n",                                      // what is in the file, newline included
+      std::string("\0", 1) + t,                      // opaque bytes: NUL is not an end
   };
   int i = 0;
   for (const auto& w : wrong) {
@@ -166,8 +168,9 @@ TEST(ExecAuth, TokenFileReadableByOthersIsRefusedAtStart) {
   TempDir dir;
   const auto path = dir.file("token");
   write_file(path, std::string(64, 'a') + "\n", 0644);
-  const auto r = run({duplex_bin(), "serve", "--exec", "--token-file", path, "--listen", "tcp://127.0.0.1:0"}, {},
-                     std::chrono::seconds(10));
+  const auto r =
+      run({duplex_bin(), "serve", "--exec", "--token-file", path, "--listen", "tcp://127.0.0.1:0"},
+          {}, std::chrono::seconds(10));
   EXPECT_TRUE(r.status.exited);
   EXPECT_NE(r.status.code, 0);
   EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
@@ -180,8 +183,9 @@ TEST(ExecAuth, EmptyTokenFileIsRefusedAtStart) {
   TempDir dir;
   const auto path = dir.file("token");
   write_file(path, "\n", 0600);
-  const auto r = run({duplex_bin(), "serve", "--exec", "--token-file", path, "--listen", "tcp://127.0.0.1:0"}, {},
-                     std::chrono::seconds(10));
+  const auto r =
+      run({duplex_bin(), "serve", "--exec", "--token-file", path, "--listen", "tcp://127.0.0.1:0"},
+          {}, std::chrono::seconds(10));
   EXPECT_TRUE(r.status.exited);
   EXPECT_NE(r.status.code, 0);
   EXPECT_NE(r.err.find("empty"), std::string::npos) << r.err;

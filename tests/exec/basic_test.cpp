@@ -1,9 +1,9 @@
 // Exec basics over raw frames (issue 3, tests 1 and 2): stdout and stderr apart, exit statuses,
 // argv exactness, environment, working directory, descriptors, signals, the PTY and EXIT last.
 #include <cerrno>
-#include <filesystem>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -65,7 +65,8 @@ TEST_F(ExecBasics, ExitStatusZeroWithoutOutputReturnsAtOnce) {
   EXPECT_EQ(o.out, "");
   EXPECT_EQ(o.err, "");
   ASSERT_TRUE(o.exit);
-  EXPECT_LT(o.exit->duration_us, 1'000'000u) << "EXIT says `true` ran for " << o.exit->duration_us << " us";
+  EXPECT_LT(o.exit->duration_us, 1'000'000u)
+      << "EXIT says `true` ran for " << o.exit->duration_us << " us";
   EXPECT_LT(wall, std::chrono::seconds(2));
 }
 
@@ -126,7 +127,8 @@ TEST_F(ExecBasics, KilledBySigtermIsSignaled15) {
 }
 
 TEST_F(ExecBasics, ArgvIsExact) {
-  const auto o = run(argv({"printf", "%s|", "a b", "$HOME", ";x", "", "'q'", "\"dq\"", "*", "tab\there", "nl\nx"}));
+  const auto o = run(argv(
+      {"printf", "%s|", "a b", "$HOME", ";x", "", "'q'", "\"dq\"", "*", "tab\there", "nl\nx"}));
   EXPECT_TRUE(exited_with(o, 0));
   EXPECT_EQ(o.out, "a b|$HOME|;x||'q'|\"dq\"|*|tab\there|nl\nx|");
 }
@@ -139,7 +141,8 @@ TEST_F(ExecBasics, ShellStringIsRunWithShC) {
 
 TEST_F(ExecBasics, BinaryStdoutAndStdinBytesUntouched) {
   std::string all;
-  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (int i = 0; i < 256; ++i)
+    all.push_back(static_cast<char>(i));
   const auto o = run(argv({"cat"}), all + all);
   EXPECT_TRUE(exited_with(o, 0));
   EXPECT_EQ(o.out, all + all);
@@ -162,8 +165,11 @@ TEST_F(ExecBasics, EnvironmentIsMinimalPlusWhatWasAsked) {
   EXPECT_NE(o.out.find("\nFOO=bar baz\n"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("\nEMPTY=\n"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("PATH="), std::string::npos) << o.out;
-  EXPECT_EQ(o.out.find("DUPLEX_EXEC_TEST_LEAK"), std::string::npos) << "server environment leaked:\n" << o.out;
-  EXPECT_EQ(o.out.find("XDG_CONFIG_HOME"), std::string::npos) << "server environment leaked:\n" << o.out;
+  EXPECT_EQ(o.out.find("DUPLEX_EXEC_TEST_LEAK"), std::string::npos)
+      << "server environment leaked:\n"
+      << o.out;
+  EXPECT_EQ(o.out.find("XDG_CONFIG_HOME"), std::string::npos) << "server environment leaked:\n"
+                                                              << o.out;
 }
 
 TEST_F(ExecBasics, WorkingDirectoryAsAsked) {
@@ -184,8 +190,9 @@ TEST_F(ExecBasics, CommandSeesOnlyStdinStdoutStderr) {
 
 TEST_F(ExecBasics, CommandRunsInItsOwnSessionAndGroup) {
   // Fields 5 (pgrp) and 6 (session) of /proc/self/stat equal the pid: setsid() in the child.
-  const auto o = run(shell("read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; "
-                           "[ \"$pgrp\" = $$ ] && [ \"$sid\" = $$ ] && echo own-session"));
+  const auto o =
+      run(shell("read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; "
+                "[ \"$pgrp\" = $$ ] && [ \"$sid\" = $$ ] && echo own-session"));
   EXPECT_TRUE(exited_with(o, 0));
   EXPECT_EQ(o.out, "own-session\n");
 }
@@ -193,10 +200,11 @@ TEST_F(ExecBasics, CommandRunsInItsOwnSessionAndGroup) {
 TEST_F(ExecBasics, SignalFrameReachesTheWholeGroup) {
   // USR1 to the group: the shell and its background subshell (same group) both trap it.
   ExecClient c(server_.url());
-  c.start(server_.token(),
-          shell("trap 'echo parent-usr1' USR1; "
-                "( trap 'echo child-usr1; exit 0' USR1; echo ready; while :; do sleep 0.05; done ) & "
-                "wait; wait; echo done"));
+  c.start(
+      server_.token(),
+      shell("trap 'echo parent-usr1' USR1; "
+            "( trap 'echo child-usr1; exit 0' USR1; echo ready; while :; do sleep 0.05; done ) & "
+            "wait; wait; echo done"));
   c.wait_for_stdout("ready\n");
   c.send_signal(SIGUSR1);
   const auto& o = c.finish(std::chrono::seconds(10));
@@ -209,7 +217,9 @@ TEST_F(ExecBasics, SignalFrameReachesTheWholeGroup) {
 TEST_F(ExecBasics, SignalFrameReachesATrappingShell) {
   ExecClient c(server_.url());
   // The background sleep ignores SIGINT (POSIX, for async lists); the trap ends it.
-  c.start(server_.token(), shell("trap 'echo got-int; kill $! 2>/dev/null; exit 9' INT; echo ready; sleep 100 & wait"));
+  c.start(
+      server_.token(),
+      shell("trap 'echo got-int; kill $! 2>/dev/null; exit 9' INT; echo ready; sleep 100 & wait"));
   c.wait_for_stdout("ready\n");
   c.send_signal(SIGINT);
   const auto& o = c.finish(std::chrono::seconds(10));
@@ -229,7 +239,8 @@ TEST_F(ExecBasics, SigintKillsAPlainCommand) {
 }
 
 TEST_F(ExecBasics, PtyMergesOutputAndIsATerminal) {
-  ExecRequest r = shell("[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo to-stderr >&2; echo \"TERM=$TERM\"");
+  ExecRequest r =
+      shell("[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo to-stderr >&2; echo \"TERM=$TERM\"");
   r.pty = true;
   r.rows = 24;
   r.cols = 80;

@@ -20,7 +20,8 @@ std::string random_bytes(std::size_t n, std::uint64_t seed) {
   std::string out(n, '\0');
   for (std::size_t i = 0; i + 8 <= n; i += 8) {
     const std::uint64_t v = rng();
-    for (int b = 0; b < 8; ++b) out[i + static_cast<std::size_t>(b)] = static_cast<char>((v >> (8 * b)) & 0xff);
+    for (int b = 0; b < 8; ++b)
+      out[i + static_cast<std::size_t>(b)] = static_cast<char>((v >> (8 * b)) & 0xff);
   }
   return out;
 }
@@ -43,7 +44,8 @@ TEST(ExecBulk, StdoutAndStderrFloodTogetherStayApart) {
   // Both pipes full at once: the seed's remote_server.py deadlocks here; we must not.
   ExecServer server;
   ExecRequest r;
-  r.argv = {"head -c 3000000 /dev/zero | tr '\\0' o & head -c 3000000 /dev/zero | tr '\\0' e >&2; wait"};
+  r.argv = {
+      "head -c 3000000 /dev/zero | tr '\\0' o & head -c 3000000 /dev/zero | tr '\\0' e >&2; wait"};
   r.shell = true;
   const auto o = exec_once(server.url(), server.token(), r, {}, std::chrono::seconds(60));
   EXPECT_TRUE(exited_with(o, 0));
@@ -84,12 +86,15 @@ TEST(ExecBulk, SlowReaderThrottlesTheCommandNotTheServerMemory) {
   if (const char* a = std::getenv("ASAN_OPTIONS")) saved_asan = a;
   if (kUnderAsan)
     ::setenv("ASAN_OPTIONS",
-             ((saved_asan.empty() ? "" : saved_asan + ":") + "quarantine_size_mb=0:thread_local_quarantine_size_kb=0")
+             ((saved_asan.empty() ? "" : saved_asan + ":") +
+              "quarantine_size_mb=0:thread_local_quarantine_size_kb=0")
                  .c_str(),
              1);
   ExecServer server;
-  if (kUnderAsan && saved_asan.empty()) ::unsetenv("ASAN_OPTIONS");
-  else if (kUnderAsan) ::setenv("ASAN_OPTIONS", saved_asan.c_str(), 1);
+  if (kUnderAsan && saved_asan.empty())
+    ::unsetenv("ASAN_OPTIONS");
+  else if (kUnderAsan)
+    ::setenv("ASAN_OPTIONS", saved_asan.c_str(), 1);
   const pid_t spid = server.pid();
   const long rss0 = rss_kib(spid);
   ASSERT_GT(rss0, 0);
@@ -130,12 +135,15 @@ TEST(ExecBulk, SlowReaderThrottlesTheCommandNotTheServerMemory) {
         << "the command kept writing while nobody read its output";
     // What it wrote beyond what we read sits in the pipe, the server's queue and the socket
     // buffers: bounded, far from the 200 MB it wants to write.
-    EXPECT_LT(last - static_cast<long long>(got), 64ll << 20) << "written " << last << ", read " << got;
+    EXPECT_LT(last - static_cast<long long>(got), 64ll << 20)
+        << "written " << last << ", read " << got;
     RecordProperty("in_flight_when_stopped", std::to_string(last - static_cast<long long>(got)));
   } else {
-    std::fprintf(stderr, "note: /proc/%d/io unreadable: the command's stop is not checked\n", static_cast<int>(head));
+    std::fprintf(stderr, "note: /proc/%d/io unreadable: the command's stop is not checked\n",
+                 static_cast<int>(head));
   }
-  for (int i = 0; i < 20; ++i) peak = std::max(peak, rss_kib(spid));
+  for (int i = 0; i < 20; ++i)
+    peak = std::max(peak, rss_kib(spid));
 
   // Now read everything, sampling the server's RSS on the way.
   OutputSinks sinks;
@@ -157,7 +165,8 @@ TEST(ExecBulk, SlowReaderThrottlesTheCommandNotTheServerMemory) {
   // 16 MiB leaves room for the allocator. Under ASan every allocation also carries redzones and
   // shadow memory (+1/8), and the allocator keeps per-size-class caches: twice the room.
   const long bound_kib = (kUnderAsan ? 32 : 16) * 1024;
-  EXPECT_LT(growth_kib, bound_kib) << "server RSS grew from " << rss0 << " KiB to " << peak << " KiB";
+  EXPECT_LT(growth_kib, bound_kib)
+      << "server RSS grew from " << rss0 << " KiB to " << peak << " KiB";
 }
 
 }  // namespace

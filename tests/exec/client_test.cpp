@@ -19,15 +19,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+bool one_line(const std::string& s) {
+  return !s.empty() && s.find('\n') == s.size() - 1;
+}
 
 class ExecClientTest : public ::testing::Test {
  protected:
   ExecServer server_;
 
   /// duplex exec --token-file TOKEN URL ARGS...
-  RunResult dx(std::vector<std::string> args, std::string_view input = {}, std::vector<std::string> env = {}) {
-    std::vector<std::string> argv{duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url()};
+  RunResult dx(std::vector<std::string> args, std::string_view input = {},
+               std::vector<std::string> env = {}) {
+    std::vector<std::string> argv{duplex_bin(), "exec", "--token-file", server_.token_path(),
+                                  server_.url()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, input, std::chrono::seconds(60), std::move(env));
   }
@@ -115,7 +119,8 @@ TEST_F(ExecClientTest, StdinIsForwardedWithEof) {
 TEST_F(ExecClientTest, BinaryStdinAndStdoutUntouched) {
   std::mt19937_64 rng(5);
   std::string data(3'000'000, '\0');
-  for (auto& c : data) c = static_cast<char>(rng() & 0xff);
+  for (auto& c : data)
+    c = static_cast<char>(rng() & 0xff);
   const auto r = dx({"--", "cat"}, data);
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out.size(), data.size());
@@ -170,7 +175,8 @@ TEST_F(ExecClientTest, JsonTellsRemote255FromAFailureToConnect) {
 
   // Nothing listens there: a failure to connect is never a JSON result claiming exit_code 255.
   TempDir dir;
-  const auto refused = run({duplex_bin(), "exec", "--json", "unix://" + dir.file("nobody.sock"), "--", "true"});
+  const auto refused =
+      run({duplex_bin(), "exec", "--json", "unix://" + dir.file("nobody.sock"), "--", "true"});
   EXPECT_EQ(refused.status, (ExitStatus{true, 255}));
   // The reason is said once: a line on stderr, or the result object's "error".
   bool claims_remote_255 = false;
@@ -178,11 +184,13 @@ TEST_F(ExecClientTest, JsonTellsRemote255FromAFailureToConnect) {
   try {
     const auto k = nlohmann::json::parse(refused.out);
     claims_remote_255 = k.contains("exit_code") && k["exit_code"] == 255;
-    error_in_json = k.contains("error") && k["error"].is_string() && !k["error"].get<std::string>().empty();
+    error_in_json =
+        k.contains("error") && k["error"].is_string() && !k["error"].get<std::string>().empty();
   } catch (...) {
   }
   EXPECT_FALSE(claims_remote_255) << refused.out;
-  EXPECT_TRUE(error_in_json || one_line(refused.err)) << "stdout: " << refused.out << "\nstderr: " << refused.err;
+  EXPECT_TRUE(error_in_json || one_line(refused.err))
+      << "stdout: " << refused.out << "\nstderr: " << refused.err;
 }
 
 TEST_F(ExecClientTest, JsonWithSignal) {
@@ -217,15 +225,16 @@ TEST_F(ExecClientTest, RefusedTcpConnectionIs255WithOneLine) {
     TestServer s({"-q"});
     url = s.url();
   }
-  const auto r = run({duplex_bin(), "exec", "--token-file", server_.token_path(), url, "--", "true"});
+  const auto r =
+      run({duplex_bin(), "exec", "--token-file", server_.token_path(), url, "--", "true"});
   EXPECT_EQ(r.status, (ExitStatus{true, 255}));
   EXPECT_TRUE(one_line(r.err)) << r.err;
 }
 
 TEST_F(ExecClientTest, WrongTokenIs255AndAuthenticationFailed) {
   const auto marker = server_.dir().file("ran");
-  const auto r = run({duplex_bin(), "exec", server_.url(), "--", "touch", marker}, {}, std::chrono::seconds(30),
-                     {"DUPLEX_TOKEN=" + std::string(64, '0')});
+  const auto r = run({duplex_bin(), "exec", server_.url(), "--", "touch", marker}, {},
+                     std::chrono::seconds(30), {"DUPLEX_TOKEN=" + std::string(64, '0')});
   EXPECT_EQ(r.status, (ExitStatus{true, 255}));
   EXPECT_TRUE(one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("authentication failed"), std::string::npos) << r.err;
@@ -242,8 +251,8 @@ TEST_F(ExecClientTest, NoTokenAtAllOverTcpIs255) {
 }
 
 TEST_F(ExecClientTest, TokenFromEnvironment) {
-  const auto r = run({duplex_bin(), "exec", server_.url(), "--", "echo", "env token"}, {}, std::chrono::seconds(30),
-                     {"DUPLEX_TOKEN=" + server_.token()});
+  const auto r = run({duplex_bin(), "exec", server_.url(), "--", "echo", "env token"}, {},
+                     std::chrono::seconds(30), {"DUPLEX_TOKEN=" + server_.token()});
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, "env token\n");
 }
@@ -259,7 +268,8 @@ TEST_F(ExecClientTest, TokenFileReadableByOthersIsRefusedByTheClient) {
   const auto path = dir.file("token");
   write_file(path, server_.token() + "\n", 0644);
   const auto marker = server_.dir().file("ran");
-  const auto r = run({duplex_bin(), "exec", "--token-file", path, server_.url(), "--", "touch", marker});
+  const auto r =
+      run({duplex_bin(), "exec", "--token-file", path, server_.url(), "--", "touch", marker});
   EXPECT_NE(r.status, (ExitStatus{true, 0}));
   EXPECT_TRUE(one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
@@ -268,8 +278,8 @@ TEST_F(ExecClientTest, TokenFileReadableByOthersIsRefusedByTheClient) {
 
 TEST_F(ExecClientTest, ServerWithoutExecIs255WithOneLine) {
   ExecServer plain({.args = {}, .exec = false});
-  const auto r = run({duplex_bin(), "exec", plain.url(), "--", "true"}, {}, std::chrono::seconds(30),
-                     {"DUPLEX_TOKEN=whatever"});
+  const auto r = run({duplex_bin(), "exec", plain.url(), "--", "true"}, {},
+                     std::chrono::seconds(30), {"DUPLEX_TOKEN=whatever"});
   EXPECT_EQ(r.status, (ExitStatus{true, 255}));
   EXPECT_TRUE(one_line(r.err)) << r.err;
 }
@@ -327,7 +337,8 @@ pid_t wait_for_remote(pid_t server_pid, const std::string& cmdline) {
 }
 
 TEST_F(ExecClientTest, SigintIsForwardedAndGives130) {
-  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--", "sleep", "100"});
+  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--",
+                  "sleep", "100"});
   const pid_t remote = wait_for_remote(server_.pid(), "sleep 100");
   ASSERT_GT(remote, 0) << "the remote sleep never started";
   const auto t0 = Clock::now();
@@ -339,11 +350,13 @@ TEST_F(ExecClientTest, SigintIsForwardedAndGives130) {
   EXPECT_TRUE(eventually([&] { return not_running(remote); }, std::chrono::seconds(2)))
       << "remote sleep " << remote << " still running";
   for (pid_t p : descendants_of(server_.pid()))
-    EXPECT_NE(proc_cmdline(p), "sleep 100") << "pid " << p << " state " << proc_state(p).value_or('?');
+    EXPECT_NE(proc_cmdline(p), "sleep 100")
+        << "pid " << p << " state " << proc_state(p).value_or('?');
 }
 
 TEST_F(ExecClientTest, SigtermIsForwardedAndGives143) {
-  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--", "sleep", "100"});
+  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--",
+                  "sleep", "100"});
   const pid_t remote = wait_for_remote(server_.pid(), "sleep 100");
   ASSERT_GT(remote, 0);
   client.signal(SIGTERM);
@@ -366,13 +379,14 @@ TEST_F(ExecClientTest, SigintReachesATrappingRemoteCommand) {
 }
 
 TEST_F(ExecClientTest, ClientKilledWithSigkillTakesTheGroupWithIt) {
-  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--", "sh", "-c",
-                  "sleep 1000 & sleep 1001; wait"});
+  Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--",
+                  "sh", "-c", "sleep 1000 & sleep 1001; wait"});
   std::vector<pid_t> group;
   ASSERT_TRUE(eventually(
       [&] {
         group.clear();
-        for (pid_t p : descendants_of(server_.pid())) group.push_back(p);
+        for (pid_t p : descendants_of(server_.pid()))
+          group.push_back(p);
         return group.size() >= 3;
       },
       std::chrono::seconds(10)))

@@ -22,8 +22,12 @@ TEST(ExecConcurrency, FiftyCommandsAtOnceAreExactAndParallel) {
   for (int i = 0; i < kN; ++i) {
     ExecRequest r;
     // argv[0] of the script is "sh", then a per-command word with a space and the status.
-    r.argv = {"sh", "-c", "sleep 0.5; printf '%s\\n' \"$1\"; printf 'e%s' \"$2\" >&2; exit \"$2\"", "sh",
-              "command " + std::to_string(i), std::to_string(i * 5 % 256)};
+    r.argv = {"sh",
+              "-c",
+              "sleep 0.5; printf '%s\\n' \"$1\"; printf 'e%s' \"$2\" >&2; exit \"$2\"",
+              "sh",
+              "command " + std::to_string(i),
+              std::to_string(i * 5 % 256)};
     clients.push_back(std::make_unique<ExecClient>(server.url()));
     clients.back()->start(server.token(), r);
     clients.back()->send_eof();
@@ -60,7 +64,8 @@ ExecRequest echo_request(const std::string& word) {
 TEST(ExecConcurrency, PerClientLimitRefusesTheNinthOnly) {
   ExecServer server;  // default --max-commands-per-client 8
   std::vector<std::unique_ptr<ExecClient>> eight;
-  for (int i = 0; i < 8; ++i) eight.push_back(running_cat(server, i));
+  for (int i = 0; i < 8; ++i)
+    eight.push_back(running_cat(server, i));
 
   const auto ninth = exec_once(server.url(), server.token(), echo_request("ninth"));
   EXPECT_TRUE(refused_with(ninth, err::limit_exceeded));
@@ -102,7 +107,8 @@ TEST(ExecConcurrency, SlotOfAVanishedClientIsReleased) {
     a->socket().reset();
   }
   // The command of the reset client is ended and reaped, and its slot freed with it.
-  ASSERT_TRUE(eventually([&] { return children_of(server.pid()).empty(); }, std::chrono::seconds(3)));
+  ASSERT_TRUE(
+      eventually([&] { return children_of(server.pid()).empty(); }, std::chrono::seconds(3)));
   const auto o = exec_once(server.url(), server.token(), echo_request("next"));
   EXPECT_TRUE(exited_with(o, 0));
   EXPECT_EQ(o.out, "next\n");
@@ -121,8 +127,10 @@ TEST(ExecConcurrency, NextCommandRightAfterExitIsNeverRefused) {
   int refused = 0;
   for (int i = 0; i < 100; ++i) {
     const auto o = exec_once(server.url(), server.token(), echo_request(std::to_string(i)));
-    if (o.error && o.error->code == err::limit_exceeded) ++refused;
-    else EXPECT_TRUE(exited_with(o, 0)) << "command " << i;
+    if (o.error && o.error->code == err::limit_exceeded)
+      ++refused;
+    else
+      EXPECT_TRUE(exited_with(o, 0)) << "command " << i;
   }
   EXPECT_EQ(refused, 0) << refused << " of 100 sequential commands refused with limit_exceeded";
 }

@@ -76,7 +76,8 @@ std::string proc_cmdline(pid_t pid) {
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   for (auto& c : s)
     if (c == '\0') c = ' ';
-  while (!s.empty() && s.back() == ' ') s.pop_back();
+  while (!s.empty() && s.back() == ' ')
+    s.pop_back();
   return s;
 }
 
@@ -141,30 +142,38 @@ namespace {
 
 ::testing::AssertionResult exit_is(const ExecOutcome& o, std::uint8_t how, int code) {
   if (o.error)
-    return ::testing::AssertionFailure() << "ERROR " << o.error->code << " '" << o.error->text << "' instead of EXIT";
-  if (!o.exit) return ::testing::AssertionFailure() << "no EXIT (connection closed: " << o.closed << ")";
+    return ::testing::AssertionFailure()
+           << "ERROR " << o.error->code << " '" << o.error->text << "' instead of EXIT";
+  if (!o.exit)
+    return ::testing::AssertionFailure() << "no EXIT (connection closed: " << o.closed << ")";
   if (o.exit->how != how || o.exit->code != code || o.exit->limit != ExitPayload::none) {
     ExitPayload want;
     want.how = how;
     want.code = code;
-    return ::testing::AssertionFailure() << "EXIT " << describe(*o.exit) << ", want " << describe(want)
-                                         << "; stderr: '" << o.err << "'";
+    return ::testing::AssertionFailure() << "EXIT " << describe(*o.exit) << ", want "
+                                         << describe(want) << "; stderr: '" << o.err << "'";
   }
   return ::testing::AssertionSuccess();
 }
 
 }  // namespace
 
-::testing::AssertionResult exited_with(const ExecOutcome& o, int code) { return exit_is(o, ExitPayload::exited, code); }
+::testing::AssertionResult exited_with(const ExecOutcome& o, int code) {
+  return exit_is(o, ExitPayload::exited, code);
+}
 ::testing::AssertionResult signaled_with(const ExecOutcome& o, int signo) {
   return exit_is(o, ExitPayload::signaled, signo);
 }
 
 ::testing::AssertionResult refused_with(const ExecOutcome& o, std::uint16_t code) {
-  if (o.exit) return ::testing::AssertionFailure() << "EXIT " << describe(*o.exit) << " instead of ERROR " << code;
-  if (!o.error) return ::testing::AssertionFailure() << "no ERROR (connection closed: " << o.closed << ")";
+  if (o.exit)
+    return ::testing::AssertionFailure()
+           << "EXIT " << describe(*o.exit) << " instead of ERROR " << code;
+  if (!o.error)
+    return ::testing::AssertionFailure() << "no ERROR (connection closed: " << o.closed << ")";
   if (o.error->code != code)
-    return ::testing::AssertionFailure() << "ERROR " << o.error->code << " '" << o.error->text << "', want " << code;
+    return ::testing::AssertionFailure()
+           << "ERROR " << o.error->code << " '" << o.error->text << "', want " << code;
   if (!o.closed) return ::testing::AssertionFailure() << "the server did not close after ERROR";
   return ::testing::AssertionSuccess();
 }

@@ -32,7 +32,9 @@ inline constexpr bool kUnderAsan = false;
 #endif
 
 /// Readable ExitStatus in assertion messages ("exit 1", "signal 15").
-inline void PrintTo(const ExitStatus& st, std::ostream* os) { *os << (st.exited ? "exit " : "signal ") << st.code; }
+inline void PrintTo(const ExitStatus& st, std::ostream* os) {
+  *os << (st.exited ? "exit " : "signal ") << st.code;
+}
 
 /// How a test wants its exec server.
 struct ExecServerOptions {

@@ -37,7 +37,8 @@ Group wait_for_group(pid_t server_pid, const std::string& marker) {
           if (proc_cmdline(kid).find(marker) == std::string::npos) continue;
           g.leader = kid;
           g.all = {kid};
-          for (pid_t d : descendants_of(kid)) g.all.push_back(d);
+          for (pid_t d : descendants_of(kid))
+            g.all.push_back(d);
         }
         return g.all.size() >= 3;
       },
@@ -65,11 +66,15 @@ TEST(ExecLifecycle, ClientResetKillsTheWholeGroupWithinTwoSeconds) {
   ASSERT_GE(g.all.size(), 3u);
   c.socket().reset();  // as a client killed with SIGKILL: the kernel resets its socket
   const auto t0 = Clock::now();
-  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
-  RecordProperty("ms_to_gone",
-                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2)))
+      << all_gone(g.all);
+  RecordProperty(
+      "ms_to_gone",
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
   // The leader is the server's child: it must be reaped, not left a zombie.
-  EXPECT_TRUE(eventually([&] { return !proc_state(g.leader).has_value(); }, std::chrono::seconds(2)))
+  EXPECT_TRUE(
+      eventually([&] { return !proc_state(g.leader).has_value(); }, std::chrono::seconds(2)))
       << "leader " << g.leader << " state " << proc_state(g.leader).value_or('?');
 }
 
@@ -81,7 +86,8 @@ TEST(ExecLifecycle, ClientCloseKillsTheWholeGroup) {
   const Group g = wait_for_group(server.pid(), "sleep 1000");
   ASSERT_GE(g.all.size(), 3u);
   c.socket().close();  // orderly FIN, nothing else
-  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2)))
+      << all_gone(g.all);
 }
 
 TEST(ExecLifecycle, ClientGoneWhileCommandIgnoresSigtermIsKilledAfterGrace) {
@@ -93,7 +99,8 @@ TEST(ExecLifecycle, ClientGoneWhileCommandIgnoresSigtermIsKilledAfterGrace) {
   const Group g = wait_for_group(server.pid(), "sleep 1000");
   ASSERT_GE(g.all.size(), 3u);
   c.socket().reset();
-  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2)))
+      << all_gone(g.all);
 }
 
 TEST(ExecLifecycle, ClientGoneWhileCommandBlocksOnStdinAndFloodsOutput) {
@@ -106,7 +113,8 @@ TEST(ExecLifecycle, ClientGoneWhileCommandBlocksOnStdinAndFloodsOutput) {
   const Group g = wait_for_group(server.pid(), "yes flood");
   ASSERT_GE(g.all.size(), 3u);
   c.socket().reset();
-  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2))) << all_gone(g.all);
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2)))
+      << all_gone(g.all);
 }
 
 TEST(ExecLifecycle, TwoHundredCommandsLeaveNoZombiesAndNoFds) {
@@ -120,7 +128,12 @@ TEST(ExecLifecycle, TwoHundredCommandsLeaveNoZombiesAndNoFds) {
       case 1: r = shell("echo out; echo err >&2; exit 3"); break;
       case 2: r = shell("sleep 0 & echo bg"); break;
       case 3: r.argv = {"duplex-no-such-program-xyz"}; break;
-      case 4: r.argv = {"tty"}; r.pty = true; r.rows = 24; r.cols = 80; break;
+      case 4:
+        r.argv = {"tty"};
+        r.pty = true;
+        r.rows = 24;
+        r.cols = 80;
+        break;
       case 5: r.argv = {"cat"}; break;
       default: r = shell("echo reset-me; sleep 1000"); break;
     }
@@ -139,19 +152,27 @@ TEST(ExecLifecycle, TwoHundredCommandsLeaveNoZombiesAndNoFds) {
       EXPECT_EQ(o.out, "in\n");
     }
   };
-  for (int i = 0; i < 14; ++i) one(i);  // warm-up: every kind once, twice
-  auto settled = [&] {
-    return children_of(spid).empty();
-  };
+  for (int i = 0; i < 14; ++i)
+    one(i);  // warm-up: every kind once, twice
+  auto settled = [&] { return children_of(spid).empty(); };
   ASSERT_TRUE(eventually(settled, std::chrono::seconds(5)));
   // Fds settle once the last connection's socket is closed on the server's side.
   int fds0 = fd_count(spid);
-  eventually([&] { const int n = fd_count(spid); const bool same = n == fds0; fds0 = n; return same; }, 2s);
-  for (int i = 0; i < 200; ++i) one(i);
+  eventually(
+      [&] {
+        const int n = fd_count(spid);
+        const bool same = n == fds0;
+        fds0 = n;
+        return same;
+      },
+      2s);
+  for (int i = 0; i < 200; ++i)
+    one(i);
   // Every child reaped (EXIT comes after the reap; the reset ones within the kill grace).
   EXPECT_TRUE(eventually(settled, std::chrono::seconds(5)));
   for (pid_t k : children_of(spid))
-    ADD_FAILURE() << "child " << k << " state " << proc_state(k).value_or('?') << ": " << proc_cmdline(k);
+    ADD_FAILURE() << "child " << k << " state " << proc_state(k).value_or('?') << ": "
+                  << proc_cmdline(k);
   EXPECT_TRUE(eventually([&] { return fd_count(spid) <= fds0; }, std::chrono::seconds(5)))
       << "server fds: " << fds0 << " before, " << fd_count(spid) << " after 200 commands";
 }
@@ -195,7 +216,8 @@ TEST(ExecLifecycle, CommandTimeoutKillsTheWholeGroup) {
   EXPECT_EQ(o.exit->code, SIGKILL) << describe(*o.exit);
   // The pipes reached EOF, so every process has closed its fds; the kernel may still be a moment
   // from marking the last one exited.
-  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::milliseconds(500))) << all_gone(g.all);
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::milliseconds(500)))
+      << all_gone(g.all);
 }
 
 TEST(ExecLifecycle, MaxOutputEndsYes) {
@@ -213,7 +235,8 @@ TEST(ExecLifecycle, MaxOutputEndsYes) {
 
 TEST(ExecLifecycle, MaxOutputCountsStderrToo) {
   ExecServer server({.args = {"--max-output", "1000"}});
-  const auto o = exec_once(server.url(), server.token(), shell("yes err >&2"), {}, std::chrono::seconds(10));
+  const auto o =
+      exec_once(server.url(), server.token(), shell("yes err >&2"), {}, std::chrono::seconds(10));
   ASSERT_TRUE(o.exit);
   EXPECT_EQ(o.exit->limit, ExitPayload::output) << describe(*o.exit);
   EXPECT_LE(o.out.size() + o.err.size(), 1000u);
@@ -237,7 +260,8 @@ TEST(ExecLifecycle, ServerSigtermEndsRunningCommandAndExitsZero) {
   const auto st = server.server().stop(std::chrono::milliseconds(2500));
   EXPECT_EQ(st, (ExitStatus{true, 0}));
   EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(2500));
-  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::milliseconds(500))) << all_gone(g.all);
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::milliseconds(500)))
+      << all_gone(g.all);
   // The client learns that it is over: the connection ends, after an EXIT marked "shutdown" if
   // any EXIT arrives at all.
   const auto& o = c.finish(std::chrono::seconds(2));
@@ -266,7 +290,8 @@ TEST(ExecAudit, OneLinePerCommandWithPeerIdentityArgvAndExit) {
     std::size_t start = 0;
     while (start < log.size()) {
       const auto end = log.find('\n', start);
-      const auto line = log.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      const auto line =
+          log.substr(start, end == std::string::npos ? std::string::npos : end - start);
       if (line.find(word) != std::string::npos) out.push_back(line);
       if (end == std::string::npos) break;
       start = end + 1;
@@ -282,7 +307,8 @@ TEST(ExecAudit, OneLinePerCommandWithPeerIdentityArgvAndExit) {
   const auto two = lines_with("audit-word-two");
   ASSERT_EQ(two.size(), 1u) << log;
   EXPECT_NE(two[0].find("3"), std::string::npos) << two[0];
-  EXPECT_FALSE(lines_with("authentication failed").empty()) << "a refused client is logged too:\n" << log;
+  EXPECT_FALSE(lines_with("authentication failed").empty()) << "a refused client is logged too:\n"
+                                                            << log;
 }
 
 }  // namespace

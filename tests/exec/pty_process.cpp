@@ -20,8 +20,8 @@ namespace duplex::test {
 
 using Clock = std::chrono::steady_clock;
 
-PtyProcess::PtyProcess(std::vector<std::string> argv, std::vector<std::string> extra_env, unsigned short rows,
-                       unsigned short cols) {
+PtyProcess::PtyProcess(std::vector<std::string> argv, std::vector<std::string> extra_env,
+                       unsigned short rows, unsigned short cols) {
   master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master_ < 0 || ::grantpt(master_) != 0 || ::unlockpt(master_) != 0)
     throw std::runtime_error(std::string("posix_openpt: ") + std::strerror(errno));
@@ -50,7 +50,8 @@ PtyProcess::PtyProcess(std::vector<std::string> argv, std::vector<std::string> e
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+    for (int sig = 1; sig < NSIG; ++sig)
+      ::signal(sig, SIG_DFL);
     ::execvpe(arrays.argv()[0], arrays.argv(), arrays.envp());
     ::_exit(127);
   }
@@ -85,7 +86,8 @@ bool PtyProcess::pump(std::chrono::milliseconds timeout) {
   return true;
 }
 
-bool PtyProcess::wait_until(const std::function<bool(const std::string&)>& pred, std::chrono::milliseconds timeout) {
+bool PtyProcess::wait_until(const std::function<bool(const std::string&)>& pred,
+                            std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     if (pred(screen_)) return true;
@@ -98,9 +100,13 @@ bool PtyProcess::wait_until(const std::function<bool(const std::string&)>& pred,
   }
 }
 
-bool PtyProcess::wait_for(std::string_view text, std::chrono::milliseconds timeout, std::size_t from) {
+bool PtyProcess::wait_for(std::string_view text, std::chrono::milliseconds timeout,
+                          std::size_t from) {
   return wait_until(
-      [&](const std::string& s) { return s.size() > from && s.find(text, from) != std::string::npos; }, timeout);
+      [&](const std::string& s) {
+        return s.size() > from && s.find(text, from) != std::string::npos;
+      },
+      timeout);
 }
 
 void PtyProcess::resize(unsigned short rows, unsigned short cols) {
@@ -134,7 +140,8 @@ std::optional<ExitStatus> PtyProcess::wait(std::chrono::milliseconds timeout) {
       return status_;
     }
     if (Clock::now() >= deadline) return std::nullopt;
-    pump(std::chrono::milliseconds(5));  // keep the terminal drained so the child never blocks on it
+    pump(
+        std::chrono::milliseconds(5));  // keep the terminal drained so the child never blocks on it
   }
 }
 

@@ -19,7 +19,8 @@ TEST_F(SeedRemoteClient, RunsCommandsAgainstRawExec) {
   TestServer server({"-q", "--raw-exec", "--listen", "tcp://127.0.0.1:0"});
   const auto client = seed_copy(dir, "remote_client.py", server.port());
   // remote_client.py loops on input(); at the end of our input it stops with EOFError.
-  const auto r = run(python(client), "echo hello\ntrue\necho oops 1>&2; false\necho out; echo err >&2\n", 30s);
+  const auto r =
+      run(python(client), "echo hello\ntrue\necho oops 1>&2; false\necho out; echo err >&2\n", 30s);
   const auto replies = printed_replies(r.out);
   ASSERT_EQ(replies.size(), 4u) << r.out << "\nstderr:\n" << r.err;
   EXPECT_EQ(replies[0], "hello");
@@ -29,7 +30,8 @@ TEST_F(SeedRemoteClient, RunsCommandsAgainstRawExec) {
   EXPECT_EQ(replies[2], "oops");  // stderr of a failing command comes back
   EXPECT_EQ(replies[3], "out");   // stdout, then stderr, as the seed's server sends them
   EXPECT_NE(r.out.find("\nerr\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("客户端输入命令:echo hello,等待服务器的响应..."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("客户端输入命令:echo hello,等待服务器的响应..."), std::string::npos)
+      << r.out;
 }
 
 TEST(RawExec, RepliesStdoutThenStderrAndTheNoOutputLine) {
@@ -100,19 +102,21 @@ TEST(RawExec, RefusedOnANonLoopbackListener) {
 }
 
 TEST(RawExec, RefusedWhenAnyListenerIsNotLoopback) {
-  expect_refused_at_start({"--raw-exec", "--listen", "tcp://127.0.0.1:0", "--listen", "tcp://0.0.0.0:0"},
-                          "--raw-exec");
+  expect_refused_at_start(
+      {"--raw-exec", "--listen", "tcp://127.0.0.1:0", "--listen", "tcp://0.0.0.0:0"}, "--raw-exec");
 }
 
 TEST(RawExec, ExecRefusedOnANonLoopbackListener) {
   TempDir dir;
-  expect_refused_at_start({"--exec", "--token-file", dir.file("token"), "--listen", "tcp://0.0.0.0:0"}, "--exec");
+  expect_refused_at_start(
+      {"--exec", "--token-file", dir.file("token"), "--listen", "tcp://0.0.0.0:0"}, "--exec");
   EXPECT_FALSE(std::filesystem::exists(dir.file("token"))) << "refused before creating anything";
 }
 
 TEST(RawExec, ExecRefusedOnIpv6Any) {
   TempDir dir;
-  expect_refused_at_start({"--exec", "--token-file", dir.file("token"), "--listen", "tcp://[::]:0"}, "--exec");
+  expect_refused_at_start({"--exec", "--token-file", dir.file("token"), "--listen", "tcp://[::]:0"},
+                          "--exec");
 }
 
 }  // namespace

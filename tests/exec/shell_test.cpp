@@ -21,9 +21,10 @@ class ShellTest : public ::testing::Test {
   ExecServer server_;
   // A login shell may read profiles; a fixed prompt marks "ready for the next line".
   std::unique_ptr<PtyProcess> open_shell(unsigned short rows = 24, unsigned short cols = 80) {
-    auto p = std::make_unique<PtyProcess>(
-        std::vector<std::string>{duplex_bin(), "shell", "--token-file", server_.token_path(), server_.url()},
-        std::vector<std::string>{"TERM=xterm"}, rows, cols);
+    auto p =
+        std::make_unique<PtyProcess>(std::vector<std::string>{duplex_bin(), "shell", "--token-file",
+                                                              server_.token_path(), server_.url()},
+                                     std::vector<std::string>{"TERM=xterm"}, rows, cols);
     before_ = p->settings();
     return p;
   }
@@ -34,8 +35,9 @@ class ShellTest : public ::testing::Test {
       const auto end = s.find_last_not_of(' ');
       return end != std::string::npos && (s[end] == '$' || s[end] == '#' || s[end] == '>');
     };
-    ASSERT_TRUE(p.wait_until(prompt, std::chrono::seconds(15))) << "no prompt from the remote shell; screen:\n"
-                                                                 << p.screen();
+    ASSERT_TRUE(p.wait_until(prompt, std::chrono::seconds(15)))
+        << "no prompt from the remote shell; screen:\n"
+        << p.screen();
     // Quoted in two parts so that the echo of this line does not contain the prompt itself.
     const auto from = p.screen().size();
     p.type("PS1='READY''> '\n");
@@ -107,7 +109,8 @@ TEST_F(ShellTest, LocalTerminalIsRestoredOnExit) {
   ready(*p);
   // While the client runs, the local terminal is raw: no local echo, no line editing.
   const termios during = p->settings();
-  EXPECT_EQ(during.c_lflag & (ECHO | ICANON), 0u) << "the client did not put the terminal in raw mode";
+  EXPECT_EQ(during.c_lflag & (ECHO | ICANON), 0u)
+      << "the client did not put the terminal in raw mode";
   p->type("exit 0\n");
   ASSERT_TRUE(p->wait(std::chrono::seconds(10)).has_value());
   const termios after = p->settings();

@@ -40,9 +40,13 @@ std::size_t replay(const std::string& target, Target fn) {
   return n;
 }
 
-TEST(CorpusReplay, Frame) { EXPECT_GE(replay("frame", &duplex_fuzz_frame), 10u); }
+TEST(CorpusReplay, Frame) {
+  EXPECT_GE(replay("frame", &duplex_fuzz_frame), 10u);
+}
 
-TEST(CorpusReplay, Messages) { EXPECT_GE(replay("messages", &duplex_fuzz_messages), 10u); }
+TEST(CorpusReplay, Messages) {
+  EXPECT_GE(replay("messages", &duplex_fuzz_messages), 10u);
+}
 
 TEST(CorpusReplay, EmptyInput) {
   EXPECT_EQ(duplex_fuzz_frame(nullptr, 0), 0);

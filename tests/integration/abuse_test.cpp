@@ -42,7 +42,8 @@ TEST(Abuse, AbruptResetsMidMessageHundredTimes) {
         c.send_all("half a mess");
         break;
       case 1:  // framed: handshake and half a frame, then RST
-        c.send_all(preface_and_hello() + frame_header(msg::upper_request, 100) + "only forty bytes of the hundred.......");
+        c.send_all(preface_and_hello() + frame_header(msg::upper_request, 100) +
+                   "only forty bytes of the hundred.......");
         break;
       case 2:  // raw: a large message, RST while the server is still writing the reply
         c.send_all(big);
@@ -190,7 +191,8 @@ TEST(Abuse, TruncatedHeaderThenHalfCloseIsBadFrameThenClose) {
 TEST(Abuse, FramedHalfCloseAfterRequestsGetsAllRepliesThenClose) {
   TestServer server;
   SocketClient c(server.url());
-  c.send_all(preface_and_hello() + frame(msg::upper_request, "one") + frame(msg::upper_request, "two"));
+  c.send_all(preface_and_hello() + frame(msg::upper_request, "one") +
+             frame(msg::upper_request, "two"));
   c.shutdown_write();
   EXPECT_EQ(read_frame(c).type, msg::welcome);
   EXPECT_EQ(read_frame(c).payload, "ONE");
@@ -211,7 +213,8 @@ TEST(Abuse, RawHalfCloseIsAnsweredBeforeClose) {
 TEST(Abuse, SlowRawClientOneByteAtATime) {
   TestServer server;
   std::string message = "slow and steady, ünïcödé too: ";
-  while (message.size() < 200) message += "the quick brown fox ";
+  while (message.size() < 200)
+    message += "the quick brown fox ";
   message.resize(200);
   SocketClient c(server.url());
   for (char ch : message) {
@@ -269,8 +272,10 @@ TEST(Abuse, FdsAndMemoryReturnToBaselineAfterThousandAbusiveConnections) {
   // Under AddressSanitizer freed memory waits in a quarantine (up to 256 MiB) before reuse,
   // which would read as growth here; without it the sanitizer still checks every access.
   // (No effect on an uninstrumented server.)
-  const ScopedEnv asan("ASAN_OPTIONS", with_sanitizer_options("ASAN_OPTIONS",
-                                                              "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"));
+  const ScopedEnv asan(
+      "ASAN_OPTIONS",
+      with_sanitizer_options("ASAN_OPTIONS",
+                             "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"));
   TestServer server({"--threads", "2"});
   const pid_t pid = server.pid();
 
@@ -293,23 +298,28 @@ TEST(Abuse, FdsAndMemoryReturnToBaselineAfterThousandAbusiveConnections) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       try {
-        for (int i = 0; i < kEach; ++i) abuse_once(server.url(), i + t, static_cast<std::uint64_t>(t * kEach + i));
+        for (int i = 0; i < kEach; ++i)
+          abuse_once(server.url(), i + t, static_cast<std::uint64_t>(t * kEach + i));
       } catch (const std::exception& e) {
         failures[static_cast<std::size_t>(t)] = e.what();
       }
     });
   }
-  for (auto& t : threads) t.join();
-  for (const auto& f : failures) EXPECT_EQ(f, "");
+  for (auto& t : threads)
+    t.join();
+  for (const auto& f : failures)
+    EXPECT_EQ(f, "");
 
   // Sockets (what sessions own) must return to exactly the listener. The total must not grow;
   // it may shrink: a sanitizer runtime can hold a transient fd of its own at baseline time
   // (seen once under ASan: 20 at baseline, 19 after, with the single listener socket both times).
   EXPECT_TRUE(eventually([&] { return socket_fd_count(pid) == 1 && fd_count(pid) <= fds_baseline; },
                          std::chrono::seconds(10)))
-      << "fds: " << fd_count(pid) << " (" << socket_fd_count(pid) << " sockets), baseline " << fds_baseline;
+      << "fds: " << fd_count(pid) << " (" << socket_fd_count(pid) << " sockets), baseline "
+      << fds_baseline;
   const long rss_after = rss_kib(pid);
-  EXPECT_LE(rss_after, rss_baseline + 8 * 1024) << "RSS grew from " << rss_baseline << " KiB to " << rss_after << " KiB";
+  EXPECT_LE(rss_after, rss_baseline + 8 * 1024)
+      << "RSS grew from " << rss_baseline << " KiB to " << rss_after << " KiB";
   expect_server_still_serves(server);
 }
 

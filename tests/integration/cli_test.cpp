@@ -51,7 +51,8 @@ TEST(Cli, SendOverUnixSocketAndBareHostPort) {
 
 TEST(Cli, ChatWithPipedInputSkipsEmptyLines) {
   TestServer server;
-  const auto r = run({duplex_bin(), "chat", server.url()}, "hello\n\nworld\n", std::chrono::seconds(20));
+  const auto r =
+      run({duplex_bin(), "chat", server.url()}, "hello\n\nworld\n", std::chrono::seconds(20));
   EXPECT_EQ(r.status, kOk) << r.err;
   EXPECT_EQ(r.out, "HELLO\nWORLD\n");
 }
@@ -59,8 +60,8 @@ TEST(Cli, ChatWithPipedInputSkipsEmptyLines) {
 TEST(Cli, ChatRawWithPipedInputSkipsEmptyLines) {
   TestServer server;
   // In raw mode an empty line sent would get no reply and the client would hang (the seed's bug).
-  const auto r = run({duplex_bin(), "chat", "--raw", "--timeout", "5", server.url()}, "hello\n\nworld ü\n",
-                     std::chrono::seconds(20));
+  const auto r = run({duplex_bin(), "chat", "--raw", "--timeout", "5", server.url()},
+                     "hello\n\nworld ü\n", std::chrono::seconds(20));
   EXPECT_EQ(r.status, kOk) << r.err;
   EXPECT_EQ(r.out, "HELLO\nWORLD ü\n");
 }
@@ -83,7 +84,8 @@ TEST(Cli, ChatWhenTheServerGoesAwayExitsOneWithOneLine) {
 }
 
 TEST(Cli, BadUrlsAreUsageErrorsWithOneLine) {
-  for (const std::string url : {"tcp://::1:80", "tcp://h:99999", "ftp://x:1", "unix://rel", "[::1:80", ""}) {
+  for (const std::string url :
+       {"tcp://::1:80", "tcp://h:99999", "ftp://x:1", "unix://rel", "[::1:80", ""}) {
     for (const std::string cmd : {"send", "chat"}) {
       std::vector<std::string> argv{duplex_bin(), cmd, url};
       if (cmd == "send") argv.push_back("msg");
@@ -150,7 +152,8 @@ TEST(Cli, HelpForEveryCommandExitsZero) {
   EXPECT_NE(root.out.find("Usage"), std::string::npos);
   const auto subs = listed_subcommands(root.out);
   for (const char* must : {"serve", "send", "chat"})
-    EXPECT_NE(std::find(subs.begin(), subs.end(), must), subs.end()) << must << " missing from --help";
+    EXPECT_NE(std::find(subs.begin(), subs.end(), must), subs.end())
+        << must << " missing from --help";
   for (const auto& sub : subs) {
     for (const char* flag : {"--help", "-h"}) {
       const auto r = run({duplex_bin(), sub, flag});
@@ -180,7 +183,8 @@ TEST(Cli, UnknownFlagsAndMissingSubcommandAreUsageErrors) {
     std::vector<std::string> argv{duplex_bin()};
     argv.insert(argv.end(), args.begin(), args.end());
     const auto r = run(argv, {}, std::chrono::seconds(20));
-    const std::string what = args.empty() ? "(no arguments)" : args.front() + (args.size() > 1 ? " " + args[1] : "");
+    const std::string what =
+        args.empty() ? "(no arguments)" : args.front() + (args.size() > 1 ? " " + args[1] : "");
     EXPECT_EQ(r.status, kUsage) << what << ": " << r.err;
     EXPECT_EQ(line_count(r.err), 1u) << what << ": " << r.err;
   }

@@ -22,9 +22,11 @@ constexpr int kRoundTrips = 5;
 // Distinct for every (client, round): an id, UTF-8 text, and a length that varies from a few
 // bytes to a few kilobytes so that some messages span several reads.
 std::string message_for(int client, int round) {
-  std::string m = fmt::format("client {:03} round {}: héllo wörld — 你好, ça va? ✓ ", client, round);
+  std::string m =
+      fmt::format("client {:03} round {}: héllo wörld — 你好, ça va? ✓ ", client, round);
   const auto extra = static_cast<std::size_t>((client * 37 + round * 101) % 5000);
-  for (std::size_t k = 0; k < extra; ++k) m.push_back(static_cast<char>('a' + (k + static_cast<std::size_t>(client)) % 26));
+  for (std::size_t k = 0; k < extra; ++k)
+    m.push_back(static_cast<char>('a' + (k + static_cast<std::size_t>(client)) % 26));
   return m;
 }
 
@@ -55,7 +57,8 @@ TEST(Concurrency, TwoHundredRawClientsWhileOneSitsSilent) {
           c.send_all(m);
           const std::string reply = c.recv_exact(m.size(), std::chrono::seconds(20));
           if (reply != ascii_upper(m)) {
-            failure = fmt::format("client {} round {}: wrong reply of {} bytes", i, r, reply.size());
+            failure =
+                fmt::format("client {} round {}: wrong reply of {} bytes", i, r, reply.size());
             return;
           }
         }
@@ -65,8 +68,10 @@ TEST(Concurrency, TwoHundredRawClientsWhileOneSitsSilent) {
       }
     });
   }
-  for (auto& t : threads) t.join();
-  for (const auto& f : failures) EXPECT_EQ(f, "");
+  for (auto& t : threads)
+    t.join();
+  for (const auto& f : failures)
+    EXPECT_EQ(f, "");
 
   expect_still_open_and_silent(silent);
   // The silent client is a normal client too once it speaks.
@@ -106,18 +111,20 @@ TEST(Concurrency, TwoHundredFramedClientsWhileOneSitsSilent) {
           c.send_all(frame(msg::upper_request, m));
           const RawFrame reply = read_frame(c, std::chrono::seconds(20));
           if (reply.type != msg::upper_reply || reply.payload != ascii_upper(m)) {
-            failure = fmt::format("client {} round {}: type {}, {} bytes", i, r, unsigned{reply.type},
-                                  reply.payload.size());
+            failure = fmt::format("client {} round {}: type {}, {} bytes", i, r,
+                                  unsigned{reply.type}, reply.payload.size());
             return;
           }
         }
         // Pipelined: three requests in one write, three replies in request order.
         std::string batch;
-        for (int r = 0; r < 3; ++r) batch += frame(msg::upper_request, message_for(i, 10 + r));
+        for (int r = 0; r < 3; ++r)
+          batch += frame(msg::upper_request, message_for(i, 10 + r));
         c.send_all(batch);
         for (int r = 0; r < 3; ++r) {
           const RawFrame reply = read_frame(c, std::chrono::seconds(20));
-          if (reply.type != msg::upper_reply || reply.payload != ascii_upper(message_for(i, 10 + r))) {
+          if (reply.type != msg::upper_reply ||
+              reply.payload != ascii_upper(message_for(i, 10 + r))) {
             failure = fmt::format("client {} pipelined reply {} wrong or out of order", i, r);
             return;
           }
@@ -128,8 +135,10 @@ TEST(Concurrency, TwoHundredFramedClientsWhileOneSitsSilent) {
       }
     });
   }
-  for (auto& t : threads) t.join();
-  for (const auto& f : failures) EXPECT_EQ(f, "");
+  for (auto& t : threads)
+    t.join();
+  for (const auto& f : failures)
+    EXPECT_EQ(f, "");
 
   expect_still_open_and_silent(silent);
   expect_still_open_and_silent(silent_framed);

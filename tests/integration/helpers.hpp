@@ -42,7 +42,8 @@ inline std::string ascii_upper(std::string_view s) {
 inline std::string random_bytes(std::size_t n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::string out(n, '\0');
-  for (auto& ch : out) ch = static_cast<char>(static_cast<unsigned char>(rng() & 0xff));
+  for (auto& ch : out)
+    ch = static_cast<char>(static_cast<unsigned char>(rng() & 0xff));
   return out;
 }
 
@@ -50,12 +51,15 @@ inline std::string random_bytes(std::size_t n, std::uint64_t seed) {
 inline ::testing::AssertionResult same_bytes(std::string_view got, std::string_view want) {
   if (got == want) return ::testing::AssertionSuccess();
   std::size_t i = 0;
-  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  while (i < got.size() && i < want.size() && got[i] == want[i])
+    ++i;
   auto r = ::testing::AssertionFailure();
-  r << "got " << got.size() << " bytes, want " << want.size() << "; first difference at offset " << i;
+  r << "got " << got.size() << " bytes, want " << want.size() << "; first difference at offset "
+    << i;
   if (i < got.size() && i < want.size())
-    r << " (got 0x" << std::hex << static_cast<unsigned>(static_cast<unsigned char>(got[i])) << ", want 0x"
-      << static_cast<unsigned>(static_cast<unsigned char>(want[i])) << std::dec << ")";
+    r << " (got 0x" << std::hex << static_cast<unsigned>(static_cast<unsigned char>(got[i]))
+      << ", want 0x" << static_cast<unsigned>(static_cast<unsigned char>(want[i])) << std::dec
+      << ")";
   return r;
 }
 
@@ -94,10 +98,12 @@ inline ::testing::AssertionResult serves_framed(const std::string& url,
     SocketClient c(url);
     c.send_all(preface_and_hello() + frame(msg::upper_request, message));
     const RawFrame w = read_frame(c);
-    if (w.type != msg::welcome) return ::testing::AssertionFailure() << "no WELCOME, type " << unsigned{w.type};
+    if (w.type != msg::welcome)
+      return ::testing::AssertionFailure() << "no WELCOME, type " << unsigned{w.type};
     const RawFrame r = read_frame(c);
     if (r.type != msg::upper_reply || r.payload != ascii_upper(message))
-      return ::testing::AssertionFailure() << "bad reply: type " << unsigned{r.type} << " '" << r.payload << "'";
+      return ::testing::AssertionFailure()
+             << "bad reply: type " << unsigned{r.type} << " '" << r.payload << "'";
     return ::testing::AssertionSuccess();
   } catch (const std::exception& e) {
     return ::testing::AssertionFailure() << "framed client on " << url << ": " << e.what();
@@ -110,12 +116,15 @@ inline ::testing::AssertionResult error_then_close(SocketClient& c, std::uint16_
   try {
     const RawFrame f = read_frame(c);
     if (f.type != msg::error)
-      return ::testing::AssertionFailure() << "expected ERROR (0x03), got type 0x" << std::hex << unsigned{f.type};
-    if (f.flags != 0) return ::testing::AssertionFailure() << "ERROR frame with flags " << unsigned{f.flags};
+      return ::testing::AssertionFailure()
+             << "expected ERROR (0x03), got type 0x" << std::hex << unsigned{f.type};
+    if (f.flags != 0)
+      return ::testing::AssertionFailure() << "ERROR frame with flags " << unsigned{f.flags};
     const auto e = parse_error(f.payload);
     if (!e) return ::testing::AssertionFailure() << "malformed ERROR payload";
     if (e->code != code)
-      return ::testing::AssertionFailure() << "ERROR code " << e->code << " ('" << e->text << "'), want " << code;
+      return ::testing::AssertionFailure()
+             << "ERROR code " << e->code << " ('" << e->text << "'), want " << code;
     const std::string rest = c.recv_until_eof(std::chrono::seconds(5));
     if (!rest.empty())
       return ::testing::AssertionFailure() << rest.size() << " bytes after the ERROR frame";
@@ -135,7 +144,8 @@ inline double cpu_seconds(pid_t pid) {
   std::istringstream rest(stat.substr(close + 2));
   std::string field;
   // Fields after the command name start at 3 (state); utime is 14, stime 15.
-  for (int i = 3; i < 14; ++i) rest >> field;
+  for (int i = 3; i < 14; ++i)
+    rest >> field;
   unsigned long long utime = 0, stime = 0;
   rest >> utime >> stime;
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
@@ -161,7 +171,8 @@ inline std::string find_program(const std::string& name) {
   std::size_t start = 0;
   for (;;) {
     const auto end = dirs.find(':', start);
-    const std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::string dir =
+        dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
     const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     if (end == std::string::npos) return {};
@@ -201,7 +212,8 @@ inline std::string with_sanitizer_options(const char* var, const std::string& ex
 /// Number of lines in s (a final line without '\n' counts too).
 inline std::size_t line_count(std::string_view s) {
   std::size_t n = 0;
-  for (char ch : s) n += ch == '\n';
+  for (char ch : s)
+    n += ch == '\n';
   if (!s.empty() && s.back() != '\n') ++n;
   return n;
 }

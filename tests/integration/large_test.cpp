@@ -20,7 +20,8 @@ constexpr std::uint32_t kDefaultMaxFrame = 1u << 20;
 TEST(Large, EightMebibyteRawMessageWrittenWhileReplyIsRead) {
   std::string data = random_bytes(8 * kMiB, 8);
   data[0] = 'q';  // raw mode: the first byte must not be NUL
-  for (std::size_t v = 0; v < 256; ++v) data[1 + v] = static_cast<char>(v);  // every byte value
+  for (std::size_t v = 0; v < 256; ++v)
+    data[1 + v] = static_cast<char>(v);  // every byte value
   const std::string want = ascii_upper(data);
   ASSERT_NE(want, data);
 
@@ -53,7 +54,8 @@ TEST(Large, EightMebibyteRawMessageWrittenWhileReplyIsRead) {
 
 TEST(Large, FramedRequestOfExactlyMaxFrameIsAnswered) {
   std::string payload = random_bytes(kDefaultMaxFrame, 1);
-  for (std::size_t v = 0; v < 256; ++v) payload[v] = static_cast<char>(v);
+  for (std::size_t v = 0; v < 256; ++v)
+    payload[v] = static_cast<char>(v);
   TestServer server;
   SocketClient c(server.url());
   const auto welcome = framed_handshake(c);

@@ -35,7 +35,8 @@ bool tcp_socket_in_state(int port, const std::string& st) {
       std::istringstream in(line);
       std::string sl, local, remote, state;
       in >> sl >> local >> remote >> state;
-      if (local.size() >= 5 && local.substr(local.size() - 5) == want_port && state == st) return true;
+      if (local.size() >= 5 && local.substr(local.size() - 5) == want_port && state == st)
+        return true;
     }
   }
   return false;
@@ -66,12 +67,17 @@ void stop_with_idle_clients(int sig) {
   EXPECT_EQ(*st, (ExitStatus{true, 0}));
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 1.5);
   for (std::size_t i = 0; i < clients.size(); ++i)
-    EXPECT_TRUE(clients[i]->wait_closed(std::chrono::seconds(2))) << "client " << i << " not closed";
+    EXPECT_TRUE(clients[i]->wait_closed(std::chrono::seconds(2)))
+        << "client " << i << " not closed";
 }
 
-TEST(Lifecycle, SigtermWithFiftyIdleClientsExitsZeroQuickly) { stop_with_idle_clients(SIGTERM); }
+TEST(Lifecycle, SigtermWithFiftyIdleClientsExitsZeroQuickly) {
+  stop_with_idle_clients(SIGTERM);
+}
 
-TEST(Lifecycle, SigintWithFiftyIdleClientsExitsZeroQuickly) { stop_with_idle_clients(SIGINT); }
+TEST(Lifecycle, SigintWithFiftyIdleClientsExitsZeroQuickly) {
+  stop_with_idle_clients(SIGINT);
+}
 
 // A supervisor may stop the server as soon as it announced itself: the signal must already be
 // handled (exit 0, Unix socket file removed), never the default action.
@@ -84,7 +90,8 @@ TEST(Lifecycle, SigtermRightAfterListeningLineIsACleanStop) {
     const std::string path = dir.file(fmt::format("s{}.sock", i));
     Process server({duplex_bin(), "serve", "--listen", "unix://" + path});
     const auto line = server.read_line();
-    ASSERT_EQ(line, "listening on unix://" + path) << server.read_all_stderr(std::chrono::seconds(1));
+    ASSERT_EQ(line, "listening on unix://" + path)
+        << server.read_all_stderr(std::chrono::seconds(1));
     const int sig = i % 2 ? SIGINT : SIGTERM;
     server.signal(sig);
     const auto st = server.wait(std::chrono::seconds(5));
@@ -97,7 +104,8 @@ TEST(Lifecycle, SigtermRightAfterListeningLineIsACleanStop) {
                                     file_left ? "left behind" : "removed");
     }
   }
-  EXPECT_EQ(unclean, 0) << unclean << " of " << kRuns << " runs did not stop cleanly; first: " << first_failure;
+  EXPECT_EQ(unclean, 0) << unclean << " of " << kRuns
+                        << " runs did not stop cleanly; first: " << first_failure;
 }
 
 TEST(Lifecycle, RestartOnSamePortRightAfterSigterm) {

@@ -28,7 +28,9 @@ constexpr std::uint16_t kFrameTooLarge = 11;
 constexpr std::uint16_t kTooManyConnections = 30;
 constexpr std::uint16_t kIdleTimeout = 31;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 ::testing::AssertionResult round_trip(SocketClient& c, const std::string& m) {
   try {
@@ -71,7 +73,8 @@ TEST(Limits, MaxConnectionsRefusesTheSixthAndKeepsTheFive) {
 
   // The five were not disturbed.
   for (int i = 0; i < 5; ++i)
-    EXPECT_TRUE(round_trip(*five[static_cast<std::size_t>(i)], fmt::format("client {} still here", i)));
+    EXPECT_TRUE(
+        round_trip(*five[static_cast<std::size_t>(i)], fmt::format("client {} still here", i)));
 
   // One leaves (its close completes on both sides), then a newcomer is served. The server
   // frees the slot a moment after it closes its side, with no event a client could wait for,
@@ -81,16 +84,17 @@ TEST(Limits, MaxConnectionsRefusesTheSixthAndKeepsTheFive) {
   five.erase(five.begin());
   EXPECT_TRUE(eventually([&] { return static_cast<bool>(serves_raw(server.url(), "newcomer")); }))
       << "no room for a new client after one of five left";
-  for (auto& c : five) EXPECT_TRUE(round_trip(*c, "the four remain"));
+  for (auto& c : five)
+    EXPECT_TRUE(round_trip(*c, "the four remain"));
 }
 
 TEST(Limits, IdleClientsAreClosedWhileActiveOnesStay) {
   TestServer server({"--idle-timeout", "0.5"});
   const auto t0 = Clock::now();
-  SocketClient silent(server.url());              // never says a word
-  SocketClient went_quiet(server.url());          // one message, then silence
+  SocketClient silent(server.url());      // never says a word
+  SocketClient went_quiet(server.url());  // one message, then silence
   ASSERT_TRUE(round_trip(went_quiet, "one and done"));
-  SocketClient silent_framed(server.url());       // handshake, then silence
+  SocketClient silent_framed(server.url());  // handshake, then silence
   ASSERT_TRUE(framed_handshake(silent_framed));
   SocketClient active(server.url());
 
@@ -114,7 +118,8 @@ TEST(Limits, IdleClientsAreClosedWhileActiveOnesStay) {
   // a little longer: it must never be closed.
   int trips = 0;
   while (closed.load() < 3 || trips < 15) {
-    ASSERT_TRUE(round_trip(active, fmt::format("still talking {}", trips))) << "after " << seconds_since(t0) << " s";
+    ASSERT_TRUE(round_trip(active, fmt::format("still talking {}", trips)))
+        << "after " << seconds_since(t0) << " s";
     ++trips;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // pacing: the client's own rhythm
     if (seconds_since(t0) > 15) break;
@@ -161,14 +166,16 @@ bool maps_mention(pid_t pid, const std::string& what) {
 // The server under a 64-fd limit (util-linux prlimit execs the command, so the pid is the
 // server's; otherwise the shell's ulimit, then exec).
 std::unique_ptr<Process> start_fd_limited_server() {
-  std::vector<std::string> serve{duplex_bin(), "serve", "--listen", "tcp://127.0.0.1:0", "--threads", "2"};
+  std::vector<std::string> serve{duplex_bin(),        "serve",     "--listen",
+                                 "tcp://127.0.0.1:0", "--threads", "2"};
   std::vector<std::string> argv;
   if (const auto prlimit = find_program("prlimit"); !prlimit.empty()) {
     argv = {prlimit, "--nofile=64:64"};
     argv.insert(argv.end(), serve.begin(), serve.end());
   } else {
     std::string cmd = "ulimit -n 64 && exec";
-    for (const auto& a : serve) cmd += " '" + a + "'";
+    for (const auto& a : serve)
+      cmd += " '" + a + "'";
     argv = {"/bin/sh", "-c", cmd};
   }
   return std::make_unique<Process>(argv);
@@ -182,10 +189,11 @@ TEST(Limits, OutOfFileDescriptorsTheServerBacksOffLogsAndRecovers) {
   const std::string url = line->substr(13);
   const pid_t pid = server->pid();
   if (maps_mention(pid, "libubsan"))
-    GTEST_SKIP() << "UBSan-instrumented server: its vptr check probes memory through pipe(), so with no "
-                    "fd left every virtual call is reported as 'invalid vptr' and the build's "
-                    "-fno-sanitize-recover aborts; GCC's libubsan reads its suppressions lazily, too late. "
-                    "The uninstrumented build runs this test.";
+    GTEST_SKIP()
+        << "UBSan-instrumented server: its vptr check probes memory through pipe(), so with no "
+           "fd left every virtual call is reported as 'invalid vptr' and the build's "
+           "-fno-sanitize-recover aborts; GCC's libubsan reads its suppressions lazily, too late. "
+           "The uninstrumented build runs this test.";
 
   // 100 connections: far more than 64 fds allow. They stay open.
   std::vector<SocketClient> hogs;
@@ -199,11 +207,13 @@ TEST(Limits, OutOfFileDescriptorsTheServerBacksOffLogsAndRecovers) {
   const auto log_deadline = Clock::now() + std::chrono::seconds(5);
   auto mentions_fds = [&] {
     std::string l = err;
-    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    return l.find("too many open files") != std::string::npos || l.find("emfile") != std::string::npos ||
-           l.find("file descriptor") != std::string::npos;
+    std::transform(l.begin(), l.end(), l.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return l.find("too many open files") != std::string::npos ||
+           l.find("emfile") != std::string::npos || l.find("file descriptor") != std::string::npos;
   };
-  while (!mentions_fds() && Clock::now() < log_deadline) err += server->read_all_stderr(std::chrono::milliseconds(100));
+  while (!mentions_fds() && Clock::now() < log_deadline)
+    err += server->read_all_stderr(std::chrono::milliseconds(100));
   EXPECT_TRUE(mentions_fds()) << "stderr: " << err;
 
   // Over a 2 s window in which clients keep trying, the server must not spin.
@@ -218,7 +228,8 @@ TEST(Limits, OutOfFileDescriptorsTheServerBacksOffLogsAndRecovers) {
     ++attempts;
   }
   const double cpu_used = cpu_seconds(pid) - cpu_before;
-  EXPECT_LT(cpu_used, 0.5) << "CPU seconds used in a 2 s window while out of fds (" << attempts << " attempts)";
+  EXPECT_LT(cpu_used, 0.5) << "CPU seconds used in a 2 s window while out of fds (" << attempts
+                           << " attempts)";
 
   // Drain what the server logged meanwhile so it never blocks on a full stderr pipe.
   err += server->read_all_stderr(std::chrono::milliseconds(50));

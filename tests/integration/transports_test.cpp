@@ -69,7 +69,7 @@ TEST(Transports, UnixSocketIsOwnerOnlyAndRemovedAtExit) {
   TestServer server({"--listen", "unix://" + path});
   EXPECT_EQ(server.url(), "unix://" + path);
 
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::lstat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0600u) << std::oct << (st.st_mode & 07777);
@@ -77,7 +77,8 @@ TEST(Transports, UnixSocketIsOwnerOnlyAndRemovedAtExit) {
   EXPECT_TRUE(serves_raw(server.url(), "over a unix socket: ça marche"));
   EXPECT_TRUE(serves_framed(server.url()));
   EXPECT_EQ(server.stop(), (ExitStatus{true, 0}));
-  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(path))) << path << " left behind";
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(path)))
+      << path << " left behind";
 }
 
 TEST(Transports, SecondServerOnSameUnixPathIsRefused) {
@@ -85,7 +86,8 @@ TEST(Transports, SecondServerOnSameUnixPathIsRefused) {
   const std::string path = dir.file("taken.sock");
   TestServer first({"--listen", "unix://" + path});
 
-  const auto second = run({duplex_bin(), "serve", "--listen", "unix://" + path}, {}, std::chrono::seconds(10));
+  const auto second =
+      run({duplex_bin(), "serve", "--listen", "unix://" + path}, {}, std::chrono::seconds(10));
   EXPECT_TRUE(second.status.exited);
   EXPECT_NE(second.status.code, 0);
   EXPECT_EQ(line_count(second.err), 1u) << second.err;
@@ -126,7 +128,8 @@ TEST(Transports, UnixPathThatIsNotASocketIsLeftAlone) {
     std::ofstream f(path);
     f << "do not delete";
   }
-  const auto r = run({duplex_bin(), "serve", "--listen", "unix://" + path}, {}, std::chrono::seconds(10));
+  const auto r =
+      run({duplex_bin(), "serve", "--listen", "unix://" + path}, {}, std::chrono::seconds(10));
   EXPECT_TRUE(r.status.exited);
   EXPECT_NE(r.status.code, 0);
   EXPECT_EQ(line_count(r.err), 1u) << r.err;
@@ -176,7 +179,8 @@ TEST(Transports, SocatOverUnixSocket) {
   TempDir dir;
   const std::string path = dir.file("socat.sock");
   TestServer server({"--listen", "unix://" + path});
-  const auto r = run({socat, "-", "UNIX-CONNECT:" + path}, "hello socat, grüße\n", std::chrono::seconds(20));
+  const auto r =
+      run({socat, "-", "UNIX-CONNECT:" + path}, "hello socat, grüße\n", std::chrono::seconds(20));
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, "HELLO SOCAT, GRüßE\n");
 }

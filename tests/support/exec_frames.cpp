@@ -16,7 +16,8 @@ using Clock = std::chrono::steady_clock;
 
 std::uint64_t get_be64(std::string_view s, std::size_t off) {
   std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[off + i]);
+  for (std::size_t i = 0; i < 8; ++i)
+    v = (v << 8) | static_cast<unsigned char>(s[off + i]);
   return v;
 }
 
@@ -42,7 +43,8 @@ std::string exec_start_frame(const ExecRequest& r) {
   std::string p;
   p.push_back(static_cast<char>((r.shell ? 1 : 0) | (r.pty ? 2 : 0) | (r.login ? 4 : 0)));
   put_be16(p, static_cast<std::uint16_t>(r.argv.size()));
-  for (const auto& a : r.argv) put_str(p, a);
+  for (const auto& a : r.argv)
+    put_str(p, a);
   put_be16(p, static_cast<std::uint16_t>(r.env.size()));
   for (const auto& [k, v] : r.env) {
     put_str(p, k);
@@ -56,8 +58,12 @@ std::string exec_start_frame(const ExecRequest& r) {
   return frame(msg::exec_start, p);
 }
 
-std::string stdin_frame(std::string_view data) { return frame(msg::stdin_data, data); }
-std::string stdin_eof_frame() { return frame(msg::stdin_eof, {}); }
+std::string stdin_frame(std::string_view data) {
+  return frame(msg::stdin_data, data);
+}
+std::string stdin_eof_frame() {
+  return frame(msg::stdin_eof, {});
+}
 
 std::string signal_frame(std::int32_t signo) {
   std::string p;
@@ -97,7 +103,8 @@ std::string describe(const ExitPayload& e) {
 
 bool FrameReader::fill(Clock::time_point deadline) {
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) throw std::runtime_error("frame reader: timeout");
     pollfd p{fd_, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -132,7 +139,8 @@ std::optional<RawFrame> FrameReader::next(std::chrono::milliseconds timeout) {
   }
   const std::uint32_t n = get_be32(std::string_view(buf_.data() + pos_, 6), 0);
   while (buffered() < 6 + static_cast<std::size_t>(n))
-    if (!fill(deadline)) throw std::runtime_error("frame reader: connection ended inside a frame payload");
+    if (!fill(deadline))
+      throw std::runtime_error("frame reader: connection ended inside a frame payload");
   const std::string_view head(buf_.data() + pos_, 6);  // after fill(): buf_ may have moved
   RawFrame f;
   f.type = static_cast<std::uint8_t>(head[4]);
@@ -167,24 +175,32 @@ bool ExecClient::take(RawFrame f, const OutputSinks* sinks) {
   if (f.flags != 0) throw std::runtime_error("frame " + type_hex(f.type) + " with non-zero flags");
   switch (f.type) {
     case msg::welcome:
-      if (auto w = parse_welcome(f.payload)) outcome_.welcome_agent = w->agent;
-      else throw std::runtime_error("malformed WELCOME");
+      if (auto w = parse_welcome(f.payload))
+        outcome_.welcome_agent = w->agent;
+      else
+        throw std::runtime_error("malformed WELCOME");
       return false;
     case msg::auth_ok:
       outcome_.identity = parse_str(f.payload);
       if (!outcome_.identity) throw std::runtime_error("malformed AUTH_OK");
       return false;
     case msg::stdout_data:
-      if (sinks && sinks->out) sinks->out(f.payload);
-      else outcome_.out += f.payload;
+      if (sinks && sinks->out)
+        sinks->out(f.payload);
+      else
+        outcome_.out += f.payload;
       return false;
     case msg::stderr_data:
-      if (sinks && sinks->err) sinks->err(f.payload);
-      else outcome_.err += f.payload;
+      if (sinks && sinks->err)
+        sinks->err(f.payload);
+      else
+        outcome_.err += f.payload;
       return false;
     case msg::exit:
       outcome_.exit = parse_exit(f.payload);
-      if (!outcome_.exit) throw std::runtime_error("malformed EXIT payload (" + std::to_string(f.payload.size()) + " bytes)");
+      if (!outcome_.exit)
+        throw std::runtime_error("malformed EXIT payload (" + std::to_string(f.payload.size()) +
+                                 " bytes)");
       return true;
     case msg::error:
       outcome_.error = parse_error(f.payload);
@@ -198,7 +214,8 @@ bool ExecClient::take(RawFrame f, const OutputSinks* sinks) {
 RawFrame ExecClient::wait_for(std::uint8_t type, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
-    auto f = reader_.next(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    auto f = reader_.next(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (!f) {
       outcome_.closed = true;
       throw std::runtime_error("connection closed while waiting for frame " + type_hex(type));
@@ -209,7 +226,8 @@ RawFrame ExecClient::wait_for(std::uint8_t type, std::chrono::milliseconds timeo
       return copy;
     }
     if (take(std::move(*f), nullptr)) {
-      std::string why = outcome_.error ? "ERROR " + std::to_string(outcome_.error->code) + " '" + outcome_.error->text + "'"
+      std::string why = outcome_.error ? "ERROR " + std::to_string(outcome_.error->code) + " '" +
+                                             outcome_.error->text + "'"
                                        : "EXIT " + describe(*outcome_.exit);
       throw std::runtime_error(why + " while waiting for frame " + type_hex(type));
     }
@@ -219,14 +237,16 @@ RawFrame ExecClient::wait_for(std::uint8_t type, std::chrono::milliseconds timeo
 void ExecClient::wait_for_stdout(std::string_view text, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (outcome_.out.find(text) == std::string::npos)
-    wait_for(msg::stdout_data, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    wait_for(msg::stdout_data,
+             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
 }
 
 ExecOutcome& ExecClient::finish(std::chrono::milliseconds timeout, const OutputSinks* sinks) {
   const auto deadline = Clock::now() + timeout;
   if (outcome_.exit || outcome_.error) return outcome_;
   for (;;) {
-    auto f = reader_.next(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    auto f = reader_.next(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (!f) {
       outcome_.closed = true;
       return outcome_;
@@ -235,7 +255,8 @@ ExecOutcome& ExecClient::finish(std::chrono::milliseconds timeout, const OutputS
   }
   if (outcome_.error) {
     // An ERROR is the last frame: the server closes after it (PROTOCOL.md §8).
-    auto f = reader_.next(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    auto f = reader_.next(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (f) throw std::runtime_error("frame " + type_hex(f->type) + " after ERROR");
     outcome_.closed = true;
   }
@@ -254,8 +275,9 @@ ExecOutcome& ExecClient::finish(std::chrono::milliseconds timeout, const OutputS
   }
 }
 
-ExecOutcome exec_once(const std::string& url, const std::optional<std::string>& token, const ExecRequest& req,
-                      std::string_view input, std::chrono::milliseconds timeout) {
+ExecOutcome exec_once(const std::string& url, const std::optional<std::string>& token,
+                      const ExecRequest& req, std::string_view input,
+                      std::chrono::milliseconds timeout) {
   ExecClient c(url);
   c.start(token, req);
   if (input.size() <= 256 * 1024) {

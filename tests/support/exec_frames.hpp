@@ -90,8 +90,8 @@ struct ExecOutcome {
   std::string out, err;                 // STDOUT_DATA / STDERR_DATA payloads, concatenated
   std::optional<ExitPayload> exit;
   std::optional<ErrorPayload> error;
-  std::vector<std::uint8_t> types;      // every frame type in arrival order
-  bool closed = false;                  // the server closed the connection
+  std::vector<std::uint8_t> types;  // every frame type in arrival order
+  bool closed = false;              // the server closed the connection
 };
 
 /// Streaming handlers: when set, STDOUT/STDERR payloads go to them instead of ExecOutcome.
@@ -118,13 +118,17 @@ class ExecClient {
 
   /// Reads frames until one of `type` arrives (recording the others in `outcome`); throws if the
   /// connection ends or an EXIT/ERROR comes first.
-  RawFrame wait_for(std::uint8_t type, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  RawFrame wait_for(std::uint8_t type,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Reads until stdout holds `text` (throws on EXIT, ERROR, EOF or timeout first).
-  void wait_for_stdout(std::string_view text, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  void wait_for_stdout(std::string_view text,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Reads frames until EXIT or ERROR (ERROR: then until the server closes).
-  ExecOutcome& finish(std::chrono::milliseconds timeout = std::chrono::seconds(30), const OutputSinks* sinks = nullptr);
+  ExecOutcome& finish(std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                      const OutputSinks* sinks = nullptr);
   /// After EXIT: half-closes and checks that the server sends nothing more and closes.
-  ::testing::AssertionResult exit_was_last(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  ::testing::AssertionResult exit_was_last(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   ExecOutcome& outcome() { return outcome_; }
 
@@ -139,7 +143,8 @@ class ExecClient {
 
 /// One whole command: connect, start, send `input` (then STDIN_EOF unless `eof` is false), and
 /// read to EXIT/ERROR. Large input is written from a second thread while output is read.
-ExecOutcome exec_once(const std::string& url, const std::optional<std::string>& token, const ExecRequest& req,
-                      std::string_view input = {}, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+ExecOutcome exec_once(const std::string& url, const std::optional<std::string>& token,
+                      const ExecRequest& req, std::string_view input = {},
+                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace duplex::test

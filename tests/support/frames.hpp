@@ -41,13 +41,15 @@ inline constexpr std::uint8_t exit = 0x27;
 }  // namespace msg
 
 inline std::uint16_t get_be16(std::string_view s, std::size_t off) {
-  return static_cast<std::uint16_t>((static_cast<unsigned>(static_cast<unsigned char>(s[off])) << 8) |
-                                    static_cast<unsigned>(static_cast<unsigned char>(s[off + 1])));
+  return static_cast<std::uint16_t>(
+      (static_cast<unsigned>(static_cast<unsigned char>(s[off])) << 8) |
+      static_cast<unsigned>(static_cast<unsigned char>(s[off + 1])));
 }
 
 inline std::uint32_t get_be32(std::string_view s, std::size_t off) {
   std::uint32_t v = 0;
-  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(s[off + i]);
+  for (std::size_t i = 0; i < 4; ++i)
+    v = (v << 8) | static_cast<unsigned char>(s[off + i]);
   return v;
 }
 
@@ -57,7 +59,8 @@ inline void put_be16(std::string& out, std::uint16_t v) {
 }
 
 inline void put_be32(std::string& out, std::uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 /// A frame header announcing `length` payload bytes (the payload itself not included).
@@ -70,8 +73,10 @@ inline std::string frame_header(std::uint8_t type, std::uint32_t length, std::ui
 }
 
 /// A whole frame with arbitrary flags (support's frame() always sends flags 0).
-inline std::string frame_with_flags(std::uint8_t type, std::uint8_t flags, std::string_view payload) {
-  return frame_header(type, static_cast<std::uint32_t>(payload.size()), flags) + std::string(payload);
+inline std::string frame_with_flags(std::uint8_t type, std::uint8_t flags,
+                                    std::string_view payload) {
+  return frame_header(type, static_cast<std::uint32_t>(payload.size()), flags) +
+         std::string(payload);
 }
 
 /// The preface followed by a HELLO with any version range.
@@ -82,11 +87,13 @@ inline std::string preface_and_hello_range(std::uint16_t min_version, std::uint1
   put_be16(hello, max_version);
   put_be32(hello, static_cast<std::uint32_t>(agent.size()));
   hello.append(agent);
-  return std::string("\0DPX", 4) + frame_header(msg::hello, static_cast<std::uint32_t>(hello.size())) + hello;
+  return std::string("\0DPX", 4) +
+         frame_header(msg::hello, static_cast<std::uint32_t>(hello.size())) + hello;
 }
 
 /// Reads one whole frame; throws (failing the test) on EOF or timeout.
-inline RawFrame read_frame(SocketClient& c, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+inline RawFrame read_frame(SocketClient& c,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   const std::string head = c.recv_exact(6, timeout);
   RawFrame f;
   f.type = static_cast<std::uint8_t>(head[4]);

@@ -29,7 +29,8 @@ void set_cloexec_pipe(int fds[2]) {
 
 // Reads what is available from fd into out within the deadline; false on EOF.
 bool read_some(int fd, std::string& out, std::chrono::steady_clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
   pollfd p{fd, POLLIN, 0};
   const int r = ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
   if (r <= 0) return true;  // timeout: caller checks the deadline
@@ -43,11 +44,14 @@ bool read_some(int fd, std::string& out, std::chrono::steady_clock::time_point d
 }  // namespace
 
 ExecArrays::ExecArrays(std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
-  for (char** e = environ; *e; ++e) env_.emplace_back(*e);
+  for (char** e = environ; *e; ++e)
+    env_.emplace_back(*e);
   env_.insert(env_.end(), extra_env.begin(), extra_env.end());
-  for (auto& a : argv) argv_.push_back(a.data());
+  for (auto& a : argv)
+    argv_.push_back(a.data());
   argv_.push_back(nullptr);
-  for (auto& e : env_) envp_.push_back(e.data());
+  for (auto& e : env_)
+    envp_.push_back(e.data());
   envp_.push_back(nullptr);
 }
 
@@ -90,7 +94,8 @@ Process::Process(std::vector<std::string> argv, std::vector<std::string> extra_e
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own process group, so that a test can signal a client and everything it started.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t none, all;
   sigemptyset(&none);
@@ -183,8 +188,8 @@ std::optional<ExitStatus> Process::wait(std::chrono::milliseconds timeout) {
   }
 }
 
-RunResult run(std::vector<std::string> argv, std::string_view input, std::chrono::milliseconds timeout,
-              std::vector<std::string> extra_env) {
+RunResult run(std::vector<std::string> argv, std::string_view input,
+              std::chrono::milliseconds timeout, std::vector<std::string> extra_env) {
   Process p(std::move(argv), std::move(extra_env));
   RunResult r;
   // Feed stdin and drain stdout/stderr together so that neither side blocks on a full pipe.
@@ -221,12 +226,17 @@ static long status_field(pid_t pid, const std::string& key) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind(key + ":", 0) == 0) return std::strtol(line.c_str() + key.size() + 1, nullptr, 10);
+    if (line.rfind(key + ":", 0) == 0)
+      return std::strtol(line.c_str() + key.size() + 1, nullptr, 10);
   return -1;
 }
 
-long rss_kib(pid_t pid) { return status_field(pid, "VmRSS"); }
-int thread_count(pid_t pid) { return static_cast<int>(status_field(pid, "Threads")); }
+long rss_kib(pid_t pid) {
+  return status_field(pid, "VmRSS");
+}
+int thread_count(pid_t pid) {
+  return static_cast<int>(status_field(pid, "Threads"));
+}
 
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> out;

@@ -1,4 +1,5 @@
-// Test helpers for child processes and /proc: run a command, drive a long-running one, read fds/RSS.
+// Test helpers for child processes and /proc: run a command, drive a long-running one, read
+// fds/RSS.
 #pragma once
 
 #include <sys/types.h>
@@ -46,8 +47,8 @@ std::string duplex_bin();
 std::string seed_dir();
 
 struct ExitStatus {
-  bool exited = false;   // false: killed by a signal
-  int code = -1;         // exit code, or signal number
+  bool exited = false;  // false: killed by a signal
+  int code = -1;        // exit code, or signal number
   bool operator==(const ExitStatus&) const = default;
 };
 

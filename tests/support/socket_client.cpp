@@ -52,8 +52,12 @@ SocketClient::SocketClient(const std::string& url) {
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-SocketClient::~SocketClient() { close(); }
-SocketClient::SocketClient(SocketClient&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+SocketClient::~SocketClient() {
+  close();
+}
+SocketClient::SocketClient(SocketClient&& o) noexcept : fd_(o.fd_) {
+  o.fd_ = -1;
+}
 
 void SocketClient::send_all(std::string_view data) {
   while (!data.empty()) {
@@ -66,7 +70,8 @@ void SocketClient::send_all(std::string_view data) {
   }
 }
 
-std::optional<std::string> SocketClient::recv_some(std::size_t max, std::chrono::milliseconds timeout) {
+std::optional<std::string> SocketClient::recv_some(std::size_t max,
+                                                   std::chrono::milliseconds timeout) {
   pollfd p{fd_, POLLIN, 0};
   const int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
   if (r == 0) return std::nullopt;
@@ -81,11 +86,15 @@ std::string SocketClient::recv_exact(std::size_t n, std::chrono::milliseconds ti
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (out.size() < n) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) throw std::runtime_error("recv_exact: timeout after " + std::to_string(out.size()) + " bytes");
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      throw std::runtime_error("recv_exact: timeout after " + std::to_string(out.size()) +
+                               " bytes");
     auto part = recv_some(n - out.size(), left);
     if (!part) continue;
-    if (part->empty()) throw std::runtime_error("recv_exact: EOF after " + std::to_string(out.size()) + " bytes");
+    if (part->empty())
+      throw std::runtime_error("recv_exact: EOF after " + std::to_string(out.size()) + " bytes");
     out += *part;
   }
   return out;
@@ -95,7 +104,8 @@ std::string SocketClient::recv_until_eof(std::chrono::milliseconds timeout) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) throw std::runtime_error("recv_until_eof: timeout");
     auto part = recv_some(65536, left);
     if (!part) continue;
@@ -113,7 +123,9 @@ bool SocketClient::wait_closed(std::chrono::milliseconds timeout) {
   }
 }
 
-void SocketClient::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+void SocketClient::shutdown_write() {
+  ::shutdown(fd_, SHUT_WR);
+}
 
 void SocketClient::reset() {
   linger l{1, 0};

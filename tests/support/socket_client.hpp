@@ -25,7 +25,8 @@ class SocketClient {
   /// Reads exactly n bytes; throws on EOF or timeout.
   std::string recv_exact(std::size_t n, std::chrono::milliseconds timeout = 10s);
   /// Reads whatever arrives first (at most max); empty string on EOF; nullopt on timeout.
-  std::optional<std::string> recv_some(std::size_t max = 65536, std::chrono::milliseconds timeout = 10s);
+  std::optional<std::string> recv_some(std::size_t max = 65536,
+                                       std::chrono::milliseconds timeout = 10s);
   /// Reads until the peer closes; throws on timeout.
   std::string recv_until_eof(std::chrono::milliseconds timeout = 10s);
   /// True when the peer closed (EOF or reset) within timeout.

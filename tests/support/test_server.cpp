@@ -12,15 +12,15 @@ namespace duplex::test {
 
 TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
   std::vector<std::string> argv{duplex_bin(), "serve"};
-  const bool has_listen = std::any_of(args.begin(), args.end(),
-                                      [](const std::string& a) { return a == "--listen" || a == "-l"; });
+  const bool has_listen = std::any_of(
+      args.begin(), args.end(), [](const std::string& a) { return a == "--listen" || a == "-l"; });
   if (!has_listen) {
     argv.insert(argv.end(), {"--listen", "tcp://127.0.0.1:0"});
   }
   if (listeners == 0)
-    listeners = has_listen ? static_cast<std::size_t>(std::count_if(args.begin(), args.end(), [](const std::string& a) {
-                  return a == "--listen" || a == "-l";
-                }))
+    listeners = has_listen ? static_cast<std::size_t>(std::count_if(
+                                 args.begin(), args.end(),
+                                 [](const std::string& a) { return a == "--listen" || a == "-l"; }))
                            : 1;
   argv.insert(argv.end(), args.begin(), args.end());
   proc_ = std::make_unique<Process>(argv);

@@ -3,8 +3,8 @@
 
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/process.hpp"

@@ -41,14 +41,15 @@ awaitable<std::size_t> Connection::read_some_with_timeout(std::span<std::byte> i
     asio::steady_timer timer(stream_.get_executor(), opt_.timeout);
     auto r = co_await (stream_.async_read_some(buf, use_tuple) || timer.async_wait(use_tuple));
     if (r.index() == 1)
-      throw ClientError(ClientError::Kind::timeout,
-                        fmt::format("no reply from {} within {} ms", ep_.url(), opt_.timeout.count()));
+      throw ClientError(ClientError::Kind::timeout, fmt::format("no reply from {} within {} ms",
+                                                                ep_.url(), opt_.timeout.count()));
     std::tie(ec, n) = std::get<0>(r);
   } else {
     std::tie(ec, n) = co_await stream_.async_read_some(buf, use_tuple);
   }
   if (ec == asio::error::eof)
-    throw ClientError(ClientError::Kind::closed, fmt::format("{} closed the connection", ep_.url()));
+    throw ClientError(ClientError::Kind::closed,
+                      fmt::format("{} closed the connection", ep_.url()));
   if (ec)
     throw ClientError(ClientError::Kind::closed,
                       fmt::format("connection to {} lost: {}", ep_.url(), ec.message()));
@@ -81,8 +82,9 @@ awaitable<void> Connection::handshake() {
   co_await read_exact(head);
   if (std::equal(wire::kPreface.begin(), wire::kPreface.end(), head.begin())) {
     if (opt_.protocol == Protocol::framed)
-      throw ClientError(ClientError::Kind::protocol,
-                        fmt::format("{} is not a duplex server (it echoed the handshake)", ep_.url()));
+      throw ClientError(
+          ClientError::Kind::protocol,
+          fmt::format("{} is not a duplex server (it echoed the handshake)", ep_.url()));
     Bytes rest(hello.size() - head.size());
     co_await read_exact(rest);
     framed_ = false;
@@ -94,10 +96,12 @@ awaitable<void> Connection::handshake() {
   in_.commit(head.size());
   Frame f = co_await read_frame();
   if (f.type != wire::MsgType::welcome)
-    throw ClientError(ClientError::Kind::protocol,
-                      fmt::format("{} answered the handshake with {}", ep_.url(), wire::type_name(f.type)));
+    throw ClientError(ClientError::Kind::protocol, fmt::format("{} answered the handshake with {}",
+                                                               ep_.url(), wire::type_name(f.type)));
   auto w = wire::decode_welcome(f.payload);
-  if (!w) throw ClientError(ClientError::Kind::protocol, fmt::format("{} sent a malformed WELCOME", ep_.url()));
+  if (!w)
+    throw ClientError(ClientError::Kind::protocol,
+                      fmt::format("{} sent a malformed WELCOME", ep_.url()));
   welcome_ = *w;
 }
 
@@ -112,10 +116,11 @@ awaitable<Frame> Connection::read_frame() {
       in_.consume(d.consumed);
       if (f.type == wire::MsgType::error) {
         auto e = wire::decode_error(f.payload);
-        std::string text = e ? (e->text.empty() ? make_error_code(static_cast<errc>(e->code)).message()
-                                                : e->text)
-                             : "malformed ERROR frame";
-        throw ClientError(ClientError::Kind::remote, fmt::format("{}: {}", ep_.url(), text), e ? e->code : 0);
+        std::string text =
+            e ? (e->text.empty() ? make_error_code(static_cast<errc>(e->code)).message() : e->text)
+              : "malformed ERROR frame";
+        throw ClientError(ClientError::Kind::remote, fmt::format("{}: {}", ep_.url(), text),
+                          e ? e->code : 0);
       }
       co_return f;
     }
@@ -139,16 +144,18 @@ awaitable<std::string> Connection::upper(std::string_view msg) {
     co_return reply;
   }
   if (msg.size() > welcome_.max_frame)
-    throw ClientError(ClientError::Kind::protocol,
-                      fmt::format("message of {} bytes is larger than the server's frame limit ({} bytes)",
-                                  msg.size(), welcome_.max_frame));
+    throw ClientError(
+        ClientError::Kind::protocol,
+        fmt::format("message of {} bytes is larger than the server's frame limit ({} bytes)",
+                    msg.size(), welcome_.max_frame));
   Bytes f;
   wire::encode_frame(wire::MsgType::upper_request, as_bytes(msg), f);
   co_await write(f);
   Frame r = co_await read_frame();
   if (r.type != wire::MsgType::upper_reply)
     throw ClientError(ClientError::Kind::protocol,
-                      fmt::format("{} answered with {} instead of upper_reply", ep_.url(), wire::type_name(r.type)));
+                      fmt::format("{} answered with {} instead of upper_reply", ep_.url(),
+                                  wire::type_name(r.type)));
   co_return std::string(as_chars(r.payload));
 }
 

@@ -81,7 +81,7 @@ class Connection {
   ClientOptions opt_;
   bool framed_ = false;
   wire::Welcome welcome_;
-  ByteBuffer in_;            // received, not yet decoded
+  ByteBuffer in_;  // received, not yet decoded
 };
 
 }  // namespace duplex::client

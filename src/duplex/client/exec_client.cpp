@@ -58,7 +58,8 @@ class StdinReader {
  public:
   StdinReader(const asio::any_io_executor& ex, int fd, std::size_t chunk)
       : ch_(ex, static_cast<std::size_t>(kStdinDepth) + 1), fd_(fd), chunk_(chunk) {
-    if (::pipe2(wake_, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
+    if (::pipe2(wake_, O_CLOEXEC) != 0)
+      throw std::system_error(errno, std::system_category(), "pipe2");
     // The thread inherits a mask that blocks every signal, so signals are delivered to the
     // io_context's thread, where asio::signal_set picks them up.
     sigset_t all, old;
@@ -102,7 +103,8 @@ class StdinReader {
       if (stop_) return;
       pollfd p[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
       int r;
-      do r = ::poll(p, 2, -1);
+      do
+        r = ::poll(p, 2, -1);
       while (r < 0 && errno == EINTR);
       if (stop_ || p[1].revents != 0) return;
       Bytes b(chunk_);
@@ -153,7 +155,8 @@ Bytes empty_frame(wire::MsgType t) {
 std::string describe_failure(const ClientError& e, const net::Endpoint&, bool started) {
   std::string what = e.what();
   if (e.kind() == ClientError::Kind::remote) {
-    if (e.remote_code() == static_cast<std::uint16_t>(errc::auth_failed)) return "authentication failed";
+    if (e.remote_code() == static_cast<std::uint16_t>(errc::auth_failed))
+      return "authentication failed";
     return what;
   }
   if (e.kind() == ClientError::Kind::closed && started) return what + " before the command ended";
@@ -174,10 +177,13 @@ awaitable<Connection> connect_and_auth(const ExecRequest& req, std::string& iden
   co_await conn.write(auth);
   Frame r = co_await conn.read_frame();
   if (r.type != wire::MsgType::auth_ok)
-    throw ClientError(ClientError::Kind::protocol,
-                      fmt::format("{} answered AUTH with {}", req.endpoint.url(), wire::type_name(r.type)));
+    throw ClientError(
+        ClientError::Kind::protocol,
+        fmt::format("{} answered AUTH with {}", req.endpoint.url(), wire::type_name(r.type)));
   auto ok = wire::decode_auth_ok(r.payload);
-  if (!ok) throw ClientError(ClientError::Kind::protocol, fmt::format("{} sent a malformed AUTH_OK", req.endpoint.url()));
+  if (!ok)
+    throw ClientError(ClientError::Kind::protocol,
+                      fmt::format("{} sent a malformed AUTH_OK", req.endpoint.url()));
   identity = ok->identity;
   co_return conn;
 }
@@ -215,8 +221,8 @@ awaitable<int> abort_signal(asio::signal_set& signals) {
 // One started command: the coroutines that share the connection, and their single writer.
 class Session {
  public:
-  Session(Connection& conn, const ExecRequest& req, const ExecHooks& hooks, asio::signal_set& signals,
-          const asio::any_io_executor& ex)
+  Session(Connection& conn, const ExecRequest& req, const ExecHooks& hooks,
+          asio::signal_set& signals, const asio::any_io_executor& ex)
       : conn_(conn), req_(req), hooks_(hooks), signals_(signals), out_(ex, kOutboxDepth) {
     if (req.stdin_fd >= 0) {
       const std::size_t max_frame = conn.welcome().max_frame;
@@ -238,7 +244,9 @@ class Session {
   }
 
  private:
-  awaitable<void> send(Bytes f) { co_await out_.async_send(std::error_code{}, std::move(f), use_tuple); }
+  awaitable<void> send(Bytes f) {
+    co_await out_.async_send(std::error_code{}, std::move(f), use_tuple);
+  }
 
   awaitable<ReadEnd> read_output() {
     try {
@@ -269,12 +277,11 @@ class Session {
                               fmt::format("{} sent a malformed EXIT", req_.endpoint.url()));
           co_return *e;
         }
-        case wire::MsgType::pong:
-          break;
+        case wire::MsgType::pong: break;
         default:
           throw ClientError(ClientError::Kind::protocol,
-                            fmt::format("{} sent an unexpected {} during the command", req_.endpoint.url(),
-                                        wire::type_name(f.type)));
+                            fmt::format("{} sent an unexpected {} during the command",
+                                        req_.endpoint.url(), wire::type_name(f.type)));
       }
     }
   }
@@ -325,7 +332,8 @@ class Session {
           }
         continue;
       }
-      if (std::find(req_.stop_signals.begin(), req_.stop_signals.end(), signo) != req_.stop_signals.end())
+      if (std::find(req_.stop_signals.begin(), req_.stop_signals.end(), signo) !=
+          req_.stop_signals.end())
         co_return signo;
       if (signo == SIGINT && req_.double_interrupt_stops) {
         const auto now = Clock::now();
@@ -366,7 +374,8 @@ std::string base64(std::string_view s) {
     const std::size_t n = std::min(kPiece, s.size() - at);
     buf.resize((n + 2) / 3 * 4 + 1);
     const int w = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(buf.data()),
-                                    reinterpret_cast<const unsigned char*>(s.data() + at), static_cast<int>(n));
+                                    reinterpret_cast<const unsigned char*>(s.data() + at),
+                                    static_cast<int>(n));
     out.append(buf.data(), static_cast<std::size_t>(w));
   }
   return out;
@@ -380,14 +389,18 @@ awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks) {
   auto ex = co_await asio::this_coro::executor;
   // Installed before we connect, so that Ctrl-C while connecting is ours to handle too.
   asio::signal_set signals(ex);
-  for (int s : req.forward_signals) signals.add(s);
-  for (int s : req.stop_signals) signals.add(s);
+  for (int s : req.forward_signals)
+    signals.add(s);
+  for (int s : req.stop_signals)
+    signals.add(s);
   if (hooks.window_size) signals.add(SIGWINCH);
 
   bool started = false;
   try {
-    const auto limit = req.connect_timeout.count() > 0 ? req.connect_timeout : std::chrono::hours(24 * 365);
-    auto first = co_await (try_connect(req, res.identity) || sleep_for(limit) || abort_signal(signals));
+    const auto limit =
+        req.connect_timeout.count() > 0 ? req.connect_timeout : std::chrono::hours(24 * 365);
+    auto first =
+        co_await (try_connect(req, res.identity) || sleep_for(limit) || abort_signal(signals));
     if (first.index() == 0 && !std::get<0>(first).conn) {
       res.error = std::get<0>(first).error;
     } else if (first.index() == 1) {
@@ -399,8 +412,9 @@ awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks) {
       Connection conn = std::move(*std::get<0>(first).conn);
       Bytes start = encoded(req.start);
       if (start.size() - wire::kHeaderSize > conn.welcome().max_frame) {
-        res.error = fmt::format("the command is too long: {} bytes, the server's frame limit is {} bytes",
-                                start.size() - wire::kHeaderSize, conn.welcome().max_frame);
+        res.error =
+            fmt::format("the command is too long: {} bytes, the server's frame limit is {} bytes",
+                        start.size() - wire::kHeaderSize, conn.welcome().max_frame);
       } else {
         co_await conn.write(start);
         started = true;
@@ -409,13 +423,17 @@ awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks) {
         auto end = co_await session.run();
         if (end.index() == 0) {
           auto& read = std::get<0>(end);
-          if (read.exit) res.exit = *read.exit;
-          else if (!read.error.empty()) res.error = read.error;
-          else res.local_signal = SIGPIPE;  // our stdout is gone; as a local command would, stop
+          if (read.exit)
+            res.exit = *read.exit;
+          else if (!read.error.empty())
+            res.error = read.error;
+          else
+            res.local_signal = SIGPIPE;  // our stdout is gone; as a local command would, stop
         } else if (end.index() == 1) {
           res.local_signal = std::get<1>(end);
         } else {
-          res.error = fmt::format("{}: the session ended without an exit status", req.endpoint.url());
+          res.error =
+              fmt::format("{}: the session ended without an exit status", req.endpoint.url());
         }
       }
     }
@@ -433,12 +451,9 @@ int exit_status(const ExecResult& r) noexcept {
   if (r.local_signal != 0) return std::min(128 + r.local_signal, 255);
   if (!r.exit) return 255;
   switch (r.exit->how) {
-    case wire::Exit::How::exited:
-      return r.exit->code & 0xff;
-    case wire::Exit::How::signaled:
-      return std::clamp(128 + r.exit->code, 129, 255);
-    case wire::Exit::How::not_started:
-      return not_started_status(r.exit->code);
+    case wire::Exit::How::exited: return r.exit->code & 0xff;
+    case wire::Exit::How::signaled: return std::clamp(128 + r.exit->code, 129, 255);
+    case wire::Exit::How::not_started: return not_started_status(r.exit->code);
   }
   return 255;
 }
@@ -446,31 +461,31 @@ int exit_status(const ExecResult& r) noexcept {
 std::string end_message(const ExecResult& r, const wire::ExecStart& start) {
   if (!r.error.empty()) return r.error;
   if (r.local_signal == SIGPIPE) return {};  // a broken pipe is not news to whoever closed it
-  if (r.local_signal == SIGINT)
-    return "interrupted: disconnected (the server ends the command)";
+  if (r.local_signal == SIGINT) return "interrupted: disconnected (the server ends the command)";
   if (r.local_signal != 0) return fmt::format("disconnected on {}", signal_name(r.local_signal));
   if (!r.exit) return {};
   const wire::Exit& e = *r.exit;
   if (e.how == wire::Exit::How::not_started) {
-    const std::string what = start.login   ? std::string("the login shell")
-                             : start.shell ? std::string("/bin/sh")
+    const std::string what = start.login          ? std::string("the login shell")
+                             : start.shell        ? std::string("/bin/sh")
                              : start.argv.empty() ? std::string("the command")
                                                   : fmt::format("'{}'", start.argv.front());
     std::string why;
-    if (e.code == 127 || e.code == ENOENT) why = "command not found";
-    else if (e.code == 126) why = "cannot execute";
-    else why = std::strerror(e.code);
+    if (e.code == 127 || e.code == ENOENT)
+      why = "command not found";
+    else if (e.code == 126)
+      why = "cannot execute";
+    else
+      why = std::strerror(e.code);
     return fmt::format("cannot run {}: {}", what, why);
   }
   switch (e.limit) {
-    case wire::Exit::Limit::none:
-      return {};
+    case wire::Exit::Limit::none: return {};
     case wire::Exit::Limit::timeout:
-      return fmt::format("command ended: timeout (after {:.1f} s)", static_cast<double>(e.duration_us) / 1e6);
-    case wire::Exit::Limit::output:
-      return "command ended: output limit reached";
-    case wire::Exit::Limit::shutdown:
-      return "command ended: the server is shutting down";
+      return fmt::format("command ended: timeout (after {:.1f} s)",
+                         static_cast<double>(e.duration_us) / 1e6);
+    case wire::Exit::Limit::output: return "command ended: output limit reached";
+    case wire::Exit::Limit::shutdown: return "command ended: the server is shutting down";
   }
   return {};
 }
@@ -487,8 +502,10 @@ std::string result_json(const ExecResult& r, std::string_view out, std::string_v
   j["exit_code"] = nullptr;
   j["signal"] = nullptr;
   if (r.error.empty() && r.local_signal == 0 && r.exit) {
-    if (r.exit->how == wire::Exit::How::signaled) j["signal"] = r.exit->code;
-    else j["exit_code"] = exit_status(r);
+    if (r.exit->how == wire::Exit::How::signaled)
+      j["signal"] = r.exit->code;
+    else
+      j["exit_code"] = exit_status(r);
   }
   const double ms = r.exit ? static_cast<double>(r.exit->duration_us) / 1e3
                            : static_cast<double>(r.elapsed.count()) / 1e3;
@@ -503,10 +520,13 @@ std::string result_json(const ExecResult& r, std::string_view out, std::string_v
     }
   }
   j["error"] = nullptr;
-  if (!r.error.empty()) j["error"] = r.error;
-  else if (r.local_signal != 0) j["error"] = fmt::format("interrupted by {}", signal_name(r.local_signal));
+  if (!r.error.empty())
+    j["error"] = r.error;
+  else if (r.local_signal != 0)
+    j["error"] = fmt::format("interrupted by {}", signal_name(r.local_signal));
   j["start_error"] = nullptr;
-  if (r.error.empty() && r.local_signal == 0 && r.exit && r.exit->how == wire::Exit::How::not_started)
+  if (r.error.empty() && r.local_signal == 0 && r.exit &&
+      r.exit->how == wire::Exit::How::not_started)
     j["start_error"] = end_message(r, {});
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -515,7 +535,8 @@ Result<std::string> resolve_token(const std::string& token_file, std::string& wh
   if (!token_file.empty()) return read_token_file(token_file, why);
   if (const char* t = std::getenv("DUPLEX_TOKEN"); t && *t) return std::string(t);
   const std::string path = default_token_path();
-  if (::access(path.c_str(), F_OK) != 0) return std::string{};  // no token: the server may use SO_PEERCRED
+  if (::access(path.c_str(), F_OK) != 0)
+    return std::string{};  // no token: the server may use SO_PEERCRED
   return read_token_file(path, why);
 }
 
@@ -548,14 +569,22 @@ bool is_valid_utf8(std::string_view s) noexcept {
     }
     std::size_t len;
     unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte (RFC 3629 table)
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) len = 3, lo = 0xA0;
-    else if (c == 0xED) len = 3, hi = 0x9F;  // no UTF-16 surrogates
-    else if (c >= 0xE1 && c <= 0xEF) len = 3;
-    else if (c == 0xF0) len = 4, lo = 0x90;
-    else if (c == 0xF4) len = 4, hi = 0x8F;  // nothing above U+10FFFF
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else return false;
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2;
+    else if (c == 0xE0)
+      len = 3, lo = 0xA0;
+    else if (c == 0xED)
+      len = 3, hi = 0x9F;  // no UTF-16 surrogates
+    else if (c >= 0xE1 && c <= 0xEF)
+      len = 3;
+    else if (c == 0xF0)
+      len = 4, lo = 0x90;
+    else if (c == 0xF4)
+      len = 4, hi = 0x8F;  // nothing above U+10FFFF
+    else if (c >= 0xF1 && c <= 0xF3)
+      len = 4;
+    else
+      return false;
     if (static_cast<std::size_t>(end - p) < len) return false;
     if (p[1] < lo || p[1] > hi) return false;
     for (std::size_t i = 2; i < len; ++i)
@@ -570,7 +599,9 @@ Transcoder::Transcoder(const std::string& from) : cd_(::iconv_open("UTF-8", from
     throw std::invalid_argument(fmt::format("unknown encoding '{}'", from));
 }
 
-Transcoder::~Transcoder() { ::iconv_close(cd_); }
+Transcoder::~Transcoder() {
+  ::iconv_close(cd_);
+}
 
 std::string Transcoder::feed(ByteView in) {
   std::string src = std::move(carry_);

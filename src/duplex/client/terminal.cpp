@@ -29,7 +29,8 @@ extern "C" void restore_then_die(int signo) {
 
 int set_attr(int fd, const termios& t) noexcept {
   int r;
-  do r = ::tcsetattr(fd, TCSADRAIN, &t);
+  do
+    r = ::tcsetattr(fd, TCSADRAIN, &t);
   while (r != 0 && errno == EINTR);
   return r;
 }
@@ -51,7 +52,9 @@ void ensure_std_fds() noexcept {
   }
 }
 
-bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
+bool is_terminal(int fd) noexcept {
+  return ::isatty(fd) == 1;
+}
 
 RawMode::RawMode(int fd) : fd_(fd) {
   if (!is_terminal(fd) || ::tcgetattr(fd, &saved_) != 0) return;
@@ -59,7 +62,7 @@ RawMode::RawMode(int fd) : fd_(fd) {
   g_raw_saved = saved_;
   g_raw_active = 1;
   for (std::size_t i = 0; i < kFatalSignals.size(); ++i) {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = restore_then_die;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = static_cast<int>(SA_RESETHAND);  // the macro is unsigned (0x80000000)
@@ -74,14 +77,17 @@ RawMode::RawMode(int fd) : fd_(fd) {
   active_ = true;
 }
 
-RawMode::~RawMode() { restore(); }
+RawMode::~RawMode() {
+  restore();
+}
 
 void RawMode::restore() noexcept {
   if (!g_raw_active || g_raw_fd != fd_) return;
   if (active_) set_attr(fd_, saved_);
   active_ = false;
   g_raw_active = 0;
-  for (std::size_t i = 0; i < kFatalSignals.size(); ++i) ::sigaction(kFatalSignals[i], &g_old_actions[i], nullptr);
+  for (std::size_t i = 0; i < kFatalSignals.size(); ++i)
+    ::sigaction(kFatalSignals[i], &g_old_actions[i], nullptr);
 }
 
 }  // namespace duplex::client

@@ -31,11 +31,15 @@ class ByteWriter {
   void u64(std::uint64_t v) { put(v, 8); }
   void raw(ByteView b) { out_.insert(out_.end(), b.begin(), b.end()); }
   /// u32 length, then the bytes.
-  void str(std::string_view s) { u32(static_cast<std::uint32_t>(s.size())); raw(as_bytes(s)); }
+  void str(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    raw(as_bytes(s));
+  }
 
  private:
   void put(std::uint64_t v, int n) {
-    for (int i = n - 1; i >= 0; --i) out_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xff));
+    for (int i = n - 1; i >= 0; --i)
+      out_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xff));
   }
   Bytes& out_;
 };
@@ -50,7 +54,10 @@ class ByteReader {
   std::uint32_t u32() noexcept { return static_cast<std::uint32_t>(get(4)); }
   std::uint64_t u64() noexcept { return get(8); }
   ByteView raw(std::size_t n) noexcept {
-    if (failed_ || n > in_.size() - pos_) { failed_ = true; return {}; }
+    if (failed_ || n > in_.size() - pos_) {
+      failed_ = true;
+      return {};
+    }
     auto r = in_.subspan(pos_, n);
     pos_ += n;
     return r;
@@ -66,9 +73,13 @@ class ByteReader {
 
  private:
   std::uint64_t get(std::size_t n) noexcept {
-    if (failed_ || n > in_.size() - pos_) { failed_ = true; return 0; }
+    if (failed_ || n > in_.size() - pos_) {
+      failed_ = true;
+      return 0;
+    }
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v = (v << 8) | std::to_integer<std::uint64_t>(in_[pos_ + i]);
+    for (std::size_t i = 0; i < n; ++i)
+      v = (v << 8) | std::to_integer<std::uint64_t>(in_[pos_ + i]);
     pos_ += n;
     return v;
   }

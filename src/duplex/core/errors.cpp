@@ -42,12 +42,23 @@ const std::error_category& duplex_category() noexcept {
 
 bool is_known_errc(std::uint16_t v) noexcept {
   switch (static_cast<errc>(v)) {
-    case errc::bad_url: case errc::bad_preface: case errc::frame_too_large: case errc::bad_frame:
-    case errc::unknown_message: case errc::bad_message: case errc::unexpected_message:
-    case errc::version_unsupported: case errc::too_many_connections: case errc::idle_timeout:
-    case errc::shutting_down: case errc::service_disabled: case errc::auth_failed:
-    case errc::auth_required: case errc::limit_exceeded: case errc::exec_failed: case errc::internal:
-      return true;
+    case errc::bad_url:
+    case errc::bad_preface:
+    case errc::frame_too_large:
+    case errc::bad_frame:
+    case errc::unknown_message:
+    case errc::bad_message:
+    case errc::unexpected_message:
+    case errc::version_unsupported:
+    case errc::too_many_connections:
+    case errc::idle_timeout:
+    case errc::shutting_down:
+    case errc::service_disabled:
+    case errc::auth_failed:
+    case errc::auth_required:
+    case errc::limit_exceeded:
+    case errc::exec_failed:
+    case errc::internal: return true;
   }
   return false;
 }

@@ -14,10 +14,10 @@ enum class errc : std::uint16_t {
   // framing and protocol
   bad_preface = 10,
   frame_too_large = 11,
-  bad_frame = 12,          // reserved flags, truncated header fields
+  bad_frame = 12,  // reserved flags, truncated header fields
   unknown_message = 13,
-  bad_message = 14,        // payload does not parse as its type says
-  unexpected_message = 15, // valid message in the wrong state (e.g. before HELLO)
+  bad_message = 14,         // payload does not parse as its type says
+  unexpected_message = 15,  // valid message in the wrong state (e.g. before HELLO)
   version_unsupported = 16,
   // server policy
   too_many_connections = 30,

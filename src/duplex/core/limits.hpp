@@ -1,4 +1,5 @@
-// Every limit the server enforces, in one struct, with its default. Flags in `duplex serve` map 1:1.
+// Every limit the server enforces, in one struct, with its default. Flags in `duplex serve` map
+// 1:1.
 #pragma once
 
 #include <chrono>

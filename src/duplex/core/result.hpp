@@ -12,10 +12,10 @@ namespace duplex {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                      // NOLINT: implicit by design
-  Result(std::error_code ec) : v_(ec) {}                         // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(std::error_code ec) : v_(ec) {}     // NOLINT: implicit by design
   template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
-  Result(E e) : v_(std::error_code(make_error_code(e))) {}       // NOLINT: implicit by design
+  Result(E e) : v_(std::error_code(make_error_code(e))) {}  // NOLINT: implicit by design
 
   explicit operator bool() const noexcept { return v_.index() == 0; }
   bool ok() const noexcept { return v_.index() == 0; }
@@ -29,9 +29,7 @@ class [[nodiscard]] Result {
   const T& operator*() const& { return value(); }
 
   /// The error; an empty error_code when the result holds a value.
-  std::error_code error() const noexcept {
-    return ok() ? std::error_code{} : std::get<1>(v_);
-  }
+  std::error_code error() const noexcept { return ok() ? std::error_code{} : std::get<1>(v_); }
 
  private:
   std::variant<T, std::error_code> v_;

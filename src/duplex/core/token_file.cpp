@@ -15,13 +15,14 @@
 namespace duplex {
 
 std::string default_token_path() {
-  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/duplex/token";
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x)
+    return std::string(x) + "/duplex/token";
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : "/") + "/.config/duplex/token";
 }
 
 Result<std::string> read_token_file(const std::string& path, std::string& why) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     const int e = errno;
     why = "cannot read token file " + path + ": " + std::strerror(e);

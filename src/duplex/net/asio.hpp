@@ -1,4 +1,5 @@
-// Asio 1.22 vocabulary in one place: aliases and completion tokens. An Asio upgrade changes this file.
+// Asio 1.22 vocabulary in one place: aliases and completion tokens. An Asio upgrade changes this
+// file.
 #pragma once
 
 #include <asio.hpp>

@@ -23,9 +23,8 @@ awaitable<AnyStream> dial(const Endpoint& ep) {
     throw std::system_error(std::make_error_code(std::errc::protocol_not_supported),
                             fmt::format("cannot connect to {}: not a stream transport", ep.url()));
   ip::tcp::resolver resolver(ex);
-  auto [rec, results] =
-      co_await resolver.async_resolve(ep.host, std::to_string(ep.port),
-                                      ip::tcp::resolver::numeric_service, use_tuple);
+  auto [rec, results] = co_await resolver.async_resolve(
+      ep.host, std::to_string(ep.port), ip::tcp::resolver::numeric_service, use_tuple);
   if (rec) throw fail(rec);
   std::error_code last = std::make_error_code(std::errc::host_unreachable);
   for (const auto& r : results) {

@@ -28,9 +28,15 @@ constexpr std::size_t kMaxZoneId = 64;
 // Quoted fragments in reasons are cut here, so that a 1 MB input gives a one-line error.
 constexpr std::size_t kMaxQuoted = 48;
 
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-bool is_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_alnum(char c) noexcept { return is_digit(c) || is_alpha(c); }
+bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+bool is_alpha(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_alnum(char c) noexcept {
+  return is_digit(c) || is_alpha(c);
+}
 char to_lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
@@ -81,7 +87,9 @@ std::string quote(std::string_view s) {
   return out;
 }
 
-std::string offset(std::size_t i) { return " at offset " + std::to_string(i); }
+std::string offset(std::size_t i) {
+  return " at offset " + std::to_string(i);
+}
 
 /// Parsing state: the reason goes to the caller's string, if any. Every check returns false
 /// after calling fail(), so the callers read as a list of rules.
@@ -116,8 +124,8 @@ bool Parser::parse(std::string_view url, Endpoint& out) {
 
   // RFC 3986 §3.1: scheme ":" — we only take the hierarchical "scheme://" spelling.
   const std::size_t colon = url.find(':');
-  const bool has_scheme = colon != std::string_view::npos &&
-                          url.substr(colon + 1).starts_with("//");
+  const bool has_scheme =
+      colon != std::string_view::npos && url.substr(colon + 1).starts_with("//");
   if (!has_scheme) {
     if (!parse_schemeless_prefix(url)) return false;
     out.transport = Transport::tcp;
@@ -247,7 +255,8 @@ bool Parser::parse_host_port(std::string_view authority, Endpoint& out) {
   // RFC 1123 §2.1: a name may start with a digit, so "only digits and dots" is the test for
   // an IPv4 literal; such a host must be a valid one rather than fall through to DNS.
   bool digits_and_dots = true;
-  for (char c : host) digits_and_dots = digits_and_dots && (is_digit(c) || c == '.');
+  for (char c : host)
+    digits_and_dots = digits_and_dots && (is_digit(c) || c == '.');
   if (digits_and_dots ? !check_ipv4(host) : !check_host_name(host)) return false;
   out.host = std::string(host);
   return true;
@@ -274,7 +283,8 @@ bool Parser::parse_bracketed(std::string_view authority, Endpoint& out) {
 bool Parser::parse_port(std::string_view port, std::string_view authority, Endpoint& out) {
   if (port.empty()) return fail("missing port after " + quote(authority));
   std::size_t end = 0;
-  while (end < port.size() && is_digit(port[end])) ++end;
+  while (end < port.size() && is_digit(port[end]))
+    ++end;
   if (end < port.size()) {
     const char c = port[end];
     if (c == '/' || c == '?' || c == '#') {
@@ -363,8 +373,7 @@ bool Parser::check_ipv4(std::string_view host) {
     start = dot + 1;
   }
   if (parts != 4) {
-    return fail("ipv4 address " + quote(host) + " must have 4 parts, not " +
-                std::to_string(parts));
+    return fail("ipv4 address " + quote(host) + " must have 4 parts, not " + std::to_string(parts));
   }
   return true;
 }

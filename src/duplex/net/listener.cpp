@@ -20,20 +20,21 @@ std::string describe_bind_error(const Endpoint& ep, const std::error_code& ec) {
   if (ec.value() == EADDRINUSE)
     return fmt::format("cannot listen on {}: address already in use (is another server running?)",
                        ep.url());
-  if (ec.value() == EACCES)
-    return fmt::format("cannot listen on {}: permission denied", ep.url());
+  if (ec.value() == EACCES) return fmt::format("cannot listen on {}: permission denied", ep.url());
   if (ec.value() == EADDRNOTAVAIL)
     return fmt::format("cannot listen on {}: address not available on this machine", ep.url());
   return fmt::format("cannot listen on {}: {}", ep.url(), ec.message());
 }
 
-Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint& ep, std::string& why) {
+Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint& ep,
+                                           std::string& why) {
   std::error_code ec;
   auto addr = asio::ip::make_address(ep.host, ec);
   if (!ec) return ip::tcp::endpoint(addr, ep.port);
   ip::tcp::resolver resolver(ctx);
-  auto results = resolver.resolve(ep.host, std::to_string(ep.port),
-                                  ip::tcp::resolver::passive | ip::tcp::resolver::numeric_service, ec);
+  auto results =
+      resolver.resolve(ep.host, std::to_string(ep.port),
+                       ip::tcp::resolver::passive | ip::tcp::resolver::numeric_service, ec);
   if (ec || results.empty()) {
     why = fmt::format("cannot listen on {}: cannot resolve '{}'", ep.url(), ep.host);
     return ec ? ec : std::make_error_code(std::errc::address_not_available);
@@ -44,7 +45,7 @@ Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint
 // Unix socket files outlive crashed servers. Replace one only when connecting to it is refused,
 // so that starting a second server never steals a live server's address.
 bool prepare_unix_path(const std::string& path, std::string& why) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return true;  // nothing there
   if (!S_ISSOCK(st.st_mode)) {
     why = fmt::format("cannot listen on unix://{}: the path exists and is not a socket", path);
@@ -66,7 +67,8 @@ bool prepare_unix_path(const std::string& path, std::string& why) {
     return false;
   }
   if (err != ECONNREFUSED) {
-    why = fmt::format("cannot listen on unix://{}: existing socket file: {}", path, std::strerror(err));
+    why = fmt::format("cannot listen on unix://{}: existing socket file: {}", path,
+                      std::strerror(err));
     return false;
   }
   ::unlink(path.c_str());
@@ -111,7 +113,7 @@ Result<Listener> Listener::open(asio::io_context& ctx, const Endpoint& ep, std::
       return ec;
     }
     Listener l(std::move(a), ep);
-    struct stat st{};
+    struct stat st {};
     if (::stat(ep.path.c_str(), &st) == 0) l.owned_path_id_ = {st.st_dev, st.st_ino};
     return l;
   }
@@ -121,7 +123,7 @@ Result<Listener> Listener::open(asio::io_context& ctx, const Endpoint& ep, std::
 
 Listener::~Listener() {
   if (!owned_path_id_) return;
-  struct stat st{};
+  struct stat st {};
   if (::stat(bound_.path.c_str(), &st) == 0 && st.st_dev == owned_path_id_->first &&
       st.st_ino == owned_path_id_->second)
     ::unlink(bound_.path.c_str());
@@ -145,10 +147,12 @@ awaitable<Accepted> Listener::accept(const asio::any_io_executor& ex) {
 }
 
 void Listener::close() noexcept {
-  std::visit([](auto& a) {
-    std::error_code ignored;
-    a.close(ignored);
-  }, acceptor_);
+  std::visit(
+      [](auto& a) {
+        std::error_code ignored;
+        a.close(ignored);
+      },
+      acceptor_);
 }
 
 }  // namespace duplex::net

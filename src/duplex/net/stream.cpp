@@ -8,31 +8,39 @@
 namespace duplex::net {
 
 void AnyStream::shutdown_send() noexcept {
-  std::visit([](auto& s) {
-    std::error_code ignored;
-    s.shutdown(asio::socket_base::shutdown_send, ignored);
-  }, s_);
+  std::visit(
+      [](auto& s) {
+        std::error_code ignored;
+        s.shutdown(asio::socket_base::shutdown_send, ignored);
+      },
+      s_);
 }
 
 void AnyStream::cancel() noexcept {
-  std::visit([](auto& s) {
-    std::error_code ignored;
-    s.cancel(ignored);
-  }, s_);
+  std::visit(
+      [](auto& s) {
+        std::error_code ignored;
+        s.cancel(ignored);
+      },
+      s_);
 }
 
 void AnyStream::close() noexcept {
-  std::visit([](auto& s) {
-    std::error_code ignored;
-    s.close(ignored);
-  }, s_);
+  std::visit(
+      [](auto& s) {
+        std::error_code ignored;
+        s.close(ignored);
+      },
+      s_);
 }
 
 void AnyStream::set_linger_zero() noexcept {
-  std::visit([](auto& s) {
-    std::error_code ignored;
-    s.set_option(asio::socket_base::linger(true, 0), ignored);
-  }, s_);
+  std::visit(
+      [](auto& s) {
+        std::error_code ignored;
+        s.set_option(asio::socket_base::linger(true, 0), ignored);
+      },
+      s_);
 }
 
 std::string AnyStream::peer_description() {

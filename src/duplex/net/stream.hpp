@@ -30,19 +30,23 @@ class AnyStream {
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& b, Token&& token) {
-    return std::visit([&](auto& s) { return s.async_read_some(b, std::forward<Token>(token)); }, s_);
+    return std::visit([&](auto& s) { return s.async_read_some(b, std::forward<Token>(token)); },
+                      s_);
   }
 
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& b, Token&& token) {
-    return std::visit([&](auto& s) { return s.async_write_some(b, std::forward<Token>(token)); }, s_);
+    return std::visit([&](auto& s) { return s.async_write_some(b, std::forward<Token>(token)); },
+                      s_);
   }
 
   /// Completes when the socket is readable, without taking a buffer: idle connections hold none.
   template <class Token>
   auto async_wait_readable(Token&& token) {
     return std::visit(
-        [&](auto& s) { return s.async_wait(asio::socket_base::wait_read, std::forward<Token>(token)); },
+        [&](auto& s) {
+          return s.async_wait(asio::socket_base::wait_read, std::forward<Token>(token));
+        },
         s_);
   }
 
@@ -51,7 +55,9 @@ class AnyStream {
   template <class Token>
   auto async_wait_error(Token&& token) {
     return std::visit(
-        [&](auto& s) { return s.async_wait(asio::socket_base::wait_error, std::forward<Token>(token)); },
+        [&](auto& s) {
+          return s.async_wait(asio::socket_base::wait_error, std::forward<Token>(token));
+        },
         s_);
   }
 
@@ -75,7 +81,9 @@ class AnyStream {
   std::string peer_description();
 
   template <class T>
-  T* get_if() noexcept { return std::get_if<T>(&s_); }
+  T* get_if() noexcept {
+    return std::get_if<T>(&s_);
+  }
 
  private:
   std::variant<ip::tcp::socket, unix_proto::socket> s_;

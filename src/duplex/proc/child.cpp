@@ -69,7 +69,9 @@ struct Plan {
   int fd_limit = 0;  // for the close() loop when close_range is unavailable
 };
 
-bool has_nul(const std::string& s) noexcept { return s.find('\0') != std::string::npos; }
+bool has_nul(const std::string& s) noexcept {
+  return s.find('\0') != std::string::npos;
+}
 
 /// The PATH value in a "K=V" environment, the first one as getenv(3) would see it in the child.
 /// Without PATH, execvp's own default applies.
@@ -172,7 +174,8 @@ int lift_above_stdio(int fd, int report_fd) noexcept {
   // Close everything else we inherited: Asio's sockets are not close-on-exec, and a command must
   // never hold a client's connection or another command's pipe (session.c: closefrom).
   if (::close_range(4, ~0U, 0) != 0) {
-    for (int fd = 4; fd < p.fd_limit; ++fd) ::close(fd);  // kernels before 5.9, or seccomp
+    for (int fd = 4; fd < p.fd_limit; ++fd)
+      ::close(fd);  // kernels before 5.9, or seccomp
   }
 
   if (p.cwd != nullptr && ::chdir(p.cwd) != 0) child_fail(report, Stage::chdir, errno);
@@ -189,17 +192,13 @@ int lift_above_stdio(int fd, int report_fd) noexcept {
     ::execve(path, p.argv.data(), p.envp.data());
     err = errno;
     switch (err) {
-      case EACCES:
-        got_eacces = true;
-        [[fallthrough]];
+      case EACCES: got_eacces = true; [[fallthrough]];
       case ENOENT:
       case ENOTDIR:
       case ESTALE:
       case ENODEV:
-      case ETIMEDOUT:
-        continue;
-      default:
-        child_fail(report, Stage::exec, err);
+      case ETIMEDOUT: continue;
+      default: child_fail(report, Stage::exec, err);
     }
   }
   // Searched PATH and found nothing: "not found", whatever odd entry came last (ENOTDIR...).
@@ -211,12 +210,9 @@ int lift_above_stdio(int fd, int report_fd) noexcept {
 
 std::error_code report_to_error(const ChildReport& r) noexcept {
   switch (static_cast<Stage>(r.stage)) {
-    case Stage::exec:
-      return {r.error, std::system_category()};
-    case Stage::chdir:
-      return {r.error, chdir_error_category()};
-    case Stage::setup:
-      break;
+    case Stage::exec: return {r.error, std::system_category()};
+    case Stage::chdir: return {r.error, chdir_error_category()};
+    case Stage::setup: break;
   }
   return {r.error, child_setup_error_category()};
 }
@@ -248,13 +244,16 @@ Result<Child> spawn(const SpawnOptions& opts) noexcept {
   Plan plan;
   try {
     plan.candidates = exec_candidates(opts.argv.front(), opts.env);
-    for (const auto& c : plan.candidates) plan.candidate_ptrs.push_back(c.c_str());
+    for (const auto& c : plan.candidates)
+      plan.candidate_ptrs.push_back(c.c_str());
     plan.path_search =
         opts.argv.front().find('/') == std::string::npos && !opts.argv.front().empty();
     // execve takes char* const[] for historical reasons; it does not write through them.
-    for (const auto& a : opts.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : opts.argv)
+      plan.argv.push_back(const_cast<char*>(a.c_str()));
     plan.argv.push_back(nullptr);
-    for (const auto& e : opts.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
+    for (const auto& e : opts.env)
+      plan.envp.push_back(const_cast<char*>(e.c_str()));
     plan.envp.push_back(nullptr);
   } catch (const std::exception&) {
     return std::make_error_code(std::errc::not_enough_memory);
@@ -276,7 +275,8 @@ Result<Child> spawn(const SpawnOptions& opts) noexcept {
     child.stdin_ = std::move(in->write);
     child.stdout_ = std::move(out->read);
     child.stderr_ = std::move(err->read);
-    for (std::size_t i = 0; i < 3; ++i) plan.stdio[i] = child_ends[i].get();
+    for (std::size_t i = 0; i < 3; ++i)
+      plan.stdio[i] = child_ends[i].get();
   } else {
     auto pty = open_pty(opts.rows, opts.cols);
     if (!pty) return pty.error();
@@ -311,7 +311,8 @@ Result<Child> spawn(const SpawnOptions& opts) noexcept {
   child.pid_ = pid;
   // Race-free: nobody else reaps our children, so pid still names this child. -1 on old kernels.
   child.pidfd_.reset(open_pidfd(pid));
-  for (auto& fd : child_ends) fd.reset();
+  for (auto& fd : child_ends)
+    fd.reset();
   report->write.reset();
 
   // EOF without a report means execve succeeded and closed the close-on-exec write end.

@@ -9,7 +9,9 @@
 namespace duplex::proc {
 namespace {
 
-std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+std::error_code last_error() noexcept {
+  return {errno, std::system_category()};
+}
 
 }  // namespace
 

@@ -52,8 +52,12 @@ class FrameBuffer {
 class FramedSession {
  public:
   FramedSession(net::AnyStream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in)
-      : stream_(stream), state_(state), entry_(entry), in_(in),
-        out_(stream.get_executor(), state.limits.out_queue_frames), exec_ch_(stream.get_executor(), 1) {
+      : stream_(stream),
+        state_(state),
+        entry_(entry),
+        in_(in),
+        out_(stream.get_executor(), state.limits.out_queue_frames),
+        exec_ch_(stream.get_executor(), 1) {
     // A client that cannot be written to is gone: end its command rather than let it run on.
     out_.on_broken([this] {
       if (cmd_) cmd_->terminate(wire::Exit::Limit::none);
@@ -69,7 +73,9 @@ class FramedSession {
   // its process group gets SIGTERM, then SIGKILL after the grace period.
   awaitable<void> read_loop() {
     co_await read_frames();
-    if (cmd_) cmd_->terminate(state_.stopping.load() ? wire::Exit::Limit::shutdown : wire::Exit::Limit::none);
+    if (cmd_)
+      cmd_->terminate(state_.stopping.load() ? wire::Exit::Limit::shutdown
+                                             : wire::Exit::Limit::none);
     exec_ch_.close();
   }
 
@@ -82,10 +88,13 @@ class FramedSession {
       const auto exit = co_await cmd->run(out_);
       entry_.busy = false;
       entry_.last_read = Clock::now();
-      spdlog::info("exec: peer={} identity={} argv=[{}] exit={}{} duration={:.3f}s out={} err={}{}", entry_.peer,
-                   identity_, audit_argv_, exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
+      spdlog::info("exec: peer={} identity={} argv=[{}] exit={}{} duration={:.3f}s out={} err={}{}",
+                   entry_.peer, identity_, audit_argv_,
+                   exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
                    static_cast<double>(exit.duration_us) / 1e6, cmd->bytes_out(), cmd->bytes_err(),
-                   exit.limit == wire::Exit::Limit::none ? "" : fmt::format(" limit={}", static_cast<int>(exit.limit)));
+                   exit.limit == wire::Exit::Limit::none
+                       ? ""
+                       : fmt::format(" limit={}", static_cast<int>(exit.limit)));
       // Free the command's slot before EXIT goes out: the client may start the next one at once.
       if (cmd_ == cmd) cmd_.reset();
       cmd.reset();  // closes its pipes and pidfd now
@@ -127,7 +136,8 @@ class FramedSession {
         if (wec) co_return co_await ended(wec);
       }
       auto space = in_.prepare(bytes_wanted());
-      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+      auto [ec, n] =
+          co_await stream_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
       if (ec == asio::error::eof) {
         if (in_.empty())
           co_await out_.finish();
@@ -169,10 +179,11 @@ class FramedSession {
         co_return co_await fail(errc::unexpected_message, "the first frame must be HELLO");
       auto hello = wire::decode_hello(payload);
       if (!hello) co_return co_await fail(errc::bad_message, "malformed HELLO");
-      if (hello->min_version > wire::kProtocolVersion || hello->max_version < wire::kProtocolVersion)
-        co_return co_await fail(errc::version_unsupported,
-                                fmt::format("this server speaks protocol version {} only",
-                                            wire::kProtocolVersion));
+      if (hello->min_version > wire::kProtocolVersion ||
+          hello->max_version < wire::kProtocolVersion)
+        co_return co_await fail(
+            errc::version_unsupported,
+            fmt::format("this server speaks protocol version {} only", wire::kProtocolVersion));
       Bytes f;
       wire::encode(wire::Welcome{wire::kProtocolVersion, state_.limits.max_frame, state_.agent}, f);
       phase_ = Phase::ready;
@@ -192,10 +203,8 @@ class FramedSession {
         wire::encode_frame(MsgType::pong, payload, f);
         co_return co_await out_.send(std::move(f));
       }
-      case MsgType::auth:
-        co_return co_await handle_auth(payload);
-      case MsgType::exec_start:
-        co_return co_await handle_exec_start(payload);
+      case MsgType::auth: co_return co_await handle_auth(payload);
+      case MsgType::exec_start: co_return co_await handle_exec_start(payload);
       case MsgType::stdin_data:
         if (cmd_) {
           auto cmd = cmd_;  // the command may finish while we wait on its stdin
@@ -207,7 +216,8 @@ class FramedSession {
         }
         co_return true;  // input for a command that already ended is dropped
       case MsgType::stdin_eof:
-        if (!payload.empty()) co_return co_await fail(errc::bad_message, "STDIN_EOF carries no payload");
+        if (!payload.empty())
+          co_return co_await fail(errc::bad_message, "STDIN_EOF carries no payload");
         if (cmd_) cmd_->close_stdin();
         co_return true;
       case MsgType::signal: {
@@ -224,20 +234,21 @@ class FramedSession {
       }
       case MsgType::stats_request:
         co_return co_await fail(errc::service_disabled, "stats are not served yet");
-      default:
-        break;
+      default: break;
     }
     if (!wire::is_known_type(static_cast<std::uint8_t>(type)))
-      co_return co_await fail(errc::unknown_message,
-                              fmt::format("unknown message type 0x{:02x}", static_cast<unsigned>(type)));
-    co_return co_await fail(errc::unexpected_message,
-                            fmt::format("{} is not something a client sends", wire::type_name(type)));
+      co_return co_await fail(errc::unknown_message, fmt::format("unknown message type 0x{:02x}",
+                                                                 static_cast<unsigned>(type)));
+    co_return co_await fail(
+        errc::unexpected_message,
+        fmt::format("{} is not something a client sends", wire::type_name(type)));
   }
 
   awaitable<bool> handle_auth(ByteView payload) {
     if (!state_.exec.enabled)
-      co_return co_await fail(errc::service_disabled,
-                              "the exec service is not enabled on this server (start it with --exec)");
+      co_return co_await fail(
+          errc::service_disabled,
+          "the exec service is not enabled on this server (start it with --exec)");
     auto m = wire::decode_auth(payload);
     if (!m) co_return co_await fail(errc::bad_message, "malformed AUTH");
     auto who = authenticate(state_.exec.auth, m->token, stream_);
@@ -254,21 +265,26 @@ class FramedSession {
 
   awaitable<bool> handle_exec_start(ByteView payload) {
     if (!state_.exec.enabled)
-      co_return co_await fail(errc::service_disabled,
-                              "the exec service is not enabled on this server (start it with --exec)");
-    if (identity_.empty()) co_return co_await fail(errc::auth_required, "send AUTH before EXEC_START");
+      co_return co_await fail(
+          errc::service_disabled,
+          "the exec service is not enabled on this server (start it with --exec)");
+    if (identity_.empty())
+      co_return co_await fail(errc::auth_required, "send AUTH before EXEC_START");
     auto req = wire::decode_exec_start(payload);
     if (!req) co_return co_await fail(errc::bad_message, "malformed EXEC_START");
     if (cmd_) co_return co_await fail(errc::limit_exceeded, "one command at a time per connection");
     std::string why;
     if (client_key_.empty()) client_key_ = client_key();
-    if (!state_.commands.acquire(client_key_, state_.exec, why)) co_return co_await fail(errc::limit_exceeded, why);
+    if (!state_.commands.acquire(client_key_, state_.exec, why))
+      co_return co_await fail(errc::limit_exceeded, why);
     audit_argv_ = audit_argv(*req);
     wire::Exit not_started;
-    auto cmd = services::ExecCommand::start(stream_.get_executor(), *req, state_.exec.policy, not_started, why);
+    auto cmd = services::ExecCommand::start(stream_.get_executor(), *req, state_.exec.policy,
+                                            not_started, why);
     if (!cmd) {
       state_.commands.release(client_key_);
-      spdlog::info("exec: peer={} identity={} argv=[{}] not started: {}", entry_.peer, identity_, audit_argv_, why);
+      spdlog::info("exec: peer={} identity={} argv=[{}] not started: {}", entry_.peer, identity_,
+                   audit_argv_, why);
       Bytes f;
       wire::encode(not_started, f);
       co_return co_await out_.send(std::move(f));
@@ -315,7 +331,8 @@ class FramedSession {
   std::string client_key_;
   std::string audit_argv_;
   std::shared_ptr<services::ExecCommand> cmd_;  // the running command, if any
-  asio::experimental::channel<void(std::error_code, std::shared_ptr<services::ExecCommand>)> exec_ch_;
+  asio::experimental::channel<void(std::error_code, std::shared_ptr<services::ExecCommand>)>
+      exec_ch_;
 };
 
 }  // namespace
@@ -326,10 +343,10 @@ Bytes error_frame(errc code, std::string text) {
   return f;
 }
 
-// Its own coroutine (see session.cpp), so that the framed session's state lives in a frame that raw sessions
-// never allocate (a coroutine frame holds the locals of every branch).
-awaitable<void> serve_framed(net::AnyStream& stream, ServerState& state, SessionEntry& entry, PooledBuffer first,
-                             std::size_t n) {
+// Its own coroutine (see session.cpp), so that the framed session's state lives in a frame that raw
+// sessions never allocate (a coroutine frame holds the locals of every branch).
+awaitable<void> serve_framed(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+                             PooledBuffer first, std::size_t n) {
   FrameBuffer in(state.limits.read_chunk);
   auto space = in.prepare(n);
   std::memcpy(space.data(), first.data(), n);

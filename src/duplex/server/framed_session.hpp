@@ -15,8 +15,8 @@
 namespace duplex::server {
 
 /// Serves a framed client whose first `n` bytes are in `first`, until it ends.
-awaitable<void> serve_framed(net::AnyStream& stream, ServerState& state, SessionEntry& entry, PooledBuffer first,
-                             std::size_t n);
+awaitable<void> serve_framed(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+                             PooledBuffer first, std::size_t n);
 
 /// An encoded ERROR frame with the code's standard text when `text` is empty.
 Bytes error_frame(errc code, std::string text = {});

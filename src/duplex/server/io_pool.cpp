@@ -14,7 +14,9 @@ IoPool::IoPool(std::size_t threads) {
   }
 }
 
-IoPool::~IoPool() { stop(); }
+IoPool::~IoPool() {
+  stop();
+}
 
 void IoPool::start() {
   for (auto& ctx : contexts_) {
@@ -34,7 +36,8 @@ void IoPool::start() {
 
 void IoPool::stop() {
   guards_.clear();
-  for (auto& ctx : contexts_) ctx->stop();
+  for (auto& ctx : contexts_)
+    ctx->stop();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();

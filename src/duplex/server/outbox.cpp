@@ -25,16 +25,18 @@ awaitable<void> Outbox::run(net::AnyStream& stream) {
     bool end = first.empty();
     if (!end) batch.push_back(std::move(first));
     // Take whatever else is already queued: one write syscall for a burst of small frames.
-    while (!end && batch.size() < kMaxBatch &&
-           ch_.try_receive([&](std::error_code e, Bytes b) {
-             if (e) return;
-             if (b.empty()) end = true;
-             else batch.push_back(std::move(b));
-           })) {
+    while (!end && batch.size() < kMaxBatch && ch_.try_receive([&](std::error_code e, Bytes b) {
+      if (e) return;
+      if (b.empty())
+        end = true;
+      else
+        batch.push_back(std::move(b));
+    })) {
     }
     if (!batch.empty()) {
       bufs.clear();
-      for (auto& b : batch) bufs.emplace_back(b.data(), b.size());
+      for (auto& b : batch)
+        bufs.emplace_back(b.data(), b.size());
       auto [wec, n] = co_await asio::async_write(stream, bufs, net::use_tuple);
       batch.clear();
       if (wec) {

@@ -26,7 +26,7 @@ awaitable<void> peer_gone(net::AnyStream& stream) {
     std::byte b{};
     const auto n = ::recv(stream.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;  // readiness that went away
-    if (n <= 0) co_return;                                        // EOF or error: gone
+    if (n <= 0) co_return;                                       // EOF or error: gone
     co_await stream.async_wait_error(use_tuple);
     co_return;
   }
@@ -35,17 +35,20 @@ awaitable<void> peer_gone(net::AnyStream& stream) {
 }  // namespace
 
 // The seed's protocol: every chunk read is answered with bytes.upper() of it.
-awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuffer buf, std::size_t n, std::size_t chunk) {
+awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuffer buf,
+                          std::size_t n, std::size_t chunk) {
   for (;;) {
     services::to_upper_in_place(std::span(buf.data(), n));
-    auto [wec, written] = co_await asio::async_write(stream, asio::buffer(buf.data(), n), use_tuple);
+    auto [wec, written] =
+        co_await asio::async_write(stream, asio::buffer(buf.data(), n), use_tuple);
     if (wec) co_return;
     entry.bytes_out += written;
     buf.release();  // hold no buffer while waiting for the next message
     auto [ec] = co_await stream.async_wait_readable(use_tuple);
     if (ec) co_return;
     buf = PooledBuffer(chunk);
-    auto [rec, m] = co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    auto [rec, m] =
+        co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
     if (rec == asio::error::eof) {
       stream.shutdown_send();  // everything was answered; now close our side too
       co_return;
@@ -72,7 +75,8 @@ awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, Sessi
       reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
     } else {
       entry.busy = true;
-      auto r = co_await (services::run_raw_command(command, state.exec.policy) || peer_gone(stream));
+      auto r =
+          co_await (services::run_raw_command(command, state.exec.policy) || peer_gone(stream));
       entry.busy = false;
       state.commands.release(key);
       if (r.index() == 1) {
@@ -81,7 +85,8 @@ awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, Sessi
         co_return;
       }
       reply = std::move(std::get<0>(r));
-      spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer, command, reply.size());
+      spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer, command,
+                   reply.size());
     }
     auto [wec, written] = co_await asio::async_write(stream, asio::buffer(reply), use_tuple);
     if (wec) co_return;
@@ -89,7 +94,8 @@ awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, Sessi
     auto [ec] = co_await stream.async_wait_readable(use_tuple);
     if (ec) co_return;
     buf = PooledBuffer(state.limits.read_chunk);
-    auto [rec, m] = co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    auto [rec, m] =
+        co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
     if (rec) {
       if (rec == asio::error::eof) stream.shutdown_send();
       co_return;

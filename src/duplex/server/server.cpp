@@ -44,7 +44,8 @@ struct Server::Impl {
       : cfg(std::move(c)),
         workers(cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())),
         pool(workers.size()) {
-    for (std::size_t i = 0; i < pool.size(); ++i) workers[i].ctx = &pool.context(i);
+    for (std::size_t i = 0; i < pool.size(); ++i)
+      workers[i].ctx = &pool.context(i);
     state.limits = cfg.limits;
     state.agent = cfg.agent;
     state.exec = cfg.exec;
@@ -68,7 +69,8 @@ void Server::Impl::shed_one(net::Listener& listener) {
   if (spare_fd < 0) return;
   ::close(spare_fd);
   spare_fd = -1;
-  const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  const int fd =
+      ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd >= 0) ::close(fd);
   spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
@@ -83,7 +85,8 @@ awaitable<void> Server::Impl::accept_loop(net::Listener& listener) {
     if (state.stopping.load()) co_return;
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
-      // Asio 1.22's own "asio.system" category does not compare equal to std::errc: use errno values.
+      // Asio 1.22's own "asio.system" category does not compare equal to std::errc: use errno
+      // values.
       const int e = ec.value();
       if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         spdlog::warn("accept on {}: {}; shedding a connection and pausing {} ms",
@@ -102,9 +105,8 @@ awaitable<void> Server::Impl::accept_loop(net::Listener& listener) {
       if (rejecting.load() < 256) {
         rejecting.fetch_add(1);
         auto ex = stream->get_executor();
-        asio::co_spawn(ex, reject_session(std::move(*stream)), [this](std::exception_ptr) {
-          rejecting.fetch_sub(1);
-        });
+        asio::co_spawn(ex, reject_session(std::move(*stream)),
+                       [this](std::exception_ptr) { rejecting.fetch_sub(1); });
       }
       continue;
     }
@@ -130,8 +132,10 @@ awaitable<void> Server::Impl::stop_sequence() {
   state.stopping.store(true);
   if (signals) signals->cancel();
   spdlog::info("stopping: no new connections; closing {} open", state.live.load());
-  for (auto& l : listeners) l.close();
-  for (auto& w : workers) asio::post(*w.ctx, [&w] { w.close_all(); });
+  for (auto& l : listeners)
+    l.close();
+  for (auto& w : workers)
+    asio::post(*w.ctx, [&w] { w.close_all(); });
   // A session ending from now on calls on_drained when it is the last; one that ended before
   // the flag was set is seen by this check (both run on this thread, so nothing slips between).
   if (state.live.load() > 0) {
@@ -162,7 +166,8 @@ bool Server::open(std::string& why) {
 
 std::vector<std::string> Server::urls() const {
   std::vector<std::string> out;
-  for (const auto& l : impl_->listeners) out.push_back(l.endpoint().url());
+  for (const auto& l : impl_->listeners)
+    out.push_back(l.endpoint().url());
   return out;
 }
 
@@ -182,7 +187,8 @@ void Server::run() {
     });
   asio::co_spawn(I.control, I.stop_sequence(), asio::detached);
   if (I.cfg.limits.idle_timeout.count() > 0)
-    for (auto& w : I.workers) asio::co_spawn(*w.ctx, w.idle_sweep(I.cfg.limits.idle_timeout), asio::detached);
+    for (auto& w : I.workers)
+      asio::co_spawn(*w.ctx, w.idle_sweep(I.cfg.limits.idle_timeout), asio::detached);
   I.pool.start();
   I.control.run();
 }

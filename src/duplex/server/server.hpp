@@ -14,9 +14,9 @@ namespace duplex::server {
 
 struct ServerConfig {
   std::vector<net::Endpoint> listen;
-  std::size_t threads = 0;                           // 0: one per core
+  std::size_t threads = 0;  // 0: one per core
   Limits limits;
-  std::chrono::milliseconds grace{1000};             // how long a stop waits for sessions to end
+  std::chrono::milliseconds grace{1000};  // how long a stop waits for sessions to end
   std::string agent = "duplex";
   ExecSettings exec;
 };

@@ -21,7 +21,8 @@ awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& 
   auto [wec] = co_await stream.async_wait_readable(use_tuple);
   if (wec) co_return;
   PooledBuffer first(state.limits.read_chunk);
-  auto [ec, n] = co_await stream.async_read_some(asio::buffer(first.data(), first.size()), use_tuple);
+  auto [ec, n] =
+      co_await stream.async_read_some(asio::buffer(first.data(), first.size()), use_tuple);
   if (ec) co_return;  // closed before saying anything
   entry.bytes_in += n;
   entry.last_read = Clock::now();
@@ -42,12 +43,13 @@ awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& 
 }  // namespace
 
 void Worker::close_all() noexcept {
-  for (auto* s : sessions) s->stream->close();
+  for (auto* s : sessions)
+    s->stream->close();
 }
 
 awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout) {
-  const auto period = std::clamp<std::chrono::milliseconds>(timeout / 4, std::chrono::milliseconds(50),
-                                                           std::chrono::milliseconds(1000));
+  const auto period = std::clamp<std::chrono::milliseconds>(
+      timeout / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
   asio::steady_timer timer(*ctx);
   for (;;) {
     timer.expires_after(period);
@@ -95,13 +97,15 @@ awaitable<void> reject_session(net::AnyStream stream) {
   // Give a framed client a moment to show its first byte, so that it can be told why.
   asio::steady_timer limit(stream.get_executor(), std::chrono::milliseconds(500));
   std::array<std::byte, 64> first{};
-  auto r = co_await (stream.async_read_some(asio::buffer(first), use_tuple) || limit.async_wait(use_tuple));
+  auto r = co_await (stream.async_read_some(asio::buffer(first), use_tuple) ||
+                     limit.async_wait(use_tuple));
   if (r.index() == 0) {
     auto [ec, n] = std::get<0>(r);
     if (!ec && n > 0 && first[0] == std::byte{0}) {
       auto f = error_frame(errc::too_many_connections, "too many connections; try again later");
       limit.expires_after(std::chrono::milliseconds(500));
-      co_await (asio::async_write(stream, asio::buffer(f), use_tuple) || limit.async_wait(use_tuple));
+      co_await (asio::async_write(stream, asio::buffer(f), use_tuple) ||
+                limit.async_wait(use_tuple));
     }
   }
   stream.close();

@@ -18,11 +18,11 @@ namespace duplex::server {
 struct SessionEntry {
   std::uint64_t id = 0;
   std::string peer;
-  std::string mode = "new";                 // new | raw | framed
+  std::string mode = "new";  // new | raw | framed
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point last_read;  // pushed forward by every read
-  bool idle_expired = false;                         // set by the worker's idle sweep
-  bool busy = false;                                 // a command runs: not idle while it does
+  bool idle_expired = false;                        // set by the worker's idle sweep
+  bool busy = false;                                // a command runs: not idle while it does
   std::uint64_t bytes_in = 0, bytes_out = 0;
   net::AnyStream* stream = nullptr;
 };

@@ -13,7 +13,8 @@ bool CommandSlots::acquire(const std::string& client, const ExecSettings& s, std
   }
   auto& mine = per_client_[client];
   if (mine >= s.max_commands_per_client) {
-    why = fmt::format("too many commands running for this client (limit {})", s.max_commands_per_client);
+    why = fmt::format("too many commands running for this client (limit {})",
+                      s.max_commands_per_client);
     return false;
   }
   ++mine;
@@ -23,7 +24,8 @@ bool CommandSlots::acquire(const std::string& client, const ExecSettings& s, std
 
 void CommandSlots::release(const std::string& client) {
   std::lock_guard lock(mu_);
-  if (auto it = per_client_.find(client); it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+  if (auto it = per_client_.find(client); it != per_client_.end() && --it->second == 0)
+    per_client_.erase(it);
   --total_;
 }
 

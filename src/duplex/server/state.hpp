@@ -16,8 +16,8 @@ namespace duplex::server {
 
 /// The exec service's settings (`duplex serve --exec ...`).
 struct ExecSettings {
-  bool enabled = false;            // framed EXEC_START after AUTH
-  bool raw = false;                // --raw-exec: raw connections run each chunk as a command
+  bool enabled = false;  // framed EXEC_START after AUTH
+  bool raw = false;      // --raw-exec: raw connections run each chunk as a command
   AuthPolicy auth;
   services::ExecPolicy policy;
   std::size_t max_commands = 64;            // running at once on this server
@@ -41,10 +41,10 @@ class CommandSlots {
 /// State shared by every thread of one server. Everything mutable here is atomic or locked.
 struct ServerState {
   Limits limits;
-  std::string agent;                        // sent in Welcome
-  std::atomic<std::size_t> live{0};         // open client connections
+  std::string agent;                 // sent in Welcome
+  std::atomic<std::size_t> live{0};  // open client connections
   std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> rejected{0};   // refused over max_connections
+  std::atomic<std::uint64_t> rejected{0};  // refused over max_connections
   std::atomic<std::uint64_t> protocol_errors{0};
   std::atomic<std::uint64_t> next_id{1};
   std::atomic<bool> stopping{false};

@@ -30,25 +30,33 @@ std::string home_dir() {
 }
 
 std::string login_shell() {
-  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_shell && *pw->pw_shell) return pw->pw_shell;
+  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_shell && *pw->pw_shell)
+    return pw->pw_shell;
   return "/bin/sh";
 }
 
-int dup_cloexec(int fd) { return fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }
+int dup_cloexec(int fd) {
+  return fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
 
 proc::SpawnOptions spawn_options(const wire::ExecStart& req, const ExecPolicy& policy) {
   proc::SpawnOptions o;
-  if (req.login) o.argv = {login_shell(), "-l"};
-  else if (req.shell) o.argv = {"/bin/sh", "-c", req.argv.at(0)};
-  else o.argv = req.argv;
-  o.env = proc::minimal_environment(req.pty ? std::string_view(req.term.empty() ? "xterm" : req.term)
-                                            : std::string_view());
+  if (req.login)
+    o.argv = {login_shell(), "-l"};
+  else if (req.shell)
+    o.argv = {"/bin/sh", "-c", req.argv.at(0)};
+  else
+    o.argv = req.argv;
+  o.env = proc::minimal_environment(
+      req.pty ? std::string_view(req.term.empty() ? "xterm" : req.term) : std::string_view());
   for (const auto& [k, v] : req.env) {
     const std::string prefix = k + "=";
     std::erase_if(o.env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
     o.env.push_back(prefix + v);
   }
-  o.cwd = !req.cwd.empty() ? req.cwd : !policy.default_cwd.empty() ? policy.default_cwd : home_dir();
+  o.cwd = !req.cwd.empty()              ? req.cwd
+          : !policy.default_cwd.empty() ? policy.default_cwd
+                                        : home_dir();
   o.stdio = req.pty ? proc::StdioMode::pty : proc::StdioMode::pipes;
   o.rows = req.rows;
   o.cols = req.cols;
@@ -63,25 +71,36 @@ void put_header(Bytes& frame, wire::MsgType type, std::size_t n) {
 
 }  // namespace
 
-std::shared_ptr<ExecCommand> ExecCommand::start(const asio::any_io_executor& ex, const wire::ExecStart& req,
+std::shared_ptr<ExecCommand> ExecCommand::start(const asio::any_io_executor& ex,
+                                                const wire::ExecStart& req,
                                                 const ExecPolicy& policy, wire::Exit& not_started,
                                                 std::string& why) {
   auto child = proc::spawn(spawn_options(req, policy));
   if (!child) {
     why = child.error().message();
     // PROTOCOL.md: the errno of the failed start; the client maps it to 127 (ENOENT) or 126.
-    not_started = wire::Exit{wire::Exit::How::not_started, child.error().value(), 0, wire::Exit::Limit::none};
+    not_started =
+        wire::Exit{wire::Exit::How::not_started, child.error().value(), 0, wire::Exit::Limit::none};
     return nullptr;
   }
   return std::make_shared<ExecCommand>(Private{}, ex, std::move(*child), req, policy);
 }
 
-ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child child, const wire::ExecStart& req,
-                         const ExecPolicy& policy)
-    : ex_(ex), child_(std::move(child)), pty_(req.pty), policy_(policy),
+ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child child,
+                         const wire::ExecStart& req, const ExecPolicy& policy)
+    : ex_(ex),
+      child_(std::move(child)),
+      pty_(req.pty),
+      policy_(policy),
       timeout_(req.timeout_ms ? std::chrono::milliseconds(req.timeout_ms) : policy.max_timeout),
-      stdin_(ex), stdout_(ex), stderr_(ex), pidfd_(ex), kill_timer_(ex), started_(Clock::now()) {
-  if (policy.max_timeout.count() > 0 && timeout_ > policy.max_timeout) timeout_ = policy.max_timeout;
+      stdin_(ex),
+      stdout_(ex),
+      stderr_(ex),
+      pidfd_(ex),
+      kill_timer_(ex),
+      started_(Clock::now()) {
+  if (policy.max_timeout.count() > 0 && timeout_ > policy.max_timeout)
+    timeout_ = policy.max_timeout;
   if (pty_) {
     const int master = child_.take_pty().release();
     stdin_.assign(dup_cloexec(master));
@@ -99,9 +118,11 @@ ExecCommand::~ExecCommand() = default;  // ~Child kills and reaps whatever is le
 
 awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
   auto outputs = [&]() -> awaitable<void> {
-    if (pty_) co_await pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out);
-    else co_await (pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out) &&
-                   pump(stderr_, wire::MsgType::stderr_data, err_bytes_, out));
+    if (pty_)
+      co_await pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out);
+    else
+      co_await (pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out) &&
+                pump(stderr_, wire::MsgType::stderr_data, err_bytes_, out));
   };
   if (timeout_.count() > 0)
     co_await ((outputs() && wait_exit()) || watch_deadline(timeout_));
@@ -120,19 +141,22 @@ awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
   co_return exit;
 }
 
-awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::MsgType type, std::uint64_t& count,
-                                  FrameSink& out) {
+awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::MsgType type,
+                                  std::uint64_t& count, FrameSink& out) {
   bool forwarding = true;
   for (;;) {
     // Read straight into the frame's payload: one allocation per chunk, no copy.
     Bytes f(wire::kHeaderSize + kChunk);
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(f.data() + wire::kHeaderSize, kChunk), use_tuple);
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(f.data() + wire::kHeaderSize, kChunk),
+                                                 use_tuple);
     if (ec) co_return;  // EOF; EIO on a pty whose last slave fd closed; or cancelled
     std::size_t keep = n;
     if (policy_.max_output > 0) {
       const std::uint64_t before = out_bytes_ + err_bytes_;
-      if (before >= policy_.max_output) keep = 0;
-      else keep = static_cast<std::size_t>(std::min<std::uint64_t>(n, policy_.max_output - before));
+      if (before >= policy_.max_output)
+        keep = 0;
+      else
+        keep = static_cast<std::size_t>(std::min<std::uint64_t>(n, policy_.max_output - before));
     }
     count += n;
     count_output(n);
@@ -146,7 +170,8 @@ awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::Ms
 }
 
 void ExecCommand::count_output(std::size_t) noexcept {
-  if (policy_.max_output > 0 && out_bytes_ + err_bytes_ > policy_.max_output) terminate(wire::Exit::Limit::output);
+  if (policy_.max_output > 0 && out_bytes_ + err_bytes_ > policy_.max_output)
+    terminate(wire::Exit::Limit::output);
 }
 
 awaitable<void> ExecCommand::wait_exit() {
@@ -192,7 +217,9 @@ void ExecCommand::close_stdin() noexcept {
   stdin_.close(ignored);
 }
 
-void ExecCommand::signal(int signo) noexcept { child_.signal_group(signo); }
+void ExecCommand::signal(int signo) noexcept {
+  child_.signal_group(signo);
+}
 
 void ExecCommand::resize(std::uint16_t rows, std::uint16_t cols) noexcept {
   if (pty_ && stdout_.is_open()) proc::set_window_size(stdout_.native_handle(), rows, cols);
@@ -235,7 +262,9 @@ awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy) 
       ByteReader r(frame);
       r.u32();
       const auto type = static_cast<wire::MsgType>(r.u8());
-      Bytes& to = type == wire::MsgType::stdout_data ? out : type == wire::MsgType::stderr_data ? err : other;
+      Bytes& to = type == wire::MsgType::stdout_data   ? out
+                  : type == wire::MsgType::stderr_data ? err
+                                                       : other;
       if (out.size() + err.size() < kRawReplyCap)
         to.insert(to.end(), frame.begin() + wire::kHeaderSize, frame.end());
       co_return true;

@@ -33,9 +33,9 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  public:
   /// Spawns the command. On failure `not_started` is filled with the EXIT to send (code = the
   /// errno of the failed start) and nullptr is returned.
-  static std::shared_ptr<ExecCommand> start(const asio::any_io_executor& ex, const wire::ExecStart& req,
-                                            const ExecPolicy& policy, wire::Exit& not_started,
-                                            std::string& why);
+  static std::shared_ptr<ExecCommand> start(const asio::any_io_executor& ex,
+                                            const wire::ExecStart& req, const ExecPolicy& policy,
+                                            wire::Exit& not_started, std::string& why);
   ~ExecCommand();
 
   /// Streams output until both streams end and the leader has exited; returns the EXIT for the
@@ -61,12 +61,12 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   struct Private {};
 
  public:
-  ExecCommand(Private, const asio::any_io_executor& ex, proc::Child child, const wire::ExecStart& req,
-              const ExecPolicy& policy);
+  ExecCommand(Private, const asio::any_io_executor& ex, proc::Child child,
+              const wire::ExecStart& req, const ExecPolicy& policy);
 
  private:
-  awaitable<void> pump(asio::posix::stream_descriptor& from, wire::MsgType type, std::uint64_t& count,
-                       FrameSink& out);
+  awaitable<void> pump(asio::posix::stream_descriptor& from, wire::MsgType type,
+                       std::uint64_t& count, FrameSink& out);
   awaitable<void> wait_exit();
   awaitable<void> watch_deadline(std::chrono::milliseconds timeout);
   void count_output(std::size_t n) noexcept;

@@ -20,10 +20,10 @@ inline constexpr std::uint16_t kProtocolVersion = 1;
 
 /// Message types. Values are on the wire: never renumber, only add.
 enum class MsgType : std::uint8_t {
-  hello = 0x01,          // client -> server: Hello
-  welcome = 0x02,        // server -> client: Welcome
-  error = 0x03,          // either way: Error (then the sender closes)
-  ping = 0x04,           // either way: opaque payload, answered by pong with the same payload
+  hello = 0x01,    // client -> server: Hello
+  welcome = 0x02,  // server -> client: Welcome
+  error = 0x03,    // either way: Error (then the sender closes)
+  ping = 0x04,     // either way: opaque payload, answered by pong with the same payload
   pong = 0x05,
   auth = 0x08,           // client -> server: Auth
   auth_ok = 0x09,        // server -> client: AuthOk

@@ -1,4 +1,5 @@
-// Typed messages <-> frame payloads, laid out as docs/PROTOCOL.md section 5 says. No I/O, no throws.
+// Typed messages <-> frame payloads, laid out as docs/PROTOCOL.md section 5 says. No I/O, no
+// throws.
 #include "duplex/wire/messages.hpp"
 
 #include <string_view>
@@ -30,7 +31,9 @@ void append_frame(MsgType type, Bytes& out, Body&& body) {
 }
 
 // Strings that reach execve(2)/chdir(2) as C strings: an embedded NUL would silently cut them.
-bool has_nul(std::string_view s) noexcept { return s.find('\0') != std::string_view::npos; }
+bool has_nul(std::string_view s) noexcept {
+  return s.find('\0') != std::string_view::npos;
+}
 
 // environ(7): NAME=value, so a name can be neither empty nor contain '='.
 bool valid_env_key(std::string_view k) noexcept {
@@ -83,7 +86,8 @@ void encode(const ExecStart& m, Bytes& out) {
     if (m.login) flags |= kExecLogin;
     w.u8(flags);
     w.u16(static_cast<std::uint16_t>(m.argv.size()));
-    for (const auto& a : m.argv) w.str(a);
+    for (const auto& a : m.argv)
+      w.str(a);
     w.u16(static_cast<std::uint16_t>(m.env.size()));
     for (const auto& [k, v] : m.env) {
       w.str(k);
@@ -179,7 +183,8 @@ Result<ExecStart> decode_exec_start(ByteView payload) noexcept {
   const std::uint16_t argc = r.u16();
   // Each string is at least its 4-byte length: check before reserving so a short payload
   // cannot make us allocate for 4096 entries.
-  if ((argc == 0 && !m.login) || (argc != 0 && m.login) || argc > kMaxArgc || r.remaining() < std::size_t{argc} * kStrHeader)
+  if ((argc == 0 && !m.login) || (argc != 0 && m.login) || argc > kMaxArgc ||
+      r.remaining() < std::size_t{argc} * kStrHeader)
     return bad<ExecStart>();
   // With `shell` the one string is the script for /bin/sh -c (messages.hpp).
   if (m.shell && argc != 1) return bad<ExecStart>();

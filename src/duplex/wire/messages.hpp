@@ -1,5 +1,6 @@
 // Typed messages <-> frame payloads (docs/PROTOCOL.md). Pure: no I/O, no exceptions, no logging.
-// Data messages (upper_request/reply, stdin/stdout/stderr) have no struct: their payload is the bytes.
+// Data messages (upper_request/reply, stdin/stdout/stderr) have no struct: their payload is the
+// bytes.
 #pragma once
 
 #include <cstdint>
@@ -56,12 +57,13 @@ struct ExecStart {
   std::vector<std::string> argv;
   bool shell = false;
   bool login = false;
-  std::vector<std::pair<std::string, std::string>> env;  // added to the server's minimal environment
-  std::string cwd;                                        // empty: the server's default
-  std::uint32_t timeout_ms = 0;                           // 0: the server's limit
+  std::vector<std::pair<std::string, std::string>>
+      env;                       // added to the server's minimal environment
+  std::string cwd;               // empty: the server's default
+  std::uint32_t timeout_ms = 0;  // 0: the server's limit
   bool pty = false;
-  std::uint16_t rows = 0, cols = 0;                       // initial window size when pty
-  std::string term;                                       // TERM when pty
+  std::uint16_t rows = 0, cols = 0;  // initial window size when pty
+  std::string term;                  // TERM when pty
   bool operator==(const ExecStart&) const = default;
 };
 
@@ -76,14 +78,15 @@ struct WindowSize {
   bool operator==(const WindowSize&) const = default;
 };
 
-/// The last frame of a command: sent after both output streams reached EOF and the child was reaped.
+/// The last frame of a command: sent after both output streams reached EOF and the child was
+/// reaped.
 struct Exit {
   enum class How : std::uint8_t { exited = 0, signaled = 1, not_started = 2 };
   enum class Limit : std::uint8_t { none = 0, timeout = 1, output = 2, shutdown = 3 };
   How how = How::exited;
-  std::int32_t code = 0;          // exit status, signal number, or errno when not_started
+  std::int32_t code = 0;  // exit status, signal number, or errno when not_started
   std::uint64_t duration_us = 0;
-  Limit limit = Limit::none;      // which server limit ended the command, if any
+  Limit limit = Limit::none;  // which server limit ended the command, if any
   bool operator==(const Exit&) const = default;
 };
 

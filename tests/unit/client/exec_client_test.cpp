@@ -52,7 +52,9 @@ class Peer {
       in_.insert(in_.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
     }
   }
-  awaitable<void> write(const Bytes& f) { co_await asio::async_write(s_, asio::buffer(f), use_tuple); }
+  awaitable<void> write(const Bytes& f) {
+    co_await asio::async_write(s_, asio::buffer(f), use_tuple);
+  }
   template <class M>
   awaitable<void> send(const M& m) {
     Bytes f;
@@ -118,7 +120,10 @@ class ExecClientTest : public ::testing::Test {
     req_.token = "good";
     req_.start.argv = {"printf", "%s|", "a b", "$HOME", ";x"};
     req_.stdin_fd = -1;
-    hooks_.on_stdout = [this](ByteView b) { out_ += as_chars(b); return true; };
+    hooks_.on_stdout = [this](ByteView b) {
+      out_ += as_chars(b);
+      return true;
+    };
     hooks_.on_stderr = [this](ByteView b) { err_ += as_chars(b); };
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -127,14 +132,18 @@ class ExecClientTest : public ::testing::Test {
   ExecResult run(Script script, std::uint32_t max_frame = 1u << 20) {
     asio::io_context ctx(1);
     unix_proto::acceptor acc(ctx, unix_proto::endpoint(req_.endpoint.path));
-    asio::co_spawn(ctx, [&]() -> awaitable<void> {
-      auto [ec, s] = co_await acc.async_accept(use_tuple);
-      if (ec) co_return;
-      Peer p(std::move(s));
-      if (co_await p.handshake(max_frame)) co_await script(p, seen_);
-    }, rethrow);
+    asio::co_spawn(
+        ctx,
+        [&]() -> awaitable<void> {
+          auto [ec, s] = co_await acc.async_accept(use_tuple);
+          if (ec) co_return;
+          Peer p(std::move(s));
+          if (co_await p.handshake(max_frame)) co_await script(p, seen_);
+        },
+        rethrow);
     std::optional<ExecResult> r;
-    asio::co_spawn(ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
+    asio::co_spawn(
+        ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
     ctx.run();
     EXPECT_TRUE(r.has_value());
     return r.value_or(ExecResult{});
@@ -160,7 +169,8 @@ awaitable<void> echo_script(Peer& p, Seen& seen) {
       std::string s(as_chars(f->payload));
       seen.stdin_bytes += s;
       seen.largest_stdin_frame = std::max(seen.largest_stdin_frame, s.size());
-      std::transform(s.begin(), s.end(), s.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
+      std::transform(s.begin(), s.end(), s.begin(),
+                     [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
       co_await p.send_data(wire::MsgType::stdout_data, s);
     } else if (f->type == wire::MsgType::stdin_eof) {
       seen.stdin_eof = true;
@@ -245,7 +255,8 @@ TEST_F(ExecClientTest, WrongTokenIsAuthenticationFailed) {
 }
 
 TEST_F(ExecClientTest, ConnectionLostBeforeExitIsAFailure) {
-  const auto r = run([](Peer& p, Seen&) -> awaitable<void> { co_await p.read(); });  // EXEC_START, then close
+  const auto r =
+      run([](Peer& p, Seen&) -> awaitable<void> { co_await p.read(); });  // EXEC_START, then close
   EXPECT_FALSE(r.exit);
   EXPECT_NE(r.error.find("before the command ended"), std::string::npos) << r.error;
   EXPECT_EQ(exit_status(r), 255);
@@ -255,7 +266,8 @@ TEST_F(ExecClientTest, NoServerIsAFailureToConnect) {
   req_.endpoint.path = dir_ + "/absent.sock";
   asio::io_context ctx(1);
   std::optional<ExecResult> r;
-  asio::co_spawn(ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
+  asio::co_spawn(
+      ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
   ctx.run();
   ASSERT_TRUE(r);
   EXPECT_NE(r->error.find("cannot connect"), std::string::npos) << r->error;
@@ -267,10 +279,13 @@ TEST_F(ExecClientTest, SilentServerHitsTheConnectTimeout) {
   asio::io_context ctx(1);
   unix_proto::acceptor acc(ctx, unix_proto::endpoint(req_.endpoint.path));
   std::optional<ExecResult> r;
-  asio::co_spawn(ctx, [&]() -> awaitable<void> {
-    r = co_await run_exec(req_, hooks_);
-    acc.close();
-  }, rethrow);
+  asio::co_spawn(
+      ctx,
+      [&]() -> awaitable<void> {
+        r = co_await run_exec(req_, hooks_);
+        acc.close();
+      },
+      rethrow);
   ctx.run();  // the accept backlog holds the connection; nobody ever answers it
   ASSERT_TRUE(r);
   EXPECT_NE(r->error.find("no answer"), std::string::npos) << r->error;

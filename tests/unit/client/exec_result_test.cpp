@@ -60,12 +60,16 @@ TEST(EndMessage, SaysWhyOrNothing) {
   s.argv = {"frobnicate", "x"};
   EXPECT_EQ(end_message(exited(How::exited, 3), s), "");
   EXPECT_EQ(end_message(exited(How::signaled, 9), s), "");
-  EXPECT_EQ(end_message(exited(How::not_started, ENOENT), s), "cannot run 'frobnicate': command not found");
-  EXPECT_EQ(end_message(exited(How::not_started, 126), s), "cannot run 'frobnicate': cannot execute");
-  EXPECT_EQ(end_message(exited(How::not_started, EACCES), s), "cannot run 'frobnicate': Permission denied");
+  EXPECT_EQ(end_message(exited(How::not_started, ENOENT), s),
+            "cannot run 'frobnicate': command not found");
+  EXPECT_EQ(end_message(exited(How::not_started, 126), s),
+            "cannot run 'frobnicate': cannot execute");
+  EXPECT_EQ(end_message(exited(How::not_started, EACCES), s),
+            "cannot run 'frobnicate': Permission denied");
   EXPECT_EQ(end_message(exited(How::signaled, 9, Limit::timeout, 5'000'000), s),
             "command ended: timeout (after 5.0 s)");
-  EXPECT_EQ(end_message(exited(How::signaled, 9, Limit::output), s), "command ended: output limit reached");
+  EXPECT_EQ(end_message(exited(How::signaled, 9, Limit::output), s),
+            "command ended: output limit reached");
   EXPECT_EQ(end_message(exited(How::signaled, 15, Limit::shutdown), s),
             "command ended: the server is shutting down");
   ExecResult failed;
@@ -105,7 +109,8 @@ TEST(ResultJson, Remote255IsNotAFailureToConnect) {
 }
 
 TEST(ResultJson, SignalTimeoutAndNotStarted) {
-  const auto sig = nlohmann::json::parse(result_json(exited(How::signaled, 9, Limit::timeout), "", ""));
+  const auto sig =
+      nlohmann::json::parse(result_json(exited(How::signaled, 9, Limit::timeout), "", ""));
   EXPECT_TRUE(sig["exit_code"].is_null());
   EXPECT_EQ(sig["signal"], 9);
   EXPECT_EQ(sig["limit"], "timeout");
@@ -116,7 +121,10 @@ TEST(ResultJson, SignalTimeoutAndNotStarted) {
 }
 
 TEST(ResultJson, BytesThatAreNotUtf8AreKeptExactlyInBase64) {
-  const std::string bin("\xff\xfe" "a\0b", 5);
+  const std::string bin(
+      "\xff\xfe"
+      "a\0b",
+      5);
   const std::string text = result_json(exited(How::exited, 0), bin, "ok");
   const auto j = nlohmann::json::parse(text);  // it is valid JSON (and so valid UTF-8)
   EXPECT_EQ(j["stdout_base64"], "//5hAGI=");
@@ -127,17 +135,17 @@ TEST(ResultJson, BytesThatAreNotUtf8AreKeptExactlyInBase64) {
 TEST(Utf8, ValidAndInvalid) {
   EXPECT_TRUE(is_valid_utf8(""));
   EXPECT_TRUE(is_valid_utf8("plain ascii\n"));
-  EXPECT_TRUE(is_valid_utf8("\xC3\xA9"));              // é
+  EXPECT_TRUE(is_valid_utf8("\xC3\xA9"));                  // é
   EXPECT_TRUE(is_valid_utf8("\xE4\xB8\xAD\xE6\x96\x87"));  // 中文
-  EXPECT_TRUE(is_valid_utf8("\xF0\x9F\x98\x80"));      // U+1F600
-  EXPECT_TRUE(is_valid_utf8("\xF4\x8F\xBF\xBF"));      // U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("\xC0\x80"));             // overlong NUL
-  EXPECT_FALSE(is_valid_utf8("\xE0\x80\x80"));         // overlong
-  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));         // surrogate U+D800
-  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));     // above U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("\xE4\xB8"));             // truncated
-  EXPECT_FALSE(is_valid_utf8("\x80"));                 // lone continuation
-  EXPECT_FALSE(is_valid_utf8("\xD6\xD0\xCE\xC4"));     // GBK
+  EXPECT_TRUE(is_valid_utf8("\xF0\x9F\x98\x80"));          // U+1F600
+  EXPECT_TRUE(is_valid_utf8("\xF4\x8F\xBF\xBF"));          // U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xC0\x80"));                 // overlong NUL
+  EXPECT_FALSE(is_valid_utf8("\xE0\x80\x80"));             // overlong
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));             // surrogate U+D800
+  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));         // above U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xE4\xB8"));                 // truncated
+  EXPECT_FALSE(is_valid_utf8("\x80"));                     // lone continuation
+  EXPECT_FALSE(is_valid_utf8("\xD6\xD0\xCE\xC4"));         // GBK
 }
 
 TEST(Transcoder, GbkSplitAnywhereIsCarriedOver) {
@@ -155,7 +163,8 @@ TEST(Transcoder, OneByteAtATime) {
   const std::string gbk = "\xD6\xD0\xCE\xC4\n";
   Transcoder t("GBK");
   std::string out;
-  for (char c : gbk) out += t.feed(as_bytes(std::string_view(&c, 1)));
+  for (char c : gbk)
+    out += t.feed(as_bytes(std::string_view(&c, 1)));
   out += t.finish();
   EXPECT_EQ(out, "\xE4\xB8\xAD\xE6\x96\x87\n");
 }
@@ -169,7 +178,8 @@ TEST(Transcoder, InvalidAndDanglingBytesBecomeReplacementCharacters) {
 
 TEST(Transcoder, LargeChunkGrowsItsBuffer) {
   std::string gbk;
-  for (int i = 0; i < 10000; ++i) gbk += "\xD6\xD0";
+  for (int i = 0; i < 10000; ++i)
+    gbk += "\xD6\xD0";
   Transcoder t("gbk");
   const std::string out = t.feed(as_bytes(gbk)) + t.finish();
   EXPECT_EQ(out.size(), 30000u);
@@ -188,7 +198,8 @@ TEST(WriteAll, WritesEverythingEvenToANonBlockingPipe) {
   std::thread reader([&] {
     char buf[65536];
     ssize_t n;
-    while ((n = ::read(p[0], buf, sizeof buf)) > 0) got += static_cast<std::size_t>(n);
+    while ((n = ::read(p[0], buf, sizeof buf)) > 0)
+      got += static_cast<std::size_t>(n);
   });
   EXPECT_TRUE(write_all(p[1], as_bytes(data)));
   ::close(p[1]);
@@ -223,7 +234,8 @@ class TokenTest : public ::testing::Test {
   std::string write_token(const std::string& path, const std::string& token) {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path());
     std::ofstream(path) << token << "\n";
-    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     return path;
   }
   std::string dir_;

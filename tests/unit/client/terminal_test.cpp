@@ -85,8 +85,10 @@ TEST(Terminal, ClosedStandardFdsAreReopenedOnDevNull) {
   if (pid == 0) {
     ::close(0);
     ensure_std_fds();
-    struct stat st{}, null{};
-    const bool ok = ::fstat(0, &st) == 0 && ::stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev;
+    struct stat st {
+    }, null{};
+    const bool ok =
+        ::fstat(0, &st) == 0 && ::stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev;
     ::_exit(ok ? 0 : 1);
   }
   int status = 0;

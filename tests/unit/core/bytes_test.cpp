@@ -12,7 +12,8 @@ namespace {
 
 Bytes bytes_of(std::initializer_list<int> v) {
   Bytes b;
-  for (int x : v) b.push_back(static_cast<std::byte>(x));
+  for (int x : v)
+    b.push_back(static_cast<std::byte>(x));
   return b;
 }
 

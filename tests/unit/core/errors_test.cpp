@@ -11,15 +11,28 @@ namespace duplex {
 namespace {
 
 constexpr errc kAll[] = {
-    errc::bad_url,           errc::bad_preface,         errc::frame_too_large,
-    errc::bad_frame,         errc::unknown_message,     errc::bad_message,
-    errc::unexpected_message, errc::version_unsupported, errc::too_many_connections,
-    errc::idle_timeout,      errc::shutting_down,       errc::service_disabled,
-    errc::auth_failed,       errc::auth_required,       errc::limit_exceeded,
-    errc::exec_failed,       errc::internal,
+    errc::bad_url,
+    errc::bad_preface,
+    errc::frame_too_large,
+    errc::bad_frame,
+    errc::unknown_message,
+    errc::bad_message,
+    errc::unexpected_message,
+    errc::version_unsupported,
+    errc::too_many_connections,
+    errc::idle_timeout,
+    errc::shutting_down,
+    errc::service_disabled,
+    errc::auth_failed,
+    errc::auth_required,
+    errc::limit_exceeded,
+    errc::exec_failed,
+    errc::internal,
 };
 
-TEST(Errc, CategoryName) { EXPECT_STREQ(duplex_category().name(), "duplex"); }
+TEST(Errc, CategoryName) {
+  EXPECT_STREQ(duplex_category().name(), "duplex");
+}
 
 TEST(Errc, ImplicitlyBecomesErrorCode) {
   const std::error_code ec = errc::auth_failed;
@@ -88,7 +101,9 @@ TEST(Errc, IsKnownErrcMatchesTheEnum) {
   EXPECT_EQ(count, static_cast<int>(std::size(kAll)));
 }
 
-TEST(Errc, ZeroIsNotAnErrc) { EXPECT_FALSE(is_known_errc(0)); }
+TEST(Errc, ZeroIsNotAnErrc) {
+  EXPECT_FALSE(is_known_errc(0));
+}
 
 }  // namespace
 }  // namespace duplex

@@ -130,8 +130,7 @@ const std::vector<Good>& good_cases() {
       {"[fe80::1%eth0.5]:9", Transport::tcp, "fe80::1%eth0.5", 9, "", "tcp://[fe80::1%eth0.5]:9"},
       // udp
       {"udp://127.0.0.1:53", Transport::udp, "127.0.0.1", 53, "", "udp://127.0.0.1:53"},
-      {"UDP://example.org:5353", Transport::udp, "example.org", 5353, "",
-       "udp://example.org:5353"},
+      {"UDP://example.org:5353", Transport::udp, "example.org", 5353, "", "udp://example.org:5353"},
       {"udp://[::1]:0", Transport::udp, "::1", 0, "", "udp://[::1]:0"},
       {"udp://[ff02::1]:5353", Transport::udp, "ff02::1", 5353, "", "udp://[ff02::1]:5353"},
       // unix and unixgram
@@ -205,7 +204,9 @@ TEST(EndpointParse, ClassifiesTransport) {
 // ---------------------------------------------------------------------------------------------
 // Rejections: each names what is wrong
 
-TEST(EndpointParse, RejectsEmptyString) { expect_bad("", {"empty url"}); }
+TEST(EndpointParse, RejectsEmptyString) {
+  expect_bad("", {"empty url"});
+}
 
 TEST(EndpointParse, RejectsMissingPort) {
   expect_bad("localhost", {"missing port in 'localhost'"});
@@ -403,7 +404,8 @@ TEST(EndpointGarbage, RandomBytes) {
   std::uniform_int_distribution<int> byte(0, 255);
   for (int i = 0; i < 20000; ++i) {
     std::string s(static_cast<std::size_t>(len(rng)), '\0');
-    for (char& c : s) c = static_cast<char>(byte(rng));
+    for (char& c : s)
+      c = static_cast<char>(byte(rng));
     check_invariants(s);
   }
 }
@@ -417,7 +419,8 @@ TEST(EndpointGarbage, RandomPrintableFromUrlAlphabet) {
   int accepted = 0;
   for (int i = 0; i < 50000; ++i) {
     std::string s(static_cast<std::size_t>(len(rng)), '\0');
-    for (char& c : s) c = alphabet[pick(rng)];
+    for (char& c : s)
+      c = alphabet[pick(rng)];
     if (parse_endpoint(s)) ++accepted;
     check_invariants(s);
   }
@@ -446,7 +449,8 @@ TEST(EndpointGarbage, EveryPrefixAndSingleByteChangeOfGoodUrls) {
   std::mt19937 rng(99);
   std::uniform_int_distribution<int> byte(0, 255);
   for (const Good& g : good_cases()) {
-    for (std::size_t n = 0; n <= g.input.size(); ++n) check_invariants(g.input.substr(0, n));
+    for (std::size_t n = 0; n <= g.input.size(); ++n)
+      check_invariants(g.input.substr(0, n));
     for (std::size_t i = 0; i < g.input.size(); ++i) {
       std::string s = g.input;
       s[i] = static_cast<char>(byte(rng));
@@ -470,7 +474,8 @@ TEST(EndpointGarbage, VeryLongStrings) {
   check_invariants(std::string(1 << 16, '.') + ":1");
   check_invariants(std::string(1 << 16, '1') + ":1");
   std::string dots;
-  for (int i = 0; i < 10000; ++i) dots += "1.";
+  for (int i = 0; i < 10000; ++i)
+    dots += "1.";
   check_invariants(dots + "1:80");
 }
 

@@ -58,7 +58,8 @@ std::vector<std::string> drain(std::vector<int> fds) {
   std::size_t open = fds.size();
   while (open > 0) {
     std::vector<pollfd> pfds;
-    for (int fd : fds) pfds.push_back({fd, POLLIN, 0});  // fd -1 is ignored by poll
+    for (int fd : fds)
+      pfds.push_back({fd, POLLIN, 0});  // fd -1 is ignored by poll
     int n = ::poll(pfds.data(), pfds.size(), kTimeoutMs);
     if (n <= 0) {
       ADD_FAILURE() << "no output and no EOF within " << kTimeoutMs << " ms";
@@ -403,7 +404,8 @@ TEST(Child, MinimalEnvironmentIsBuiltNotInherited) {
 TEST(Child, StdinRoundTripsBytesAndEof) {
   std::string data(1 << 20, '\0');
   std::mt19937 rng(42);
-  for (auto& ch : data) ch = static_cast<char>(rng());
+  for (auto& ch : data)
+    ch = static_cast<char>(rng());
   Child c = spawn_ok(command({"cat"}));
   // A writer thread: cat's output pipe fills while we write, so read and write at once.
   std::thread writer([fd = c.take_stdin(), &data]() mutable {
@@ -613,7 +615,8 @@ TEST(Child, PtyCtrlCInterruptsTheForegroundCommand) {
 
 std::size_t fd_count() {
   std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd"))
+    ++n;
   return n;
 }
 
@@ -671,7 +674,8 @@ TEST(Child, SpawnIsSafeFromManyThreads) {
       }
     });
   }
-  for (auto& th : threads) th.join();
+  for (auto& th : threads)
+    th.join();
   EXPECT_EQ(good.load(), kThreads * kEach);
   errno = 0;
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);

@@ -11,8 +11,12 @@ namespace {
 
 using namespace duplex::proc;
 
-bool has_fd_flag(int fd, int flag) { return (::fcntl(fd, F_GETFD) & flag) != 0; }
-bool has_fl_flag(int fd, int flag) { return (::fcntl(fd, F_GETFL) & flag) != 0; }
+bool has_fd_flag(int fd, int flag) {
+  return (::fcntl(fd, F_GETFD) & flag) != 0;
+}
+bool has_fl_flag(int fd, int flag) {
+  return (::fcntl(fd, F_GETFL) & flag) != 0;
+}
 
 TEST(Pipe, BothEndsAreCloseOnExecAndBlocking) {
   auto p = make_pipe();

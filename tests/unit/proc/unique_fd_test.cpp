@@ -11,8 +11,12 @@ namespace {
 
 using duplex::proc::UniqueFd;
 
-int open_null() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
-bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF; }
+int open_null() {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+bool is_open(int fd) {
+  return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF;
+}
 
 TEST(UniqueFd, DefaultIsEmpty) {
   UniqueFd fd;

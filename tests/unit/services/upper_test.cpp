@@ -32,7 +32,8 @@ TEST(Upper, MatchesScalarReferenceAtEveryLengthAndOffset) {
   std::uniform_int_distribution<int> byte(0, 255);
   for (std::size_t len = 0; len < 300; ++len) {
     std::string s(len + 3, '\0');
-    for (auto& c : s) c = static_cast<char>(byte(rng));
+    for (auto& c : s)
+      c = static_cast<char>(byte(rng));
     std::string ref = s;
     for (std::size_t i = 3; i < ref.size(); ++i)
       if (ref[i] >= 'a' && ref[i] <= 'z') ref[i] = static_cast<char>(ref[i] - 32);
@@ -41,7 +42,9 @@ TEST(Upper, MatchesScalarReferenceAtEveryLengthAndOffset) {
   }
 }
 
-TEST(Upper, EmptyInputIsFine) { EXPECT_EQ(upper(""), ""); }
+TEST(Upper, EmptyInputIsFine) {
+  EXPECT_EQ(upper(""), "");
+}
 
 }  // namespace
 }  // namespace duplex::services

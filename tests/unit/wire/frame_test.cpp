@@ -16,7 +16,8 @@ constexpr std::uint32_t kMax = 1u << 20;
 
 Bytes bytes_of(std::initializer_list<int> v) {
   Bytes b;
-  for (int x : v) b.push_back(static_cast<std::byte>(x));
+  for (int x : v)
+    b.push_back(static_cast<std::byte>(x));
   return b;
 }
 
@@ -31,21 +32,24 @@ Bytes frame(MsgType t, ByteView payload) {
   return out;
 }
 
-Bytes frame(MsgType t, std::string_view payload) { return frame(t, as_bytes(payload)); }
+Bytes frame(MsgType t, std::string_view payload) {
+  return frame(t, as_bytes(payload));
+}
 
-Bytes payload_of(const Decoded& d) { return {d.payload.begin(), d.payload.end()}; }
+Bytes payload_of(const Decoded& d) {
+  return {d.payload.begin(), d.payload.end()};
+}
 
 const MsgType kAllTypes[] = {
-    MsgType::hello,        MsgType::welcome,     MsgType::error,       MsgType::ping,
-    MsgType::pong,         MsgType::auth,        MsgType::auth_ok,     MsgType::upper_request,
-    MsgType::upper_reply,  MsgType::exec_start,  MsgType::stdin_data,  MsgType::stdin_eof,
-    MsgType::stdout_data,  MsgType::stderr_data, MsgType::signal,      MsgType::window_size,
-    MsgType::exit,         MsgType::stats_request, MsgType::stats_reply,
+    MsgType::hello,       MsgType::welcome,       MsgType::error,       MsgType::ping,
+    MsgType::pong,        MsgType::auth,          MsgType::auth_ok,     MsgType::upper_request,
+    MsgType::upper_reply, MsgType::exec_start,    MsgType::stdin_data,  MsgType::stdin_eof,
+    MsgType::stdout_data, MsgType::stderr_data,   MsgType::signal,      MsgType::window_size,
+    MsgType::exit,        MsgType::stats_request, MsgType::stats_reply,
 };
 
 TEST(FrameEncoder, HeaderLayoutIsLengthTypeFlags) {
-  EXPECT_EQ(frame(MsgType::upper_request, "hi"),
-            bytes_of({0, 0, 0, 2, 0x10, 0, 'h', 'i'}));
+  EXPECT_EQ(frame(MsgType::upper_request, "hi"), bytes_of({0, 0, 0, 2, 0x10, 0, 'h', 'i'}));
 }
 
 TEST(FrameEncoder, EncodeHeaderAloneMatchesEncodeFrame) {
@@ -118,9 +122,14 @@ TEST(FrameDecoder, DecodesConcatenatedFramesInSequence) {
   encode_frame(MsgType::upper_reply, as_bytes("A"), stream);
   stream.push_back(std::byte{0});  // start of a fifth frame
 
-  struct Want { MsgType type; std::string payload; };
-  const std::vector<Want> want{{MsgType::upper_request, "a"}, {MsgType::stdin_eof, ""},
-                               {MsgType::ping, "xyz"}, {MsgType::upper_reply, "A"}};
+  struct Want {
+    MsgType type;
+    std::string payload;
+  };
+  const std::vector<Want> want{{MsgType::upper_request, "a"},
+                               {MsgType::stdin_eof, ""},
+                               {MsgType::ping, "xyz"},
+                               {MsgType::upper_reply, "A"}};
   ByteView rest(stream);
   for (const auto& w : want) {
     const Decoded d = decode_frame(rest, kMax);

@@ -12,47 +12,58 @@ namespace duplex::wire {
 namespace {
 
 // Maps each message struct to its frame type and decoder, so tests can be written once.
-template <class M> struct Codec;
-template <> struct Codec<Hello> {
+template <class M>
+struct Codec;
+template <>
+struct Codec<Hello> {
   static constexpr MsgType type = MsgType::hello;
   static Result<Hello> decode(ByteView p) { return decode_hello(p); }
 };
-template <> struct Codec<Welcome> {
+template <>
+struct Codec<Welcome> {
   static constexpr MsgType type = MsgType::welcome;
   static Result<Welcome> decode(ByteView p) { return decode_welcome(p); }
 };
-template <> struct Codec<Error> {
+template <>
+struct Codec<Error> {
   static constexpr MsgType type = MsgType::error;
   static Result<Error> decode(ByteView p) { return decode_error(p); }
 };
-template <> struct Codec<Auth> {
+template <>
+struct Codec<Auth> {
   static constexpr MsgType type = MsgType::auth;
   static Result<Auth> decode(ByteView p) { return decode_auth(p); }
 };
-template <> struct Codec<AuthOk> {
+template <>
+struct Codec<AuthOk> {
   static constexpr MsgType type = MsgType::auth_ok;
   static Result<AuthOk> decode(ByteView p) { return decode_auth_ok(p); }
 };
-template <> struct Codec<ExecStart> {
+template <>
+struct Codec<ExecStart> {
   static constexpr MsgType type = MsgType::exec_start;
   static Result<ExecStart> decode(ByteView p) { return decode_exec_start(p); }
 };
-template <> struct Codec<Signal> {
+template <>
+struct Codec<Signal> {
   static constexpr MsgType type = MsgType::signal;
   static Result<Signal> decode(ByteView p) { return decode_signal(p); }
 };
-template <> struct Codec<WindowSize> {
+template <>
+struct Codec<WindowSize> {
   static constexpr MsgType type = MsgType::window_size;
   static Result<WindowSize> decode(ByteView p) { return decode_window_size(p); }
 };
-template <> struct Codec<Exit> {
+template <>
+struct Codec<Exit> {
   static constexpr MsgType type = MsgType::exit;
   static Result<Exit> decode(ByteView p) { return decode_exit(p); }
 };
 
 Bytes bytes_of(std::initializer_list<int> v) {
   Bytes b;
-  for (int x : v) b.push_back(static_cast<std::byte>(x));
+  for (int x : v)
+    b.push_back(static_cast<std::byte>(x));
   return b;
 }
 
@@ -120,17 +131,17 @@ const std::string kBinary("\x00\x01\xff\x7f tok\x00en", 11);
 TEST(MessagesLayout, Hello) {
   Bytes f;
   encode(Hello{1, 1, "duplex/0.1"}, f);
-  EXPECT_EQ(f, bytes_of({0, 0, 0, 18, 0x01, 0,                       // header
-                         0, 1, 0, 1,                                 // min, max
-                         0, 0, 0, 10, 'd', 'u', 'p', 'l', 'e', 'x', '/', '0', '.', '1'}));
+  EXPECT_EQ(f, bytes_of({0, 0, 0, 18, 0x01, 0,  // header
+                         0, 1, 0, 1,            // min, max
+                         0, 0, 0, 10, 'd',  'u', 'p', 'l', 'e', 'x', '/', '0', '.', '1'}));
 }
 
 TEST(MessagesLayout, Welcome) {
   Bytes f;
   encode(Welcome{1, 1u << 20, "duplex/0.1"}, f);
-  EXPECT_EQ(f, bytes_of({0, 0, 0, 20, 0x02, 0,                       // header
-                         0, 1, 0, 0x10, 0, 0,                        // version, max_frame
-                         0, 0, 0, 10, 'd', 'u', 'p', 'l', 'e', 'x', '/', '0', '.', '1'}));
+  EXPECT_EQ(f, bytes_of({0, 0, 0, 20,   0x02, 0,  // header
+                         0, 1, 0, 0x10, 0,    0,  // version, max_frame
+                         0, 0, 0, 10,   'd',  'u', 'p', 'l', 'e', 'x', '/', '0', '.', '1'}));
 }
 
 TEST(MessagesLayout, Error) {
@@ -143,8 +154,7 @@ TEST(MessagesLayout, AuthAndAuthOk) {
   Bytes f;
   encode(Auth{"k"}, f);
   encode(AuthOk{""}, f);
-  EXPECT_EQ(f, bytes_of({0, 0, 0, 5, 0x08, 0, 0, 0, 0, 1, 'k',
-                         0, 0, 0, 4, 0x09, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(f, bytes_of({0, 0, 0, 5, 0x08, 0, 0, 0, 0, 1, 'k', 0, 0, 0, 4, 0x09, 0, 0, 0, 0, 0}));
 }
 
 TEST(MessagesLayout, ExecStart) {
@@ -158,16 +168,14 @@ TEST(MessagesLayout, ExecStart) {
   m.rows = 0x0018;
   m.cols = 0x0050;
   m.term = "vt";
-  EXPECT_EQ(payload_of(m), bytes_of({0x02,                            // flags: pty
-                                     0, 2,                            // argc
-                                     0, 0, 0, 2, 'l', 's',
-                                     0, 0, 0, 2, '-', 'l',
-                                     0, 1,                            // envc
-                                     0, 0, 0, 1, 'A', 0, 0, 0, 1, '1',
-                                     0, 0, 0, 1, '/',                 // cwd
-                                     1, 2, 3, 4,                      // timeout_ms
-                                     0, 0x18, 0, 0x50,                // rows, cols
-                                     0, 0, 0, 2, 'v', 't'}));         // term
+  EXPECT_EQ(payload_of(m),
+            bytes_of({0x02,                                                         // flags: pty
+                      0,    2,                                                      // argc
+                      0,    0,    0, 2,    'l', 's', 0, 0, 0, 2,   '-', 'l', 0, 1,  // envc
+                      0,    0,    0, 1,    'A', 0,   0, 0, 1, '1', 0,   0,   0, 1, '/',  // cwd
+                      1,    2,    3, 4,                  // timeout_ms
+                      0,    0x18, 0, 0x50,               // rows, cols
+                      0,    0,    0, 2,    'v', 't'}));  // term
   m.pty = false;
   m.shell = true;
   m.argv = {"x"};
@@ -239,7 +247,8 @@ TEST(MessagesRoundTrip, AuthTokenIsOpaqueBytes) {
   expect_round_trip(Auth{});
   expect_round_trip(Auth{kBinary});
   std::string all;
-  for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+  for (int c = 0; c < 256; ++c)
+    all.push_back(static_cast<char>(c));
   expect_round_trip(Auth{all});
 }
 
@@ -266,8 +275,10 @@ TEST(MessagesRoundTrip, ExecStart) {
 
 TEST(MessagesRoundTrip, ExecStartAtMaxCounts) {
   ExecStart m;
-  for (int i = 0; i < 4096; ++i) m.argv.push_back("a" + std::to_string(i));
-  for (int i = 0; i < 4096; ++i) m.env.emplace_back("K" + std::to_string(i), "v");
+  for (int i = 0; i < 4096; ++i)
+    m.argv.push_back("a" + std::to_string(i));
+  for (int i = 0; i < 4096; ++i)
+    m.env.emplace_back("K" + std::to_string(i), "v");
   expect_round_trip(m);
 }
 
@@ -288,10 +299,10 @@ TEST(MessagesRoundTrip, Exit) {
   expect_round_trip(Exit{Exit::How::exited, 255, 1, Exit::Limit::none});
   expect_round_trip(Exit{Exit::How::signaled, 9, 0xffffffffffffffffULL, Exit::Limit::timeout});
   expect_round_trip(Exit{Exit::How::not_started, 2, 0, Exit::Limit::output});
-  expect_round_trip(Exit{Exit::How::exited, std::numeric_limits<std::int32_t>::min(), 0,
-                         Exit::Limit::shutdown});
-  expect_round_trip(Exit{Exit::How::exited, std::numeric_limits<std::int32_t>::max(), 0,
-                         Exit::Limit::none});
+  expect_round_trip(
+      Exit{Exit::How::exited, std::numeric_limits<std::int32_t>::min(), 0, Exit::Limit::shutdown});
+  expect_round_trip(
+      Exit{Exit::How::exited, std::numeric_limits<std::int32_t>::max(), 0, Exit::Limit::none});
 }
 
 // ----- strictness: truncation and trailing bytes -----
@@ -402,8 +413,8 @@ TEST(MessagesStrict, ExecStartRejectsNulInArgv) {
 }
 
 TEST(MessagesStrict, ExecStartRejectsBadEnvKeys) {
-  for (const std::string& key : {std::string(), std::string("A=B"), std::string("="),
-                                 std::string("A\0B", 3)}) {
+  for (const std::string& key :
+       {std::string(), std::string("A=B"), std::string("="), std::string("A\0B", 3)}) {
     ExecStart m;
     m.argv = {"env"};
     m.env = {{"OK", "1"}, {key, "v"}};
@@ -432,7 +443,8 @@ TEST(MessagesMakeError, DefaultTextIsTheCodesMessage) {
   const Error e = make_error(errc::version_unsupported);
   EXPECT_EQ(e.code, 16);
   EXPECT_EQ(e.text, "protocol version not supported");
-  EXPECT_EQ(make_error(errc::frame_too_large, "").text, make_error_code(errc::frame_too_large).message());
+  EXPECT_EQ(make_error(errc::frame_too_large, "").text,
+            make_error_code(errc::frame_too_large).message());
 }
 
 TEST(MessagesMakeError, ExplicitTextIsKept) {
