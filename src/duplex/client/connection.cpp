@@ -21,7 +21,7 @@ constexpr std::uint32_t kClientMaxFrame = 64u << 20;
 }  // namespace
 
 awaitable<Connection> Connection::open(const net::Endpoint& ep, ClientOptions opt) {
-  net::AnyStream s = co_await [&]() -> awaitable<net::AnyStream> {
+  std::unique_ptr<net::Stream> s = co_await [&]() -> awaitable<std::unique_ptr<net::Stream>> {
     try {
       co_return co_await net::dial(ep);
     } catch (const std::system_error& e) {
@@ -38,14 +38,15 @@ awaitable<std::size_t> Connection::read_some_with_timeout(std::span<std::byte> i
   std::error_code ec;
   std::size_t n = 0;
   if (opt_.timeout.count() > 0) {
-    asio::steady_timer timer(stream_.get_executor(), opt_.timeout);
-    auto r = co_await (stream_.async_read_some(buf, use_tuple) || timer.async_wait(use_tuple));
+    asio::steady_timer timer(stream_->get_executor(), opt_.timeout);
+    auto r = co_await (stream_->read_some(buf) || timer.async_wait(use_tuple));
     if (r.index() == 1)
       throw ClientError(ClientError::Kind::timeout, fmt::format("no reply from {} within {} ms",
                                                                 ep_.url(), opt_.timeout.count()));
-    std::tie(ec, n) = std::get<0>(r);
+    std::tie(ec, n) = std::tuple(std::get<0>(r).ec, std::get<0>(r).n);
   } else {
-    std::tie(ec, n) = co_await stream_.async_read_some(buf, use_tuple);
+    const auto r = co_await stream_->read_some(buf);
+    std::tie(ec, n) = std::tuple(r.ec, r.n);
   }
   if (ec == asio::error::eof)
     throw ClientError(ClientError::Kind::closed,
@@ -64,7 +65,7 @@ awaitable<void> Connection::read_exact(std::span<std::byte> into) {
 }
 
 awaitable<void> Connection::write(const Bytes& frame) {
-  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(frame), use_tuple);
+  auto [ec, n] = co_await stream_->write(asio::buffer(frame));
   if (ec)
     throw ClientError(ClientError::Kind::closed,
                       fmt::format("connection to {} lost: {}", ep_.url(), ec.message()));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -56,7 +57,7 @@ class Connection {
 
   bool framed() const noexcept { return framed_; }
   const wire::Welcome& welcome() const noexcept { return welcome_; }
-  net::AnyStream& stream() noexcept { return stream_; }
+  net::Stream& stream() noexcept { return *stream_; }
 
   /// One upper request and its reply (framed or raw). Throws ClientError.
   awaitable<std::string> upper(std::string_view msg);
@@ -67,16 +68,16 @@ class Connection {
   /// `timeout` applies (zero waits forever).
   awaitable<Frame> read_frame();
   /// Half-closes our side.
-  void shutdown_send() noexcept { stream_.shutdown_send(); }
+  awaitable<void> shutdown_send() { return stream_->shutdown_send(); }
 
  private:
-  Connection(net::AnyStream s, net::Endpoint ep, ClientOptions opt)
+  Connection(std::unique_ptr<net::Stream> s, net::Endpoint ep, ClientOptions opt)
       : stream_(std::move(s)), ep_(std::move(ep)), opt_(std::move(opt)) {}
   awaitable<void> handshake();
   awaitable<std::size_t> read_some_with_timeout(std::span<std::byte> into);
   awaitable<void> read_exact(std::span<std::byte> into);
 
-  net::AnyStream stream_;
+  std::unique_ptr<net::Stream> stream_;
   net::Endpoint ep_;
   ClientOptions opt_;
   bool framed_ = false;

@@ -1,6 +1,8 @@
-// Result<T>: a value or a std::error_code, for the pure layers that never throw.
+// Result<T>: a value, or the error that prevented it (a code plus a one-line detail).
+// The one way duplex reports an error below the apps' edge: no out-parameters, no `why` strings.
 #pragma once
 
+#include <string>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -8,14 +10,35 @@
 
 namespace duplex {
 
-/// Holds either a T or the error that prevented it. Truthy when it holds a value.
+/// Why something failed: a code that callers branch on, and a detail that people read.
+/// `detail` is one line, already naming what failed ("cannot listen on tcp://…: address in use");
+/// when empty, message() falls back to the code's own text.
+struct Failure {
+  std::error_code code;
+  std::string detail;
+
+  std::string message() const { return detail.empty() ? code.message() : detail; }
+};
+
+/// Builds a Failure from any error code or error-code enum, with an optional detail.
+template <class E>
+Failure fail(E e, std::string detail = {}) {
+  if constexpr (std::is_error_code_enum_v<E>) {
+    return Failure{make_error_code(e), std::move(detail)};
+  } else {
+    return Failure{std::error_code(e), std::move(detail)};
+  }
+}
+
+/// Holds either a T or a Failure. Truthy when it holds a value.
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(std::error_code ec) : v_(ec) {}     // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
+  Result(Failure f) : v_(std::move(f)) {}              // NOLINT: implicit by design
+  Result(std::error_code ec) : v_(Failure{ec, {}}) {}  // NOLINT: implicit by design
   template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
-  Result(E e) : v_(std::error_code(make_error_code(e))) {}  // NOLINT: implicit by design
+  Result(E e) : v_(Failure{make_error_code(e), {}}) {}  // NOLINT: implicit by design
 
   explicit operator bool() const noexcept { return v_.index() == 0; }
   bool ok() const noexcept { return v_.index() == 0; }
@@ -27,12 +50,42 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &std::get<0>(v_); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
 
-  /// The error; an empty error_code when the result holds a value.
-  std::error_code error() const noexcept { return ok() ? std::error_code{} : std::get<1>(v_); }
+  /// The error code; empty when the result holds a value.
+  std::error_code error() const noexcept { return ok() ? std::error_code{} : std::get<1>(v_).code; }
+  /// The whole failure (only when !ok()).
+  const Failure& failure() const& { return std::get<1>(v_); }
+  Failure&& failure() && { return std::get<1>(std::move(v_)); }
+  /// One line for a person: the detail, or the code's text. Empty when ok().
+  std::string message() const { return ok() ? std::string() : std::get<1>(v_).message(); }
 
  private:
-  std::variant<T, std::error_code> v_;
+  std::variant<T, Failure> v_;
 };
+
+/// Success or a Failure, for operations that produce no value.
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Failure f) : f_(std::move(f)), failed_(true) {}                      // NOLINT: implicit
+  Result(std::error_code ec) : f_{ec, {}}, failed_(static_cast<bool>(ec)) {}  // NOLINT: implicit
+  template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
+  Result(E e) : f_{make_error_code(e), {}}, failed_(true) {}  // NOLINT: implicit by design
+
+  explicit operator bool() const noexcept { return !failed_; }
+  bool ok() const noexcept { return !failed_; }
+  std::error_code error() const noexcept { return failed_ ? f_.code : std::error_code{}; }
+  const Failure& failure() const& { return f_; }
+  Failure&& failure() && { return std::move(f_); }
+  std::string message() const { return failed_ ? f_.message() : std::string(); }
+
+ private:
+  Failure f_;
+  bool failed_ = false;
+};
+
+using Status = Result<void>;
 
 }  // namespace duplex

@@ -1,13 +1,15 @@
 // Dialer implementation: resolve, try each address in turn, report the last failure in one line.
 #include "duplex/net/dialer.hpp"
 
+#include "duplex/net/socket_stream.hpp"
+
 #include <system_error>
 
 #include <fmt/format.h>
 
 namespace duplex::net {
 
-awaitable<AnyStream> dial(const Endpoint& ep) {
+awaitable<std::unique_ptr<Stream>> dial(const Endpoint& ep) {
   auto ex = co_await asio::this_coro::executor;
   auto fail = [&](std::error_code ec) {
     return std::system_error(ec, fmt::format("cannot connect to {}", ep.url()));
@@ -16,8 +18,7 @@ awaitable<AnyStream> dial(const Endpoint& ep) {
     unix_proto::socket s(ex);
     auto [ec] = co_await s.async_connect(unix_proto::endpoint(ep.path), use_tuple);
     if (ec) throw fail(ec);
-    s.set_option(asio::socket_base::send_buffer_size(kUnixSendBuffer), ec);
-    co_return AnyStream(std::move(s));
+    co_return std::make_unique<SocketStream>(std::move(s));
   }
   if (ep.transport != Transport::tcp)
     throw std::system_error(std::make_error_code(std::errc::protocol_not_supported),
@@ -30,10 +31,7 @@ awaitable<AnyStream> dial(const Endpoint& ep) {
   for (const auto& r : results) {
     ip::tcp::socket s(ex);
     auto [ec] = co_await s.async_connect(r.endpoint(), use_tuple);
-    if (!ec) {
-      s.set_option(ip::tcp::no_delay(true), ec);
-      co_return AnyStream(std::move(s));
-    }
+    if (!ec) co_return std::make_unique<SocketStream>(std::move(s));
     last = ec;
   }
   throw fail(last);

@@ -2,6 +2,8 @@
 // owner-only Unix sockets, stale socket files replaced only when dead).
 #include "duplex/net/listener.hpp"
 
+#include "duplex/net/socket_stream.hpp"
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -129,21 +131,16 @@ Listener::~Listener() {
     ::unlink(bound_.path.c_str());
 }
 
-awaitable<Accepted> Listener::accept(const asio::any_io_executor& ex) {
+awaitable<Result<std::unique_ptr<Stream>>> Listener::accept(const asio::any_io_executor& ex) {
   if (auto* t = std::get_if<ip::tcp::acceptor>(&acceptor_)) {
     auto [ec, s] = co_await t->async_accept(ex, use_tuple);
-    if (ec) co_return Accepted{ec, std::nullopt};
-    s.set_option(ip::tcp::no_delay(true), ec);  // request/reply traffic: don't wait for Nagle
-    co_return Accepted{{}, AnyStream(std::move(s))};
+    if (ec) co_return ec;
+    co_return std::unique_ptr<Stream>(std::make_unique<SocketStream>(std::move(s)));
   }
   auto& u = std::get<unix_proto::acceptor>(acceptor_);
   auto [ec, s] = co_await u.async_accept(ex, use_tuple);
-  if (ec) co_return Accepted{ec, std::nullopt};
-  // Unix stream sockets get no buffer autotuning (TCP does): with the 208 KiB default a bulk
-  // stream wakes the reader for every small skb. 1 MiB is a ceiling, not an allocation; idle
-  // connections cost nothing extra (docs/BENCHMARKS.md: exec bulk output 0.3x -> 0.7x a pipe).
-  s.set_option(asio::socket_base::send_buffer_size(kUnixSendBuffer), ec);
-  co_return Accepted{{}, AnyStream(std::move(s))};
+  if (ec) co_return ec;
+  co_return std::unique_ptr<Stream>(std::make_unique<SocketStream>(std::move(s)));
 }
 
 void Listener::close() noexcept {

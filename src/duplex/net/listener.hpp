@@ -15,11 +15,6 @@
 
 namespace duplex::net {
 
-struct Accepted {
-  std::error_code ec;
-  std::optional<AnyStream> stream;
-};
-
 class Listener {
  public:
   /// Binds and listens. TCP: SO_REUSEADDR (restart binds at once), no SO_REUSEPORT (a second
@@ -36,7 +31,7 @@ class Listener {
   const Endpoint& endpoint() const noexcept { return bound_; }
 
   /// Accepts one connection whose socket runs on `ex` (another thread's io_context).
-  awaitable<Accepted> accept(const asio::any_io_executor& ex);
+  awaitable<Result<std::unique_ptr<Stream>>> accept(const asio::any_io_executor& ex);
 
   int native_handle() {
     return std::visit([](auto& a) { return static_cast<int>(a.native_handle()); }, acceptor_);

@@ -1,92 +1,93 @@
-// AnyStream: one connected byte stream over TCP or a Unix socket. The only place transports differ.
+// Stream: the one interface sessions and clients use for a connected byte stream, whatever carries
+// it (TCP, Unix socket, in-memory pair for tests; TLS later). The only place transports differ.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <span>
 #include <string>
-#include <utility>
-#include <variant>
+#include <system_error>
 
 #include "duplex/net/asio.hpp"
 
 namespace duplex::net {
 
-/// SO_SNDBUF for Unix stream sockets, both ends (see listener.cpp for why).
-inline constexpr int kUnixSendBuffer = 1 << 20;
+/// Who is at the other end, read once when the connection is made (never again through the fd).
+struct Peer {
+  /// For logs and stats: "127.0.0.1:54321", "[::1]:54321", "unix:pid=123,uid=1000", "memory".
+  std::string address;
+  /// Who per-client limits count: the address without its port ("127.0.0.1", "::1"), or
+  /// "uid:1000" on a Unix socket (every connection of one user is one client).
+  std::string client_key;
+  /// The peer process's credentials from the kernel (SO_PEERCRED); Unix sockets only.
+  std::optional<uid_t> uid;
+  std::optional<pid_t> pid;
+};
 
-/// A connected stream socket of any supported transport. Models Asio's AsyncReadStream and
-/// AsyncWriteStream, so asio::async_read/async_write work on it. Not thread-safe: use it from
-/// the executor it was created on.
-class AnyStream {
+/// Outcome of a read or write: `auto [ec, n] = co_await s.read_some(buf);`.
+struct IoResult {
+  std::error_code ec;
+  std::size_t n = 0;
+};
+
+/// A connected, bidirectional byte stream. Every operation runs on get_executor() (one thread);
+/// expected endings (EOF, reset, cancellation) are returned as values, never thrown.
+/// At most one read-side operation (wait_readable, read_some) and one write-side operation
+/// (write, shutdown_send) may be pending at a time; wait_hangup may run beside them.
+class Stream {
  public:
-  using executor_type = asio::any_io_executor;
+  virtual ~Stream() = default;
+  Stream() = default;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
 
-  explicit AnyStream(ip::tcp::socket s) : s_(std::move(s)) {}
-  explicit AnyStream(unix_proto::socket s) : s_(std::move(s)) {}
-  AnyStream(AnyStream&&) noexcept = default;
-  AnyStream& operator=(AnyStream&&) noexcept = default;
+  virtual asio::any_io_executor get_executor() = 0;
 
-  executor_type get_executor() {
-    return std::visit([](auto& s) -> executor_type { return s.get_executor(); }, s_);
+  /// Completes when read_some() would not block: bytes already held above the socket count
+  /// (a TLS layer may have decrypted bytes while the socket is not readable). Takes no buffer, so
+  /// an idle connection holds none.
+  virtual awaitable<std::error_code> wait_readable() = 0;
+  /// Reads at least one byte into `into`; asio::error::eof when the peer finished sending.
+  virtual awaitable<IoResult> read_some(asio::mutable_buffer into) = 0;
+  /// Writes all of `bufs` (gathered into as few system calls as possible).
+  awaitable<IoResult> write(std::span<const asio::const_buffer> bufs) { return write_all(bufs); }
+  awaitable<IoResult> write(asio::const_buffer b) {
+    // A coroutine, so that `b` lives in this frame while the write runs.
+    co_return co_await write_all(std::span<const asio::const_buffer>(&b, 1));
   }
 
-  template <class MutableBuffers, class Token>
-  auto async_read_some(const MutableBuffers& b, Token&& token) {
-    return std::visit([&](auto& s) { return s.async_read_some(b, std::forward<Token>(token)); },
-                      s_);
+  /// Completes when the peer has hung up — finished sending (FIN), reset, or vanished — even
+  /// while bytes it sent earlier are still unread. For watching a peer we are not reading from
+  /// (a command that does not read its stdin). The error says how it ended.
+  virtual awaitable<std::error_code> wait_hangup() = 0;
+
+  /// Graceful end of our sending side: the peer reads EOF after everything written (a TCP or Unix
+  /// half-close; TLS sends close_notify). Errors are ignored: the peer may be gone.
+  virtual awaitable<void> shutdown_send() = 0;
+  /// Pending operations complete with operation_aborted; the stream stays open.
+  virtual void cancel() noexcept = 0;
+  /// Closes at once; pending operations complete with operation_aborted.
+  virtual void close() noexcept = 0;
+  virtual bool is_open() const noexcept = 0;
+
+  /// Probe a silent peer (TCP keepalive): a vanished host then ends the connection with an error
+  /// after about idle + 3 * interval. No-op where the transport cannot vanish (Unix, memory).
+  virtual void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept {
+    (void)idle;
+    (void)interval;
   }
 
-  template <class ConstBuffers, class Token>
-  auto async_write_some(const ConstBuffers& b, Token&& token) {
-    return std::visit([&](auto& s) { return s.async_write_some(b, std::forward<Token>(token)); },
-                      s_);
-  }
+  /// Read once, when the connection was made.
+  const Peer& peer() const noexcept { return peer_; }
 
-  /// Completes when the socket is readable, without taking a buffer: idle connections hold none.
-  template <class Token>
-  auto async_wait_readable(Token&& token) {
-    return std::visit(
-        [&](auto& s) {
-          return s.async_wait(asio::socket_base::wait_read, std::forward<Token>(token));
-        },
-        s_);
-  }
+ protected:
+  /// The transport's gathered write of everything in `bufs`.
+  virtual awaitable<IoResult> write_all(std::span<const asio::const_buffer> bufs) = 0;
 
-  /// Completes when the socket reports an error (e.g. the peer reset it); for watching a peer
-  /// while not reading from it.
-  template <class Token>
-  auto async_wait_error(Token&& token) {
-    return std::visit(
-        [&](auto& s) {
-          return s.async_wait(asio::socket_base::wait_error, std::forward<Token>(token));
-        },
-        s_);
-  }
-
-  bool is_open() const {
-    return std::visit([](const auto& s) { return s.is_open(); }, s_);
-  }
-  bool is_unix() const noexcept { return std::holds_alternative<unix_proto::socket>(s_); }
-  int native_handle() {
-    return std::visit([](auto& s) { return static_cast<int>(s.native_handle()); }, s_);
-  }
-
-  /// Half-close: the peer reads EOF after what was written. Errors are ignored (peer may be gone).
-  void shutdown_send() noexcept;
-  /// Cancels pending operations (they complete with operation_aborted); the socket stays open.
-  void cancel() noexcept;
-  /// Closes the socket; pending operations complete with operation_aborted.
-  void close() noexcept;
-  /// Sets SO_LINGER 0 so close() sends RST (used when a peer is being dropped for abuse).
-  void set_linger_zero() noexcept;
-  /// "127.0.0.1:54321", "[::1]:54321", "unix:pid=123,uid=1000" — for logs and stats.
-  std::string peer_description();
-
-  template <class T>
-  T* get_if() noexcept {
-    return std::get_if<T>(&s_);
-  }
-
- private:
-  std::variant<ip::tcp::socket, unix_proto::socket> s_;
+  Peer peer_;
 };
 
 }  // namespace duplex::net

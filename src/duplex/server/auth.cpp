@@ -10,17 +10,12 @@
 
 namespace duplex::server {
 
-std::optional<uid_t> peer_uid(net::AnyStream& stream) {
-  if (!stream.is_unix()) return std::nullopt;
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(stream.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return std::nullopt;
-  return cred.uid;
+std::optional<uid_t> peer_uid(net::Stream& stream) {
+  return stream.peer().uid;
 }
 
 std::optional<std::string> authenticate(const AuthPolicy& policy, std::string_view token,
-                                        net::AnyStream& stream) {
+                                        net::Stream& stream) {
   if (auto uid = peer_uid(stream);
       uid && std::find(policy.allowed_uids.begin(), policy.allowed_uids.end(), *uid) !=
                  policy.allowed_uids.end())

@@ -21,9 +21,9 @@ struct AuthPolicy {
 /// nullopt means refused. The token is compared in constant time (over SHA-256 digests, so that
 /// not even its length leaks). The peer uid comes from the kernel (SO_PEERCRED), not the client.
 std::optional<std::string> authenticate(const AuthPolicy& policy, std::string_view token,
-                                        net::AnyStream& stream);
+                                        net::Stream& stream);
 
 /// Peer uid of a Unix-socket connection; nullopt for other transports.
-std::optional<uid_t> peer_uid(net::AnyStream& stream);
+std::optional<uid_t> peer_uid(net::Stream& stream);
 
 }  // namespace duplex::server

@@ -51,7 +51,7 @@ class FrameBuffer {
 
 class FramedSession {
  public:
-  FramedSession(net::AnyStream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in)
+  FramedSession(net::Stream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in)
       : stream_(stream),
         state_(state),
         entry_(entry),
@@ -132,12 +132,10 @@ class FramedSession {
       }
       if (in_.empty()) {
         in_.release();
-        auto [wec] = co_await stream_.async_wait_readable(use_tuple);
-        if (wec) co_return co_await ended(wec);
+        if (auto wec = co_await stream_.wait_readable()) co_return co_await ended(wec);
       }
       auto space = in_.prepare(bytes_wanted());
-      auto [ec, n] =
-          co_await stream_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+      auto [ec, n] = co_await stream_.read_some(asio::buffer(space.data(), space.size()));
       if (ec == asio::error::eof) {
         if (in_.empty())
           co_await out_.finish();
@@ -211,7 +209,7 @@ class FramedSession {
           // While the command does not read, we do not read either (backpressure); but a peer
           // that resets meanwhile must still end the session and with it the command.
           auto r = co_await (cmd->write_stdin(Bytes(payload.begin(), payload.end())) ||
-                             stream_.async_wait_error(use_tuple));
+                             stream_.wait_hangup());
           if (r.index() == 1) co_return false;
         }
         co_return true;  // input for a command that already ended is dropped
@@ -321,7 +319,7 @@ class FramedSession {
     co_return false;
   }
 
-  net::AnyStream& stream_;
+  net::Stream& stream_;
   ServerState& state_;
   SessionEntry& entry_;
   FrameBuffer& in_;
@@ -345,7 +343,7 @@ Bytes error_frame(errc code, std::string text) {
 
 // Its own coroutine (see session.cpp), so that the framed session's state lives in a frame that raw
 // sessions never allocate (a coroutine frame holds the locals of every branch).
-awaitable<void> serve_framed(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+awaitable<void> serve_framed(net::Stream& stream, ServerState& state, SessionEntry& entry,
                              PooledBuffer first, std::size_t n) {
   FrameBuffer in(state.limits.read_chunk);
   auto space = in.prepare(n);

@@ -15,7 +15,7 @@
 namespace duplex::server {
 
 /// Serves a framed client whose first `n` bytes are in `first`, until it ends.
-awaitable<void> serve_framed(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+awaitable<void> serve_framed(net::Stream& stream, ServerState& state, SessionEntry& entry,
                              PooledBuffer first, std::size_t n);
 
 /// An encoded ERROR frame with the code's standard text when `text` is empty.

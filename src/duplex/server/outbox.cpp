@@ -15,7 +15,7 @@ awaitable<void> Outbox::finish() {
   co_await ch_.async_send(std::error_code{}, Bytes{}, net::use_tuple);
 }
 
-awaitable<void> Outbox::run(net::AnyStream& stream) {
+awaitable<void> Outbox::run(net::Stream& stream) {
   constexpr std::size_t kMaxBatch = 64;
   std::vector<Bytes> batch;
   std::vector<asio::const_buffer> bufs;
@@ -37,7 +37,7 @@ awaitable<void> Outbox::run(net::AnyStream& stream) {
       bufs.clear();
       for (auto& b : batch)
         bufs.emplace_back(b.data(), b.size());
-      auto [wec, n] = co_await asio::async_write(stream, bufs, net::use_tuple);
+      auto [wec, n] = co_await stream.write(bufs);
       batch.clear();
       if (wec) {
         ch_.close();
@@ -47,7 +47,7 @@ awaitable<void> Outbox::run(net::AnyStream& stream) {
       }
     }
     if (end) {
-      stream.shutdown_send();
+      co_await stream.shutdown_send();
       co_return;
     }
   }

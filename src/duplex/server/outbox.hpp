@@ -30,7 +30,7 @@ class Outbox final : public services::FrameSink {
 
   /// The writer loop. Gathers queued frames into one write. On a write error it closes the
   /// stream so that the session's reader wakes up too.
-  awaitable<void> run(net::AnyStream& stream);
+  awaitable<void> run(net::Stream& stream);
 
  private:
   asio::experimental::channel<void(std::error_code, Bytes)> ch_;

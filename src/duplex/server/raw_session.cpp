@@ -19,38 +19,26 @@ using namespace asio::experimental::awaitable_operators;
 
 // Completes when a raw peer has gone (EOF or error) while we are not reading from it. Data
 // that arrives (a pipelined command) is left for the next read; then only an error can end it.
-awaitable<void> peer_gone(net::AnyStream& stream) {
-  for (;;) {
-    auto [ec] = co_await stream.async_wait_readable(use_tuple);
-    if (ec) co_return;
-    std::byte b{};
-    const auto n = ::recv(stream.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;  // readiness that went away
-    if (n <= 0) co_return;                                       // EOF or error: gone
-    co_await stream.async_wait_error(use_tuple);
-    co_return;
-  }
+awaitable<void> peer_gone(net::Stream& stream) {
+  co_await stream.wait_hangup();
 }
 
 }  // namespace
 
 // The seed's protocol: every chunk read is answered with bytes.upper() of it.
-awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuffer buf,
-                          std::size_t n, std::size_t chunk) {
+awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer buf, std::size_t n,
+                          std::size_t chunk) {
   for (;;) {
     services::to_upper_in_place(std::span(buf.data(), n));
-    auto [wec, written] =
-        co_await asio::async_write(stream, asio::buffer(buf.data(), n), use_tuple);
+    auto [wec, written] = co_await stream.write(asio::buffer(buf.data(), n));
     if (wec) co_return;
     entry.bytes_out += written;
     buf.release();  // hold no buffer while waiting for the next message
-    auto [ec] = co_await stream.async_wait_readable(use_tuple);
-    if (ec) co_return;
+    if (auto ec = co_await stream.wait_readable()) co_return;
     buf = PooledBuffer(chunk);
-    auto [rec, m] =
-        co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    auto [rec, m] = co_await stream.read_some(asio::buffer(buf.data(), buf.size()));
     if (rec == asio::error::eof) {
-      stream.shutdown_send();  // everything was answered; now close our side too
+      co_await stream.shutdown_send();  // everything was answered; now close our side too
       co_return;
     }
     if (rec) co_return;
@@ -62,7 +50,7 @@ awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuf
 
 // The seed's remote_server.py protocol (--raw-exec): each chunk received is a shell command; the
 // reply is its stdout then its stderr. Only on loopback and Unix sockets (checked at start-up).
-awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,
                                PooledBuffer buf, std::size_t n) {
   const std::string key = entry.peer.substr(0, entry.peer.rfind(':'));
   for (;;) {
@@ -88,16 +76,14 @@ awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, Sessi
       spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer, command,
                    reply.size());
     }
-    auto [wec, written] = co_await asio::async_write(stream, asio::buffer(reply), use_tuple);
+    auto [wec, written] = co_await stream.write(asio::buffer(reply));
     if (wec) co_return;
     entry.bytes_out += written;
-    auto [ec] = co_await stream.async_wait_readable(use_tuple);
-    if (ec) co_return;
+    if (auto ec = co_await stream.wait_readable()) co_return;
     buf = PooledBuffer(state.limits.read_chunk);
-    auto [rec, m] =
-        co_await stream.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
+    auto [rec, m] = co_await stream.read_some(asio::buffer(buf.data(), buf.size()));
     if (rec) {
-      if (rec == asio::error::eof) stream.shutdown_send();
+      if (rec == asio::error::eof) co_await stream.shutdown_send();
       co_return;
     }
     entry.bytes_in += m;

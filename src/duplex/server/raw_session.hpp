@@ -12,11 +12,11 @@
 namespace duplex::server {
 
 /// Answers the first chunk (`buf`, `n` bytes) and every later one with its upper-case form.
-awaitable<void> serve_raw(net::AnyStream& stream, SessionEntry& entry, PooledBuffer buf,
+awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer buf,
                           std::size_t n, std::size_t chunk);
 
 /// Runs the first chunk and every later one as a command (--raw-exec); loopback/Unix only.
-awaitable<void> serve_raw_exec(net::AnyStream& stream, ServerState& state, SessionEntry& entry,
+awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,
                                PooledBuffer buf, std::size_t n);
 
 }  // namespace duplex::server

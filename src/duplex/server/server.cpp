@@ -81,7 +81,8 @@ awaitable<void> Server::Impl::accept_loop(net::Listener& listener) {
   std::size_t next = 0;
   for (;;) {
     Worker& worker = workers[next++ % workers.size()];
-    auto [ec, stream] = co_await listener.accept(worker.ctx->get_executor());
+    auto accepted = co_await listener.accept(worker.ctx->get_executor());
+    const std::error_code ec = accepted.error();
     if (state.stopping.load()) co_return;
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
@@ -99,13 +100,14 @@ awaitable<void> Server::Impl::accept_loop(net::Listener& listener) {
       continue;  // ECONNABORTED and friends: that client is gone, the next one is fine
     }
     backoff = std::chrono::milliseconds(10);
+    std::unique_ptr<net::Stream> stream = std::move(*accepted);
     if (state.live.load() >= state.limits.max_connections) {
       state.rejected.fetch_add(1, std::memory_order_relaxed);
       // Bound the work spent on refusals too: past a few hundred, close without a word.
       if (rejecting.load() < 256) {
         rejecting.fetch_add(1);
         auto ex = stream->get_executor();
-        asio::co_spawn(ex, reject_session(std::move(*stream)),
+        asio::co_spawn(ex, reject_session(std::move(stream)),
                        [this](std::exception_ptr) { rejecting.fetch_sub(1); });
       }
       continue;
@@ -113,7 +115,7 @@ awaitable<void> Server::Impl::accept_loop(net::Listener& listener) {
     state.live.fetch_add(1);
     state.accepted.fetch_add(1, std::memory_order_relaxed);
     auto ex = stream->get_executor();
-    asio::co_spawn(ex, run_session(std::move(*stream), state, worker), [](std::exception_ptr e) {
+    asio::co_spawn(ex, run_session(std::move(stream), state, worker), [](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);

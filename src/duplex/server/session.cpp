@@ -17,12 +17,10 @@ using Clock = std::chrono::steady_clock;
 using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
-awaitable<void> serve(net::AnyStream& stream, ServerState& state, SessionEntry& entry) {
-  auto [wec] = co_await stream.async_wait_readable(use_tuple);
-  if (wec) co_return;
+awaitable<void> serve(net::Stream& stream, ServerState& state, SessionEntry& entry) {
+  if (auto wec = co_await stream.wait_readable()) co_return;
   PooledBuffer first(state.limits.read_chunk);
-  auto [ec, n] =
-      co_await stream.async_read_some(asio::buffer(first.data(), first.size()), use_tuple);
+  auto [ec, n] = co_await stream.read_some(asio::buffer(first.data(), first.size()));
   if (ec) co_return;  // closed before saying anything
   entry.bytes_in += n;
   entry.last_read = Clock::now();
@@ -67,12 +65,13 @@ awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout) {
   }
 }
 
-awaitable<void> run_session(net::AnyStream stream, ServerState& state, Worker& worker) {
+awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state,
+                            Worker& worker) {
   SessionEntry entry;
   entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
-  entry.peer = stream.peer_description();
+  entry.peer = stream->peer().address;
   entry.started = entry.last_read = Clock::now();
-  entry.stream = &stream;
+  entry.stream = stream.get();
   worker.sessions.push_front(&entry);
   // Unregisters on every way out, including cancellation at shutdown.
   struct Registration {
@@ -86,29 +85,27 @@ awaitable<void> run_session(net::AnyStream stream, ServerState& state, Worker& w
   } registration{worker, state, worker.sessions.begin()};
   spdlog::debug("session {} from {}: open", entry.id, entry.peer);
 
-  co_await serve(stream, state, entry);
+  co_await serve(*stream, state, entry);
   if (entry.idle_expired) spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer);
-  stream.close();
+  stream->close();
   spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer,
                 entry.bytes_in, entry.bytes_out);
 }
 
-awaitable<void> reject_session(net::AnyStream stream) {
+awaitable<void> reject_session(std::unique_ptr<net::Stream> stream) {
   // Give a framed client a moment to show its first byte, so that it can be told why.
-  asio::steady_timer limit(stream.get_executor(), std::chrono::milliseconds(500));
+  asio::steady_timer limit(stream->get_executor(), std::chrono::milliseconds(500));
   std::array<std::byte, 64> first{};
-  auto r = co_await (stream.async_read_some(asio::buffer(first), use_tuple) ||
-                     limit.async_wait(use_tuple));
+  auto r = co_await (stream->read_some(asio::buffer(first)) || limit.async_wait(use_tuple));
   if (r.index() == 0) {
     auto [ec, n] = std::get<0>(r);
     if (!ec && n > 0 && first[0] == std::byte{0}) {
       auto f = error_frame(errc::too_many_connections, "too many connections; try again later");
       limit.expires_after(std::chrono::milliseconds(500));
-      co_await (asio::async_write(stream, asio::buffer(f), use_tuple) ||
-                limit.async_wait(use_tuple));
+      co_await (stream->write(asio::buffer(f)) || limit.async_wait(use_tuple));
     }
   }
-  stream.close();
+  stream->close();
 }
 
 }  // namespace duplex::server

@@ -24,7 +24,7 @@ struct SessionEntry {
   bool idle_expired = false;                        // set by the worker's idle sweep
   bool busy = false;                                // a command runs: not idle while it does
   std::uint64_t bytes_in = 0, bytes_out = 0;
-  net::AnyStream* stream = nullptr;
+  net::Stream* stream = nullptr;
 };
 
 /// One event-loop thread and the sessions it runs. `sessions` is touched only on that thread.
@@ -40,10 +40,10 @@ struct Worker {
 };
 
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.
-awaitable<void> run_session(net::AnyStream stream, ServerState& state, Worker& worker);
+awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker);
 
 /// Refuses a connection over the limit: a framed client (first byte NUL) gets an ERROR frame
 /// (too_many_connections), anyone else is closed at once.
-awaitable<void> reject_session(net::AnyStream stream);
+awaitable<void> reject_session(std::unique_ptr<net::Stream> stream);
 
 }  // namespace duplex::server
