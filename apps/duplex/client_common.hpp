@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "duplex/client/connection.hpp"
+#include "duplex/core/version.hpp"
 #include "duplex/net/asio.hpp"
 
 namespace duplex::app {
@@ -32,7 +33,7 @@ struct UpperClientFlags {
                  : framed ? client::Protocol::framed
                           : client::Protocol::detect;
     o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
-    o.agent = std::string("duplex/") + DUPLEX_VERSION;
+    o.agent = std::string(duplex::agent());
     return o;
   }
 };

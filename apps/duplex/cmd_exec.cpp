@@ -18,6 +18,7 @@
 #include "client_common.hpp"
 #include "duplex/client/exec_client.hpp"
 #include "duplex/client/terminal.hpp"
+#include "duplex/core/version.hpp"
 
 namespace duplex::app {
 namespace {
@@ -108,7 +109,7 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   }
   req.token = *token;
   req.stdin_fd = o.no_stdin ? -1 : STDIN_FILENO;
-  req.agent = std::string("duplex/") + DUPLEX_VERSION;
+  req.agent = std::string(duplex::agent());
   // Like ssh: Ctrl-C, kill and hang-up reach the remote command; we keep waiting for its exit.
   // A second Ctrl-C within 2 s gives up waiting (the server then kills the command).
   req.forward_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};

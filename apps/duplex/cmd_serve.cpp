@@ -11,6 +11,7 @@
 
 #include "cli.hpp"
 #include "duplex/core/token_file.hpp"
+#include "duplex/core/version.hpp"
 #include "duplex/server/server.hpp"
 
 namespace duplex::app {
@@ -64,7 +65,7 @@ int run_serve(const ServeOptions& o) {
       std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
   cfg.limits.max_frame = o.max_frame;
   cfg.grace = std::chrono::milliseconds(static_cast<std::int64_t>(o.grace_s * 1000));
-  cfg.agent = std::string("duplex/") + DUPLEX_VERSION;
+  cfg.agent = std::string(duplex::agent());
 
   auto& ex = cfg.exec;
   ex.enabled = o.exec;

@@ -14,6 +14,7 @@
 #include "client_common.hpp"
 #include "duplex/client/exec_client.hpp"
 #include "duplex/client/terminal.hpp"
+#include "duplex/core/version.hpp"
 
 namespace duplex::app {
 namespace {
@@ -39,7 +40,7 @@ int run_shell(const ShellOptions& o) {
     return kExitConnection;
   }
   req.token = *token;
-  req.agent = std::string("duplex/") + DUPLEX_VERSION;
+  req.agent = std::string(duplex::agent());
 
   // A PTY even when our stdin is not a terminal (a script driving the shell): the remote side
   // still behaves like an interactive login.

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
+#include "duplex/core/version.hpp"
 
 int main(int argc, char** argv) {
   using namespace duplex::app;
@@ -16,7 +17,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "duplex: a socket toolkit: an upper-case echo server and remote command execution "
       "over TCP, IPv6 and Unix sockets"};
-  app.set_version_flag("--version", std::string("duplex ") + DUPLEX_VERSION);
+  app.set_version_flag("--version", std::string("duplex ") + duplex::version());
   app.require_subcommand(1);
   app.fallthrough();  // -v/-q are accepted after the subcommand too
   auto& v = verbosity();

@@ -2,13 +2,40 @@
 #include "duplex/wire/frame.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "duplex/core/errors.hpp"
 
 namespace duplex::wire {
 
 bool is_known_type(std::uint8_t t) noexcept {
-  return std::string_view(type_name(static_cast<MsgType>(t))) != "unknown";
+  switch (static_cast<MsgType>(t)) {
+    case MsgType::hello:
+    case MsgType::welcome:
+    case MsgType::error:
+    case MsgType::ping:
+    case MsgType::pong:
+    case MsgType::auth:
+    case MsgType::auth_ok:
+    case MsgType::upper_request:
+    case MsgType::upper_reply:
+    case MsgType::exec_start:
+    case MsgType::stdin_data:
+    case MsgType::stdin_eof:
+    case MsgType::stdout_data:
+    case MsgType::stderr_data:
+    case MsgType::signal:
+    case MsgType::window_size:
+    case MsgType::exit:
+    case MsgType::stats_request:
+    case MsgType::stats_reply: return true;
+  }
+  return false;
+}
+
+std::optional<std::uint32_t> announced_length(ByteView in) noexcept {
+  if (in.size() < kHeaderSize) return std::nullopt;
+  return ByteReader(in.first(4)).u32();
 }
 
 const char* type_name(MsgType t) noexcept {
@@ -40,7 +67,7 @@ Decoded decode_frame(ByteView in, std::uint32_t max_payload) noexcept {
   Decoded d;
   if (in.size() < kHeaderSize) return d;
   ByteReader r(in.first(kHeaderSize));
-  const std::uint32_t len = r.u32();
+  const std::uint32_t len = r.u32();  // announced_length(), read with the rest of the header
   const std::uint8_t type = r.u8();
   const std::uint8_t flags = r.u8();
   // Reject before waiting for the payload: a peer announcing 4 GiB must not make us buffer it.

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <system_error>
 
 #include "duplex/core/bytes.hpp"
@@ -43,6 +44,9 @@ enum class MsgType : std::uint8_t {
 
 /// True for the types listed above.
 bool is_known_type(std::uint8_t t) noexcept;
+/// The payload length a frame header announces, once `in` holds a whole header (so a reader
+/// can size its next read); nullopt before that. Not validated: decode_frame() does that.
+std::optional<std::uint32_t> announced_length(ByteView in) noexcept;
 /// Lower-case name for logs ("upper_request"), or "unknown".
 const char* type_name(MsgType t) noexcept;
 

@@ -242,12 +242,22 @@ Result<Exit> decode_exit(ByteView payload) noexcept {
   m.code = static_cast<std::int32_t>(r.u32());
   m.duration_us = r.u64();
   const std::uint8_t limit = r.u8();
-  if (!r.done() || how > static_cast<std::uint8_t>(Exit::How::not_started) ||
+  if (!r.done() || how > static_cast<std::uint8_t>(Exit::How::bad_cwd) ||
       limit > static_cast<std::uint8_t>(Exit::Limit::shutdown))
     return bad<Exit>();
   m.how = static_cast<Exit::How>(how);
   m.limit = static_cast<Exit::Limit>(limit);
   return m;
+}
+
+const char* limit_name(Exit::Limit l) noexcept {
+  switch (l) {
+    case Exit::Limit::none: return "none";
+    case Exit::Limit::timeout: return "timeout";
+    case Exit::Limit::output: return "output";
+    case Exit::Limit::shutdown: return "shutdown";
+  }
+  return "none";
 }
 
 Error make_error(errc code, std::string text) {

@@ -81,10 +81,12 @@ struct WindowSize {
 /// The last frame of a command: sent after both output streams reached EOF and the child was
 /// reaped.
 struct Exit {
-  enum class How : std::uint8_t { exited = 0, signaled = 1, not_started = 2 };
+  /// not_started: the program could not be executed (code = execve's errno);
+  /// bad_cwd: the working directory could not be entered (code = chdir's errno).
+  enum class How : std::uint8_t { exited = 0, signaled = 1, not_started = 2, bad_cwd = 3 };
   enum class Limit : std::uint8_t { none = 0, timeout = 1, output = 2, shutdown = 3 };
   How how = How::exited;
-  std::int32_t code = 0;  // exit status, signal number, or errno when not_started
+  std::int32_t code = 0;  // exit status, signal number, or errno when not_started/bad_cwd
   std::uint64_t duration_us = 0;
   Limit limit = Limit::none;  // which server limit ended the command, if any
   bool operator==(const Exit&) const = default;
@@ -112,6 +114,9 @@ Result<ExecStart> decode_exec_start(ByteView payload) noexcept;
 Result<Signal> decode_signal(ByteView payload) noexcept;
 Result<WindowSize> decode_window_size(ByteView payload) noexcept;
 Result<Exit> decode_exit(ByteView payload) noexcept;
+
+/// The limit's name for logs and JSON: "none", "timeout", "output", "shutdown".
+const char* limit_name(Exit::Limit l) noexcept;
 
 /// An Error message for one of our codes, with the code's standard text when `text` is empty.
 Error make_error(errc code, std::string text = {});
