@@ -342,11 +342,11 @@ TEST(MessagesStrict, StringLengthBeyondPayloadIsBad) {
 
 TEST(MessagesStrict, ExitRejectsOutOfRangeHowAndLimit) {
   Bytes p = payload_of(Exit{});
-  p[0] = std::byte{3};
+  p[0] = std::byte{4};
   expect_bad<Exit>(p);
   p[0] = std::byte{0xff};
   expect_bad<Exit>(p);
-  p[0] = std::byte{2};
+  p[0] = std::byte{3};  // bad_cwd, the last defined `how`
   EXPECT_TRUE(decode_exit(p).ok());
   p.back() = std::byte{4};
   expect_bad<Exit>(p);
