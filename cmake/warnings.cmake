@@ -8,6 +8,13 @@ target_compile_options(duplex_flags INTERFACE
 if(DUPLEX_WERROR)
   target_compile_options(duplex_flags INTERFACE -Werror)
 endif()
+if(DUPLEX_SANITIZE AND DUPLEX_TSAN)
+  message(FATAL_ERROR "DUPLEX_SANITIZE (ASan) and DUPLEX_TSAN cannot be combined")
+endif()
+if(DUPLEX_TSAN)
+  target_compile_options(duplex_flags INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(duplex_flags INTERFACE -fsanitize=thread)
+endif()
 if(DUPLEX_SANITIZE)
   target_compile_options(duplex_flags INTERFACE
     -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)

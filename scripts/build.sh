@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, then configures and builds one preset (release by default).
-# Usage: scripts/build.sh [release|debug|asan]   (extra CMake -D flags via $CMAKE_ARGS)
+# Usage: scripts/build.sh [release|debug|asan|tsan]   (extra CMake -D flags via $CMAKE_ARGS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
