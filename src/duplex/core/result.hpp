@@ -20,14 +20,27 @@ struct Failure {
   std::string message() const { return detail.empty() ? code.message() : detail; }
 };
 
-/// Builds a Failure from any error code or error-code enum, with an optional detail.
+namespace detail {
+/// Error enums a Result takes directly: our errc, asio's, and std::errc.
+template <class E>
+inline constexpr bool is_error_enum_v =
+    std::is_error_code_enum_v<E> || std::is_error_condition_enum_v<E>;
+
+template <class E>
+std::error_code to_error_code(E e) {
+  if constexpr (std::is_same_v<E, std::error_code>) {
+    return e;
+  } else {
+    using std::make_error_code;  // std::errc; other enums are found by ADL
+    return make_error_code(e);
+  }
+}
+}  // namespace detail
+
+/// Builds a Failure from an error_code or an error enum, with an optional one-line detail.
 template <class E>
 Failure fail(E e, std::string detail = {}) {
-  if constexpr (std::is_error_code_enum_v<E>) {
-    return Failure{make_error_code(e), std::move(detail)};
-  } else {
-    return Failure{std::error_code(e), std::move(detail)};
-  }
+  return Failure{detail::to_error_code(e), std::move(detail)};
 }
 
 /// Holds either a T or a Failure. Truthy when it holds a value.
@@ -37,8 +50,8 @@ class [[nodiscard]] Result {
   Result(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
   Result(Failure f) : v_(std::move(f)) {}              // NOLINT: implicit by design
   Result(std::error_code ec) : v_(Failure{ec, {}}) {}  // NOLINT: implicit by design
-  template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
-  Result(E e) : v_(Failure{make_error_code(e), {}}) {}  // NOLINT: implicit by design
+  template <class E, class = std::enable_if_t<detail::is_error_enum_v<E>>>
+  Result(E e) : v_(Failure{detail::to_error_code(e), {}}) {}  // NOLINT: implicit by design
 
   explicit operator bool() const noexcept { return v_.index() == 0; }
   bool ok() const noexcept { return v_.index() == 0; }
@@ -71,8 +84,8 @@ class [[nodiscard]] Result<void> {
   Result() = default;
   Result(Failure f) : f_(std::move(f)), failed_(true) {}                      // NOLINT: implicit
   Result(std::error_code ec) : f_{ec, {}}, failed_(static_cast<bool>(ec)) {}  // NOLINT: implicit
-  template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
-  Result(E e) : f_{make_error_code(e), {}}, failed_(true) {}  // NOLINT: implicit by design
+  template <class E, class = std::enable_if_t<detail::is_error_enum_v<E>>>
+  Result(E e) : f_{detail::to_error_code(e), {}}, failed_(true) {}  // NOLINT: implicit by design
 
   explicit operator bool() const noexcept { return !failed_; }
   bool ok() const noexcept { return !failed_; }
