@@ -38,6 +38,10 @@ std::string seconds_text(std::chrono::milliseconds d) {
   return fmt::format("{:g} s", static_cast<double>(d.count()) / 1000.0);
 }
 
+std::string commands_text(std::size_t n) {
+  return fmt::format("{} command{}", n, n == 1 ? "" : "s");
+}
+
 }  // namespace
 
 struct CommandSlot::Client {
@@ -181,10 +185,11 @@ awaitable<Result<CommandSlot>> CommandSlots::acquire_with(std::string client_key
       co_return CommandSlot(shared, c);
     }
     if (c->queue.size() >= limits.max_queued_per_client) {
-      auto f = fail(errc::limit_exceeded,
-                    fmt::format("command queue full: {} commands running and {} waiting for this "
-                                "client (queue limit {})",
-                                c->running, c->queue.size(), limits.max_queued_per_client));
+      auto f = fail(
+          errc::limit_exceeded,
+          fmt::format("command queue full: {} running and {} waiting for this client "
+                      "(queue limit {})",
+                      commands_text(c->running), c->queue.size(), limits.max_queued_per_client));
       shared->forget_if_idle(*c);
       co_return f;
     }
@@ -233,16 +238,14 @@ awaitable<Result<CommandSlot>> CommandSlots::acquire_with(std::string client_key
       woken = shared->grant();
       if (ec) {
         result = fail(asio::error::operation_aborted, "cancelled while waiting for a command slot");
-      } else if (client_full) {
-        result = fail(errc::limit_exceeded,
-                      fmt::format("command queue wait limit ({}) reached; {} commands running for "
-                                  "this client",
-                                  seconds_text(limits.max_queue_wait), running));
       } else {
-        result = fail(errc::limit_exceeded,
-                      fmt::format("command queue wait limit ({}) reached; {} commands running on "
-                                  "this server",
-                                  seconds_text(limits.max_queue_wait), server_running));
+        const std::string where =
+            client_full ? fmt::format("{} running for this client", commands_text(running))
+                        : fmt::format("{} running on this server (limit {})",
+                                      commands_text(server_running), limits.max_commands);
+        result =
+            fail(errc::limit_exceeded, fmt::format("command queue wait limit ({}) reached; {}",
+                                                   seconds_text(limits.max_queue_wait), where));
       }
     }
   }

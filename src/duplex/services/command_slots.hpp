@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
@@ -27,7 +28,8 @@ class CommandSlots;
 class CommandSlot {
  public:
   CommandSlot() = default;
-  CommandSlot(CommandSlot&& o) noexcept = default;
+  CommandSlot(CommandSlot&& o) noexcept
+      : shared_(std::move(o.shared_)), client_(std::exchange(o.client_, nullptr)) {}
   CommandSlot& operator=(CommandSlot&& o) noexcept;
   CommandSlot(const CommandSlot&) = delete;
   CommandSlot& operator=(const CommandSlot&) = delete;
