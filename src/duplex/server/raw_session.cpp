@@ -56,17 +56,25 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
   for (;;) {
     std::string command(reinterpret_cast<const char*>(buf.data()), n);
     buf.release();
-    std::string why;
     Bytes reply;
-    if (!state.commands.acquire(key, state.exec, why)) {
-      const std::string msg = "duplex: " + why + "\n";
+    // Waiting for a slot is not idleness: the idle sweep leaves a busy session alone.
+    entry.busy = true;
+    auto slot = co_await (state.commands.acquire(key, state.exec) || peer_gone(stream));
+    if (slot.index() == 1) {
+      entry.busy = false;
+      spdlog::info("exec (raw): peer={} went away while its command {:?} waited", entry.peer,
+                   command);
+      co_return;
+    }
+    if (auto& got = std::get<0>(slot); !got) {
+      entry.busy = false;
+      const std::string msg = "duplex: " + got.message() + "\n";
       reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
     } else {
-      entry.busy = true;
       auto r =
           co_await (services::run_raw_command(command, state.exec.policy) || peer_gone(stream));
       entry.busy = false;
-      state.commands.release(key);
+      got->release();
       if (r.index() == 1) {
         // Cancelling run_raw_command destroyed the command: its group was killed and reaped.
         spdlog::info("exec (raw): peer={} went away; command {:?} ended", entry.peer, command);

@@ -167,8 +167,13 @@ std::size_t CommandSlots::queued() const {
   return shared_->waiting;
 }
 
-awaitable<Result<CommandSlot>> CommandSlots::acquire_with(std::string client_key,
-                                                          SlotLimits limits) {
+awaitable<Result<CommandSlot>> CommandSlots::acquire(std::string client_key,
+                                                     const ExecSettings& s) {
+  return acquire(std::move(client_key), SlotLimits{s.max_commands, s.max_commands_per_client,
+                                                   s.max_queued_per_client, s.max_queue_wait});
+}
+
+awaitable<Result<CommandSlot>> CommandSlots::acquire(std::string client_key, SlotLimits limits) {
   using Client = CommandSlot::Client;
   auto shared = shared_;
   auto ex = co_await asio::this_coro::executor;

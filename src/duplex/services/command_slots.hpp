@@ -10,10 +10,11 @@
 
 #include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
+#include "duplex/services/exec_settings.hpp"
 
 namespace duplex::services {
 
-/// The numbers CommandSlots enforces (taken from the exec settings on every acquire).
+/// The numbers CommandSlots enforces (ExecSettings' four limits).
 struct SlotLimits {
   std::size_t max_commands = 64;            // running at once on this server
   std::size_t max_commands_per_client = 8;  // running at once for one client
@@ -66,13 +67,9 @@ class CommandSlots {
   /// handlers on two threads at once (one thread per io_context, or a strand). A cancelled
   /// wait (asio cancellation, or the `||` lost) leaves the queue and fails with
   /// operation_aborted.
-  template <class Settings>
-  awaitable<Result<CommandSlot>> acquire(std::string client_key, const Settings& s) {
-    return acquire_with(std::move(client_key),
-                        SlotLimits{s.max_commands, s.max_commands_per_client,
-                                   s.max_queued_per_client, s.max_queue_wait});
-  }
-  awaitable<Result<CommandSlot>> acquire_with(std::string client_key, SlotLimits limits);
+  awaitable<Result<CommandSlot>> acquire(std::string client_key, const ExecSettings& s);
+  /// The same with the numbers alone.
+  awaitable<Result<CommandSlot>> acquire(std::string client_key, SlotLimits limits);
 
   /// Commands holding a slot now.
   std::size_t running() const;
