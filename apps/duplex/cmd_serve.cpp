@@ -13,6 +13,7 @@
 #include "duplex/core/token_file.hpp"
 #include "duplex/core/version.hpp"
 #include "duplex/server/server.hpp"
+#include "duplex/services/exec_settings.hpp"
 
 namespace duplex::app {
 namespace {
@@ -30,6 +31,9 @@ struct ServeOptions {
   std::vector<uid_t> allow_uids;
   std::size_t max_commands = 64;
   std::size_t max_commands_per_client = 8;
+  std::size_t max_queued_per_client = services::ExecSettings{}.max_queued_per_client;
+  double max_queue_wait_s =
+      std::chrono::duration<double>(services::ExecSettings{}.max_queue_wait).count();
   double command_timeout_s = 0;
   std::uint64_t max_output = 0;
   double kill_grace_s = 1.0;
@@ -72,6 +76,9 @@ int run_serve(const ServeOptions& o) {
   ex.raw = o.raw_exec;
   ex.max_commands = o.max_commands;
   ex.max_commands_per_client = o.max_commands_per_client;
+  ex.max_queued_per_client = o.max_queued_per_client;
+  ex.max_queue_wait =
+      std::chrono::milliseconds(static_cast<std::int64_t>(o.max_queue_wait_s * 1000));
   ex.policy.max_timeout =
       std::chrono::milliseconds(static_cast<std::int64_t>(o.command_timeout_s * 1000));
   ex.policy.max_output = o.max_output;
@@ -160,6 +167,15 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "Commands running at once per client address or uid")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  cmd->add_option("--max-queued-per-client", o->max_queued_per_client,
+                  "Commands of one client that may wait for a free slot when it (or the server) "
+                  "runs as many as allowed; one more is refused at once (0: refuse at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--max-queue-wait", o->max_queue_wait_s,
+                  "Seconds a waiting command may wait for a free slot before it is refused")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
   cmd->add_option("--command-timeout", o->command_timeout_s,
                   "Longest a command may run, in seconds, before SIGTERM (0: no limit)")
       ->capture_default_str()
