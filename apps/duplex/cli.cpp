@@ -9,9 +9,8 @@
 namespace duplex::app {
 
 net::Endpoint parse_url(const std::string& url) {
-  std::string why;
-  auto ep = net::parse_endpoint(url, &why);
-  if (!ep) throw UsageError(fmt::format("bad URL '{}': {}", url, why));
+  auto ep = net::parse_endpoint(url);
+  if (!ep) throw UsageError(fmt::format("bad URL '{}': {}", url, ep.message()));
   return *ep;
 }
 

@@ -36,8 +36,8 @@ struct Endpoint {
 };
 
 /// Parses `tcp://HOST:PORT`, `HOST:PORT` (= tcp), `tcp://[V6]:PORT`, `udp://HOST:PORT`,
-/// `unix:///abs/path`, `unixgram:///abs/path`. On failure the error is errc::bad_url and
-/// `why` (if given) receives a short reason naming what is wrong ("port 70000 is out of range").
-Result<Endpoint> parse_endpoint(std::string_view url, std::string* why = nullptr);
+/// `unix:///abs/path`, `unixgram:///abs/path`. On failure the code is errc::bad_url and the
+/// detail is a short reason naming what is wrong ("port 70000 is out of range (0-65535)").
+Result<Endpoint> parse_endpoint(std::string_view url);
 
 }  // namespace duplex::net

@@ -32,10 +32,10 @@ using namespace std::string_literals;
 /// The invariants every outcome must satisfy, whatever the input: an error is bad_url with a
 /// one-line, bounded, non-empty reason; a value prints to a URL that parses back to itself.
 void check_invariants(std::string_view input) {
-  std::string why;
-  auto r = parse_endpoint(input, &why);
+  auto r = parse_endpoint(input);
   if (!r) {
     EXPECT_EQ(r.error(), errc::bad_url);
+    const std::string& why = r.failure().detail;
     EXPECT_FALSE(why.empty());
     EXPECT_LT(why.size(), 400U) << "reason must stay one short line";
     EXPECT_EQ(why.find('\n'), std::string::npos);
@@ -55,9 +55,8 @@ void check_invariants(std::string_view input) {
     EXPECT_FALSE(e.host.empty());
     EXPECT_TRUE(e.path.empty());
   }
-  std::string why2;
-  auto again = parse_endpoint(e.url(), &why2);
-  ASSERT_TRUE(again) << "url() " << e.url() << " does not parse: " << why2;
+  auto again = parse_endpoint(e.url());
+  ASSERT_TRUE(again) << "url() " << e.url() << " does not parse: " << again.message();
   EXPECT_EQ(*again, e) << e.url();
 }
 
@@ -71,20 +70,20 @@ struct Good {
 };
 
 Endpoint must_parse(std::string_view url) {
-  std::string why;
-  auto r = parse_endpoint(url, &why);
-  EXPECT_TRUE(r) << "'" << url << "': " << why;
+  auto r = parse_endpoint(url);
+  EXPECT_TRUE(r) << "'" << url << "': " << r.message();
   return r ? *r : Endpoint{};
 }
 
 /// Asserts `url` is rejected with errc::bad_url and a reason holding every one of `words`.
 void expect_bad(std::string_view url, std::initializer_list<std::string_view> words) {
   SCOPED_TRACE("input: '" + std::string(url) + "'");
-  std::string why;
-  auto r = parse_endpoint(url, &why);
+  auto r = parse_endpoint(url);
   ASSERT_FALSE(r) << "accepted as " << r->url();
   EXPECT_EQ(r.error(), errc::bad_url);
   EXPECT_EQ(r.error().message(), "bad URL");
+  const std::string& why = r.failure().detail;
+  EXPECT_EQ(r.message(), why) << "the detail is what a person reads";
   for (std::string_view w : words) {
     EXPECT_NE(why.find(w), std::string::npos) << "reason '" << why << "' lacks '" << w << "'";
   }
@@ -151,23 +150,24 @@ const std::vector<Good>& good_cases() {
 TEST(EndpointParse, AcceptsEveryForm) {
   for (const Good& g : good_cases()) {
     SCOPED_TRACE("input: '" + g.input + "'");
-    std::string why = "untouched";
-    auto r = parse_endpoint(g.input, &why);
-    ASSERT_TRUE(r) << why;
+    auto r = parse_endpoint(g.input);
+    ASSERT_TRUE(r) << r.message();
     EXPECT_EQ(r->transport, g.transport);
     EXPECT_EQ(r->host, g.host);
     EXPECT_EQ(r->port, g.port);
     EXPECT_EQ(r->path, g.path);
     EXPECT_EQ(r->url(), g.canonical);
-    EXPECT_EQ(why, "untouched") << "why is only written on failure";
+    EXPECT_EQ(r.message(), "") << "no message when it parsed";
   }
 }
 
-TEST(EndpointParse, WorksWithoutAReasonString) {
+TEST(EndpointParse, FailureCarriesTheCodeAndTheReason) {
   EXPECT_TRUE(parse_endpoint("tcp://127.0.0.1:1"));
   auto r = parse_endpoint("tcp://127.0.0.1:70000");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::bad_url);
+  EXPECT_EQ(r.failure().detail, "port 70000 is out of range (0-65535)");
+  EXPECT_EQ(r.message(), "port 70000 is out of range (0-65535)");
 }
 
 TEST(EndpointParse, AcceptsLimitsExactly) {
@@ -322,6 +322,15 @@ TEST(EndpointParse, RejectsInvalidIpv4) {
   expect_bad(".1.2.3:80", {"empty octet"});
   expect_bad("01.2.3.4:80", {"octet '01'", "leading zero"});
   expect_bad("1.2.3." + std::string(40, '9') + ":80", {"out of range (0-255)"});
+  expect_bad("1.2.3.256:80", {"octet '256'", "out of range"});
+  expect_bad("1.2.3.4.5.6:80", {"must have 4 parts, not 6"});
+  expect_bad("1.2.3.00:80", {"octet '00'", "leading zero"});
+  expect_bad("1.2.3.:80", {"empty octet"});
+}
+
+TEST(EndpointParse, AcceptsEveryValidIpv4Edge) {
+  for (const char* host : {"0.0.0.0", "255.255.255.255", "1.2.3.4", "10.0.0.255", "199.250.249.0"})
+    EXPECT_EQ(must_parse(std::string(host) + ":1").host, host);
 }
 
 TEST(EndpointParse, RejectsInvalidHostName) {
@@ -387,9 +396,10 @@ TEST(EndpointParse, RejectsUnixPathTooLong) {
 }
 
 TEST(EndpointParse, ShortensLongInputInReasons) {
-  std::string why;
   const std::string huge(1 << 20, 'a');
-  ASSERT_FALSE(parse_endpoint(huge, &why));
+  auto r = parse_endpoint(huge);
+  ASSERT_FALSE(r);
+  const std::string& why = r.failure().detail;
   EXPECT_LT(why.size(), 200U) << why;
   EXPECT_NE(why.find("missing port"), std::string::npos) << why;
   EXPECT_NE(why.find("..."), std::string::npos) << why;
@@ -436,8 +446,7 @@ TEST(EndpointGarbage, OnlyPunctuation) {
     for (const std::string& s : level) {
       for (char c : punct) {
         next.push_back(s + c);
-        std::string why;
-        EXPECT_FALSE(parse_endpoint(next.back(), &why)) << next.back();
+        EXPECT_FALSE(parse_endpoint(next.back())) << next.back();
         check_invariants(next.back());
       }
     }
