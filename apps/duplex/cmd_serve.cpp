@@ -111,9 +111,8 @@ int run_serve(const ServeOptions& o) {
         "--raw-exec: anyone who can connect runs commands as this user, without authentication");
 
   server::Server server(std::move(cfg));
-  std::string why;
-  if (!server.open(why)) {
-    spdlog::error("{}", why);
+  if (auto opened = server.open(); !opened) {
+    spdlog::error("{}", opened.message());
     return kExitFailure;
   }
   // The contract with scripts and tests: one line per listener, once every listener is ready.

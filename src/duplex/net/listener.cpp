@@ -17,19 +17,25 @@
 namespace duplex::net {
 namespace {
 
-std::string describe_bind_error(const Endpoint& ep, const std::error_code& ec) {
+Failure bind_failure(const Endpoint& ep, const std::error_code& ec) {
   // Asio 1.22's "asio.system" category does not compare equal to std::errc: use errno values.
   if (ec.value() == EADDRINUSE)
-    return fmt::format("cannot listen on {}: address already in use (is another server running?)",
-                       ep.url());
-  if (ec.value() == EACCES) return fmt::format("cannot listen on {}: permission denied", ep.url());
+    return fail(ec, fmt::format("cannot listen on {}: address already in use (is another "
+                                "server running?)",
+                                ep.url()));
+  if (ec.value() == EACCES)
+    return fail(ec, fmt::format("cannot listen on {}: permission denied", ep.url()));
   if (ec.value() == EADDRNOTAVAIL)
-    return fmt::format("cannot listen on {}: address not available on this machine", ep.url());
-  return fmt::format("cannot listen on {}: {}", ep.url(), ec.message());
+    return fail(
+        ec, fmt::format("cannot listen on {}: address not available on this machine", ep.url()));
+  return fail(ec, fmt::format("cannot listen on {}: {}", ep.url(), ec.message()));
 }
 
-Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint& ep,
-                                           std::string& why) {
+std::error_code errno_code(int e) noexcept {
+  return {e, std::system_category()};
+}
+
+Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint& ep) {
   std::error_code ec;
   auto addr = asio::ip::make_address(ep.host, ec);
   if (!ec) return ip::tcp::endpoint(addr, ep.port);
@@ -37,26 +43,26 @@ Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint
   auto results =
       resolver.resolve(ep.host, std::to_string(ep.port),
                        ip::tcp::resolver::passive | ip::tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) {
-    why = fmt::format("cannot listen on {}: cannot resolve '{}'", ep.url(), ep.host);
-    return ec ? ec : std::make_error_code(std::errc::address_not_available);
-  }
+  if (ec || results.empty())
+    return fail(ec ? ec : errno_code(EADDRNOTAVAIL),
+                fmt::format("cannot listen on {}: cannot resolve '{}'", ep.url(), ep.host));
   return results.begin()->endpoint();
 }
 
 // Unix socket files outlive crashed servers. Replace one only when connecting to it is refused,
 // so that starting a second server never steals a live server's address.
-bool prepare_unix_path(const std::string& path, std::string& why) {
+Status prepare_unix_path(const std::string& path) {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return true;  // nothing there
-  if (!S_ISSOCK(st.st_mode)) {
-    why = fmt::format("cannot listen on unix://{}: the path exists and is not a socket", path);
-    return false;
-  }
+  if (::lstat(path.c_str(), &st) != 0) return {};  // nothing there
+  if (!S_ISSOCK(st.st_mode))
+    return fail(
+        errno_code(EADDRINUSE),
+        fmt::format("cannot listen on unix://{}: the path exists and is not a socket", path));
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    why = fmt::format("cannot listen on unix://{}: {}", path, std::strerror(errno));
-    return false;
+    const int err = errno;
+    return fail(errno_code(err),
+                fmt::format("cannot listen on unix://{}: {}", path, std::strerror(err)));
   }
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
@@ -64,43 +70,37 @@ bool prepare_unix_path(const std::string& path, std::string& why) {
   const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
   const int err = errno;
   ::close(fd);
-  if (rc == 0) {
-    why = fmt::format("cannot listen on unix://{}: another server is listening there", path);
-    return false;
-  }
-  if (err != ECONNREFUSED) {
-    why = fmt::format("cannot listen on unix://{}: existing socket file: {}", path,
-                      std::strerror(err));
-    return false;
-  }
+  if (rc == 0)
+    return fail(errno_code(EADDRINUSE),
+                fmt::format("cannot listen on unix://{}: another server is listening there", path));
+  if (err != ECONNREFUSED)
+    return fail(errno_code(err), fmt::format("cannot listen on unix://{}: existing socket file: {}",
+                                             path, std::strerror(err)));
   ::unlink(path.c_str());
-  return true;
+  return {};
 }
 
 }  // namespace
 
-Result<Listener> Listener::open(asio::io_context& ctx, const Endpoint& ep, std::string& why) {
+Result<Listener> Listener::open(asio::io_context& ctx, const Endpoint& ep) {
   std::error_code ec;
   if (ep.transport == Transport::tcp) {
-    auto where = resolve_for_bind(ctx, ep, why);
-    if (!where) return where.error();
+    auto where = resolve_for_bind(ctx, ep);
+    if (!where) return std::move(where).failure();
     ip::tcp::acceptor a(ctx);
     a.open(where->protocol(), ec);
     if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec && where->protocol() == ip::tcp::v6()) a.set_option(asio::ip::v6_only(true), ec);
     if (!ec) a.bind(*where, ec);
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      why = describe_bind_error(ep, ec);
-      return ec;
-    }
+    if (ec) return bind_failure(ep, ec);
     Endpoint bound = ep;
     bound.port = a.local_endpoint().port();
     bound.host = where->address().to_string();
     return Listener(std::move(a), std::move(bound));
   }
   if (ep.transport == Transport::unix_stream) {
-    if (!prepare_unix_path(ep.path, why)) return std::make_error_code(std::errc::address_in_use);
+    if (auto ready = prepare_unix_path(ep.path); !ready) return std::move(ready).failure();
     unix_proto::acceptor a(ctx);
     a.open(unix_proto(), ec);
     if (!ec) {
@@ -110,17 +110,14 @@ Result<Listener> Listener::open(asio::io_context& ctx, const Endpoint& ep, std::
       ::umask(old);
     }
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      why = describe_bind_error(ep, ec);
-      return ec;
-    }
+    if (ec) return bind_failure(ep, ec);
     Listener l(std::move(a), ep);
     struct stat st {};
     if (::stat(ep.path.c_str(), &st) == 0) l.owned_path_id_ = {st.st_dev, st.st_ino};
     return l;
   }
-  why = fmt::format("cannot listen on {}: datagram transports are not served yet", ep.url());
-  return std::make_error_code(std::errc::protocol_not_supported);
+  return fail(errno_code(EPROTONOSUPPORT),
+              fmt::format("cannot listen on {}: not a stream transport", ep.url()));
 }
 
 Listener::~Listener() {

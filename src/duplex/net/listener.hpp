@@ -20,8 +20,9 @@ class Listener {
   /// Binds and listens. TCP: SO_REUSEADDR (restart binds at once), no SO_REUSEPORT (a second
   /// server on the port is refused), IPv6 sockets are v6-only. Unix: the socket file is made
   /// owner-only (0600); a stale file is replaced only when no server answers on it; the file is
-  /// removed when the Listener is destroyed. On failure `why` gets a one-line reason.
-  static Result<Listener> open(asio::io_context& ctx, const Endpoint& ep, std::string& why);
+  /// removed when the Listener is destroyed. A failure's detail is one line naming the address
+  /// ("cannot listen on tcp://127.0.0.1:80: permission denied").
+  static Result<Listener> open(asio::io_context& ctx, const Endpoint& ep);
 
   Listener(Listener&&) noexcept = default;
   Listener& operator=(Listener&&) noexcept = default;

@@ -1,7 +1,9 @@
-// IoPool implementation.
+// IoPool implementation: the threads, their loops and the Workers on them.
 #include "duplex/server/io_pool.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include "duplex/server/session.hpp"
 
 namespace duplex::server {
 
@@ -11,11 +13,16 @@ IoPool::IoPool(std::size_t threads) {
     // Concurrency hint 1: each context is driven by exactly one thread, so Asio can skip locking.
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     guards_.emplace_back(contexts_.back()->get_executor());
+    workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->ctx = contexts_.back().get();
   }
 }
 
 IoPool::~IoPool() {
   stop();
+  // Destroying a context destroys the session frames still in it, whose registrations unlink
+  // themselves from their Worker: the contexts go first, explicitly.
+  contexts_.clear();
 }
 
 void IoPool::start() {
@@ -43,8 +50,8 @@ void IoPool::stop() {
   threads_.clear();
 }
 
-asio::io_context& IoPool::next() noexcept {
-  return *contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+Worker& IoPool::next() noexcept {
+  return *workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
 }
 
 }  // namespace duplex::server

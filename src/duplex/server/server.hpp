@@ -1,4 +1,4 @@
-// Server: listeners, the worker threads, signals and graceful stop. Owns every session's lifetime.
+// Server: a front per --listen address, the workers, signals, graceful stop; owns every session.
 #pragma once
 
 #include <chrono>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "duplex/core/limits.hpp"
+#include "duplex/core/result.hpp"
 #include "duplex/net/endpoint.hpp"
 #include "duplex/server/session.hpp"
 
@@ -28,8 +29,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// Binds every listener. On failure `why` holds a one-line reason and nothing listens.
-  bool open(std::string& why);
+  /// Binds every --listen address. On failure nothing listens, and the detail is one line
+  /// naming the address ("cannot listen on tcp://127.0.0.1:80: permission denied").
+  Status open();
   /// The bound URLs in --listen order, with real ports (valid after open()).
   std::vector<std::string> urls() const;
   /// Serves until SIGINT/SIGTERM or stop(): then stops accepting, closes sessions, waits up to

@@ -1,0 +1,24 @@
+// open_front: the one place that chooses a front by transport.
+#include "duplex/server/front.hpp"
+
+#include <cerrno>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "duplex/server/stream_front.hpp"
+
+namespace duplex::server {
+
+Result<std::unique_ptr<Front>> open_front(const net::Endpoint& ep, const FrontContext& ctx) {
+  switch (ep.transport) {
+    case net::Transport::tcp:
+    case net::Transport::unix_stream: return open_stream_front(ep, ctx);
+    case net::Transport::udp:
+    case net::Transport::unix_dgram: break;
+  }
+  return fail(std::error_code(EPROTONOSUPPORT, std::system_category()),
+              fmt::format("cannot listen on {}: datagram transports are not served yet", ep.url()));
+}
+
+}  // namespace duplex::server

@@ -1,0 +1,49 @@
+// Front: serves one bound address of the server, whatever carries it: an accept loop for stream
+// transports (stream_front.cpp); later one socket serving many peers for datagrams. Server::Impl
+// only opens, starts and closes fronts; adding a transport adds a front, not a server rewrite.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "duplex/core/result.hpp"
+#include "duplex/net/asio.hpp"
+#include "duplex/net/endpoint.hpp"
+
+namespace duplex::server {
+
+struct ServerState;
+class IoPool;
+class Refusals;
+
+/// What every front shares with its server; all of it outlives the fronts.
+struct FrontContext {
+  asio::io_context& control;  // the fronts' loop: one thread, also runs signals and the stop
+  ServerState& state;         // limits, counters, `stopping`
+  IoPool& pool;               // sessions run on its workers, each on one for its whole life
+  Refusals& refusals;         // connections over --max-connections: bound and log
+};
+
+class Front {
+ public:
+  virtual ~Front() = default;
+  Front() = default;
+  Front(const Front&) = delete;
+  Front& operator=(const Front&) = delete;
+
+  /// The bound address, with the real port when port 0 was asked.
+  virtual const net::Endpoint& endpoint() const noexcept = 0;
+  std::string url() const { return endpoint().url(); }
+  /// Starts serving on the control loop and returns at once. Control thread.
+  virtual void start() = 0;
+  /// Stops taking new peers; what is pending ends soon after on the control loop, so the front
+  /// must live until that loop has returned. Sessions already started are not touched: the
+  /// server's stop sequence closes those. Control thread.
+  virtual void close() noexcept = 0;
+};
+
+/// Binds `ep` and returns the front that serves it. A failure's detail is one line naming the
+/// address ("cannot listen on udp://127.0.0.1:9: datagram transports are not served yet").
+Result<std::unique_ptr<Front>> open_front(const net::Endpoint& ep, const FrontContext& ctx);
+
+}  // namespace duplex::server

@@ -1,0 +1,137 @@
+// Stream front: the accept loop. Runs on the control loop; sessions run on the workers.
+#include "duplex/server/stream_front.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <exception>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "duplex/net/listener.hpp"
+#include "duplex/proc/unique_fd.hpp"
+#include "duplex/server/io_pool.hpp"
+#include "duplex/server/refusals.hpp"
+#include "duplex/server/session.hpp"
+#include "duplex/server/state.hpp"
+
+namespace duplex::server {
+namespace {
+
+using net::use_tuple;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kFirstBackoff{10};
+constexpr milliseconds kMaxBackoff{1000};
+
+proc::UniqueFd open_spare() noexcept {
+  return proc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+}
+
+class StreamFront final : public Front {
+ public:
+  StreamFront(net::Listener listener, const FrontContext& ctx)
+      : listener_(std::move(listener)), ctx_(ctx), backoff_timer_(ctx.control) {}
+
+  const net::Endpoint& endpoint() const noexcept override { return listener_.endpoint(); }
+
+  void start() override {
+    asio::co_spawn(ctx_.control, accept_loop(), [url = url()](std::exception_ptr e) {
+      if (e) spdlog::error("accept loop on {} ended unexpectedly", url);
+    });
+  }
+
+  void close() noexcept override {
+    listener_.close();
+    backoff_timer_.cancel();  // a loop backing off from EMFILE ends now, not up to 1 s later
+  }
+
+ private:
+  awaitable<void> accept_loop();
+  void admit(std::unique_ptr<net::Stream> stream, Worker& worker);
+  void shed_one();
+
+  net::Listener listener_;
+  FrontContext ctx_;
+  asio::steady_timer backoff_timer_;
+  // Held so that when accept fails for want of fds, one can be freed to accept-and-close a client.
+  proc::UniqueFd spare_ = open_spare();
+};
+
+awaitable<void> StreamFront::accept_loop() {
+  auto backoff = kFirstBackoff;
+  for (;;) {
+    Worker& worker = ctx_.pool.next();
+    auto accepted = co_await listener_.accept(worker.ctx->get_executor());
+    const std::error_code ec = accepted.error();
+    if (ctx_.state.stopping.load()) co_return;
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Asio 1.22's own "asio.system" category does not compare equal to std::errc: use errno
+      // values.
+      const int e = ec.value();
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        spdlog::warn("accept on {}: {}; shedding a connection and pausing {} ms", url(),
+                     ec.message(), backoff.count());
+        shed_one();
+        backoff_timer_.expires_after(backoff);
+        co_await backoff_timer_.async_wait(use_tuple);
+        backoff = std::min(backoff * 2, kMaxBackoff);
+      }
+      continue;  // ECONNABORTED and friends: that client is gone, the next one is fine
+    }
+    backoff = kFirstBackoff;
+    admit(std::move(*accepted), worker);
+  }
+}
+
+void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
+  ServerState& state = ctx_.state;
+  // Only this thread adds to `live`, so the check cannot be overtaken by another accept.
+  if (state.live.load() >= state.limits.max_connections) {
+    state.rejected.fetch_add(1, std::memory_order_relaxed);
+    ctx_.refusals.refused(stream->peer().address);
+    if (!ctx_.refusals.begin_reply()) return;  // closed without a word
+    auto ex = stream->get_executor();
+    asio::co_spawn(ex, reject_session(std::move(stream)),
+                   [&refusals = ctx_.refusals](std::exception_ptr) { refusals.end_reply(); });
+    return;
+  }
+  state.live.fetch_add(1);
+  state.accepted.fetch_add(1, std::memory_order_relaxed);
+  auto ex = stream->get_executor();
+  asio::co_spawn(ex, run_session(std::move(stream), state, worker), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      spdlog::error("session ended by an unexpected error: {}", x.what());
+    }
+  });
+}
+
+// Out of fds: accept() fails while the client stays in the backlog, so the loop would wake
+// again at once and spin. Free the spare fd, accept that client and close it (it sees a clean
+// close instead of hanging), then take the spare back. Then the caller backs off.
+void StreamFront::shed_one() {
+  if (!spare_) return;
+  spare_.reset();
+  proc::UniqueFd client(
+      ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  client.reset();
+  spare_ = open_spare();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Front>> open_stream_front(const net::Endpoint& ep, const FrontContext& ctx) {
+  auto listener = net::Listener::open(ctx.control, ep);
+  if (!listener) return std::move(listener).failure();
+  return std::unique_ptr<Front>(std::make_unique<StreamFront>(std::move(*listener), ctx));
+}
+
+}  // namespace duplex::server
