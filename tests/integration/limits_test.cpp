@@ -1,12 +1,18 @@
 // Server limits: connections, idle time, frame size, and running out of file descriptors. Each
 // breach is answered clearly (an ERROR frame for framed clients) and harms nobody else.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <fstream>
 #include <memory>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +92,76 @@ TEST(Limits, MaxConnectionsRefusesTheSixthAndKeepsTheFive) {
       << "no room for a new client after one of five left";
   for (auto& c : five)
     EXPECT_TRUE(round_trip(*c, "the four remain"));
+}
+
+/// "127.0.0.1:PORT": the client's own address, as the server sees and logs it.
+std::string local_address(int fd) {
+  sockaddr_in sa{};
+  socklen_t len = sizeof sa;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return "?";
+  return fmt::format("127.0.0.1:{}", ntohs(sa.sin_port));
+}
+
+TEST(Limits, MaxConnectionsRefusalIsLoggedWithThePeer) {
+  TempDir dir;
+  const std::string sock = dir.file("s");
+  TestServer server(
+      {"--max-connections", "1", "--listen", "tcp://127.0.0.1:0", "--listen", "unix://" + sock});
+  SocketClient in(server.url());
+  ASSERT_TRUE(round_trip(in, "the one that fits"));
+
+  SocketClient refused(server.url());
+  const std::string peer = local_address(refused.fd());
+  refused.send_all("let me in");
+  EXPECT_EQ(refused.recv_until_eof(std::chrono::seconds(5)), "");
+  EXPECT_TRUE(server.wait_stderr("refused a connection from " + peer + ": --max-connections 1"))
+      << "stderr: " << server.stderr_text();
+
+  // A Unix-socket peer is named by its process (within a second of the first refusal it comes in
+  // the summary line, "(latest from unix:pid=...)").
+  SocketClient over_unix("unix://" + sock);
+  over_unix.send_all("me too");
+  EXPECT_EQ(over_unix.recv_until_eof(std::chrono::seconds(5)), "");
+  EXPECT_TRUE(server.wait_stderr(fmt::format("unix:pid={},uid={}", ::getpid(), ::getuid())))
+      << "stderr: " << server.stderr_text();
+  EXPECT_TRUE(round_trip(in, "still served"));
+}
+
+TEST(Limits, RefusalsAreLoggedAtMostOncePerSecondWithTheirCount) {
+  TestServer server({"--max-connections", "1"});
+  SocketClient in(server.url());
+  ASSERT_TRUE(round_trip(in, "the one that fits"));
+
+  constexpr int kRefused = 60;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < kRefused; ++i) {
+    SocketClient c(server.url());
+    c.send_all("x");
+    // Closed: the server has refused, and counted, this one.
+    ASSERT_EQ(c.recv_until_eof(std::chrono::seconds(5)), "");
+  }
+  const double took = seconds_since(t0);
+  EXPECT_EQ(server.stop(), (ExitStatus{true, 0}));  // a stop logs what is still counted
+
+  const std::string log = server.stderr_text();
+  const std::regex one("refused a connection from 127\\.0\\.0\\.1:[0-9]+: --max-connections 1");
+  const std::regex more("refused ([0-9]+) more connections? over --max-connections 1 in the last");
+  int lines = 0, counted = 0;
+  std::istringstream in_log(log);
+  for (std::string line; std::getline(in_log, line);) {
+    std::smatch m;
+    if (std::regex_search(line, one)) {
+      ++lines;
+      ++counted;
+    } else if (std::regex_search(line, m, more)) {
+      ++lines;
+      counted += std::stoi(m[1].str());
+    }
+  }
+  EXPECT_EQ(counted, kRefused) << log;
+  // One line at once, then at most one per second, and one more at stop.
+  EXPECT_GE(lines, 1);
+  EXPECT_LE(lines, 2 + static_cast<int>(took)) << "in " << took << " s:\n" << log;
 }
 
 TEST(Limits, IdleClientsAreClosedWhileActiveOnesStay) {

@@ -151,6 +151,21 @@ TEST(Transports, SecondServerOnSameTcpPortIsRefused) {
   EXPECT_TRUE(serves_raw(first.url()));
 }
 
+TEST(Transports, DatagramAddressesAreRefusedInOneLineAndNothingListens) {
+  TempDir dir;
+  for (const std::string& url : {std::string("udp://127.0.0.1:0"), "unixgram://" + dir.file("g")}) {
+    const auto r = run({duplex_bin(), "serve", "--listen", "tcp://127.0.0.1:0", "--listen", url},
+                       {}, std::chrono::seconds(10));
+    EXPECT_TRUE(r.status.exited);
+    EXPECT_NE(r.status.code, 0);
+    EXPECT_NE(r.err.find(url), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("served"), std::string::npos) << r.err;
+    EXPECT_EQ(line_count(r.err), 1u) << r.err;
+    EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("g")));
+  }
+}
+
 TEST(Transports, NetcatAsClient) {
   const std::string nc = find_program("nc");
   if (nc.empty()) GTEST_SKIP() << "nc is not installed";

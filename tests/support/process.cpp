@@ -168,6 +168,12 @@ std::string Process::read_all_stderr(std::chrono::milliseconds timeout) {
   return s;
 }
 
+std::optional<std::string> Process::read_stderr_some(std::chrono::milliseconds timeout) {
+  std::string s;
+  if (!read_some(err_, s, std::chrono::steady_clock::now() + timeout)) return std::nullopt;
+  return s;
+}
+
 void Process::signal(int sig) {
   if (!reaped_) ::kill(pid_, sig);
 }

@@ -69,6 +69,8 @@ class Process {
   /// Reads stdout until EOF (or timeout), returning everything not yet read by read_line.
   std::string read_all_stdout(std::chrono::milliseconds timeout = 30s);
   std::string read_all_stderr(std::chrono::milliseconds timeout = 30s);
+  /// Reads whatever stderr has within `timeout` (empty when nothing came); nullopt at EOF.
+  std::optional<std::string> read_stderr_some(std::chrono::milliseconds timeout);
   void signal(int sig);
   /// Waits for exit; nullopt on timeout (the process keeps running).
   std::optional<ExitStatus> wait(std::chrono::milliseconds timeout = 30s);

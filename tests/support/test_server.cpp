@@ -34,15 +34,30 @@ TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
     if (line->rfind(prefix, 0) == 0) urls_.push_back(line->substr(prefix.size()));
   }
   drain_ = std::thread([this] {
-    auto text = proc_->read_all_stderr(std::chrono::hours(24));
-    std::lock_guard lock(mu_);
-    err_ += text;
+    for (;;) {
+      auto chunk = proc_->read_stderr_some(std::chrono::hours(24));
+      std::lock_guard lock(mu_);
+      if (!chunk) {
+        err_done_ = true;
+        grew_.notify_all();
+        return;
+      }
+      err_ += *chunk;
+      grew_.notify_all();
+    }
   });
 }
 
 std::string TestServer::stderr_text() {
   std::lock_guard lock(mu_);
   return err_;
+}
+
+bool TestServer::wait_stderr(std::string_view needle, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return grew_.wait_for(lock, timeout, [&] {
+    return err_.find(needle) != std::string::npos || err_done_;
+  }) && err_.find(needle) != std::string::npos;
 }
 
 TestServer::~TestServer() {

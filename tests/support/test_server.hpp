@@ -1,9 +1,12 @@
 // TestServer: the real `duplex serve` binary on port 0 / a temp Unix path, ready when it says so.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -26,15 +29,20 @@ class TestServer {
   Process& process() { return *proc_; }
   /// SIGTERM and wait; returns the exit status (fails the test if it does not exit in time).
   ExitStatus stop(std::chrono::milliseconds timeout = 5s);
-  /// Everything the server wrote to stderr (complete once it has exited).
+  /// Everything the server wrote to stderr so far (complete once it has exited).
   std::string stderr_text();
+  /// Waits until the server's stderr holds `needle` (true), or `timeout` passes or the server
+  /// closes stderr without it (false).
+  bool wait_stderr(std::string_view needle, std::chrono::milliseconds timeout = 10s);
 
  private:
   std::unique_ptr<Process> proc_;
   // Drains the server's stderr so that a chatty server never blocks on a full pipe.
   std::thread drain_;
   std::mutex mu_;
+  std::condition_variable grew_;  // err_ grew, or stderr ended
   std::string err_;
+  bool err_done_ = false;
   std::vector<std::string> urls_;
 };
 
