@@ -18,25 +18,30 @@
 namespace duplex::app {
 namespace {
 
+// Seconds, as the command line takes durations.
+double seconds(std::chrono::milliseconds d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Defaults come from the structs the server uses, so --help shows the one value in force.
 struct ServeOptions {
   std::vector<std::string> listen;
   std::size_t threads = 0;
   std::size_t max_connections = Limits{}.max_connections;
-  double idle_timeout_s = std::chrono::duration<double>(Limits{}.idle_timeout).count();
+  double idle_timeout_s = seconds(Limits{}.idle_timeout);
   std::uint32_t max_frame = Limits{}.max_frame;
-  double grace_s = 1.0;
+  double grace_s = seconds(server::ServerConfig{}.grace);
   bool exec = false;
   bool raw_exec = false;
   std::string token_file;
   std::vector<uid_t> allow_uids;
-  std::size_t max_commands = 64;
-  std::size_t max_commands_per_client = 8;
+  std::size_t max_commands = services::ExecSettings{}.max_commands;
+  std::size_t max_commands_per_client = services::ExecSettings{}.max_commands_per_client;
   std::size_t max_queued_per_client = services::ExecSettings{}.max_queued_per_client;
-  double max_queue_wait_s =
-      std::chrono::duration<double>(services::ExecSettings{}.max_queue_wait).count();
-  double command_timeout_s = 0;
-  std::uint64_t max_output = 0;
-  double kill_grace_s = 1.0;
+  double max_queue_wait_s = seconds(services::ExecSettings{}.max_queue_wait);
+  double command_timeout_s = seconds(services::ExecPolicy{}.max_timeout);
+  std::uint64_t max_output = services::ExecPolicy{}.max_output;
+  double kill_grace_s = seconds(services::ExecPolicy{}.kill_grace);
 };
 
 // Each connection is an fd: the usual soft limit (1024) would cap the server far below its

@@ -1,5 +1,6 @@
-// The framed protocol's session: preface and HELLO, then each frame dispatched to its service,
-// every reply through one Outbox. docs/PROTOCOL.md is the contract.
+// The framed protocol's session: preface and HELLO, then each frame handed to the service that
+// owns its type (services::ServiceTable), every reply through one Outbox. docs/PROTOCOL.md is
+// the contract.
 #pragma once
 
 #include <cstddef>

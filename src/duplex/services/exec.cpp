@@ -1,13 +1,15 @@
-// The exec service. Process discipline (own session, closed fds, default signals) lives in
-// proc::spawn; this file is about streaming, limits and the order of the last frames.
+// The exec service's command. Process discipline (own session, closed fds, default signals) lives
+// in proc::spawn; this file is about streaming, limits and the order of the last frames.
 #include "duplex/services/exec.hpp"
 
 #include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -24,15 +26,38 @@ constexpr std::size_t kChunk = 64 * 1024;
 // Raw-exec replies are collected whole (the seed protocol has no framing); cap them.
 constexpr std::size_t kRawReplyCap = 64u << 20;
 
-std::string home_dir() {
-  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) return pw->pw_dir;
-  return "/";
+// The server's own account. Looked up once per process, with getpwuid_r: getpwuid() returns a
+// static buffer that every worker thread would share (a data race when two commands start at
+// once on two threads).
+struct Account {
+  std::string home = "/";
+  std::string shell = "/bin/sh";
+};
+
+const Account& this_account() {
+  static const Account account = [] {
+    Account a;
+    passwd pw{};
+    passwd* found = nullptr;
+    const long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 16384);
+    int e = 0;
+    while ((e = ::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found)) == ERANGE &&
+           buf.size() < (std::size_t{1} << 20))
+      buf.resize(buf.size() * 2);
+    if (e != 0 || found == nullptr) return a;
+    if (pw.pw_dir != nullptr && pw.pw_dir[0] != '\0') a.home = pw.pw_dir;
+    if (pw.pw_shell != nullptr && pw.pw_shell[0] != '\0') a.shell = pw.pw_shell;
+    return a;
+  }();
+  return account;
 }
 
-std::string login_shell() {
-  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_shell && *pw->pw_shell)
-    return pw->pw_shell;
-  return "/bin/sh";
+// The environment every command starts from, built once (it depends only on our own account and
+// environment); a pty command adds TERM.
+const std::vector<std::string>& base_environment() {
+  static const std::vector<std::string> env = proc::minimal_environment();
+  return env;
 }
 
 int dup_cloexec(int fd) {
@@ -42,13 +67,13 @@ int dup_cloexec(int fd) {
 proc::SpawnOptions spawn_options(const wire::ExecStart& req, const ExecPolicy& policy) {
   proc::SpawnOptions o;
   if (req.login)
-    o.argv = {login_shell(), "-l"};
+    o.argv = {this_account().shell, "-l"};
   else if (req.shell)
     o.argv = {"/bin/sh", "-c", req.argv.at(0)};
   else
     o.argv = req.argv;
-  o.env = proc::minimal_environment(
-      req.pty ? std::string_view(req.term.empty() ? "xterm" : req.term) : std::string_view());
+  o.env = base_environment();
+  if (req.pty) o.env.push_back("TERM=" + (req.term.empty() ? std::string("xterm") : req.term));
   for (const auto& [k, v] : req.env) {
     const std::string prefix = k + "=";
     std::erase_if(o.env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
@@ -56,34 +81,30 @@ proc::SpawnOptions spawn_options(const wire::ExecStart& req, const ExecPolicy& p
   }
   o.cwd = !req.cwd.empty()              ? req.cwd
           : !policy.default_cwd.empty() ? policy.default_cwd
-                                        : home_dir();
+                                        : this_account().home;
   o.stdio = req.pty ? proc::StdioMode::pty : proc::StdioMode::pipes;
   o.rows = req.rows;
   o.cols = req.cols;
   return o;
 }
 
-void put_header(Bytes& frame, wire::MsgType type, std::size_t n) {
-  Bytes h;
-  wire::encode_header(type, static_cast<std::uint32_t>(n), h);
-  std::memcpy(frame.data(), h.data(), h.size());
-}
-
 }  // namespace
 
-std::shared_ptr<ExecCommand> ExecCommand::start(const asio::any_io_executor& ex,
-                                                const wire::ExecStart& req,
-                                                const ExecPolicy& policy, wire::Exit& not_started,
-                                                std::string& why) {
+Result<std::shared_ptr<ExecCommand>> ExecCommand::start(const asio::any_io_executor& ex,
+                                                        const wire::ExecStart& req,
+                                                        const ExecPolicy& policy) {
   auto child = proc::spawn(spawn_options(req, policy));
-  if (!child) {
-    why = child.error().message();
-    // PROTOCOL.md: the errno of the failed start; the client maps it to 127 (ENOENT) or 126.
-    not_started =
-        wire::Exit{wire::Exit::How::not_started, child.error().value(), 0, wire::Exit::Limit::none};
-    return nullptr;
-  }
+  if (!child) return std::move(child).failure();
   return std::make_shared<ExecCommand>(Private{}, ex, std::move(*child), req, policy);
+}
+
+wire::Exit not_started_exit(const std::error_code& spawn_error) noexcept {
+  // PROTOCOL.md: the errno of the failed start; the client maps not_started to 127 (ENOENT) or
+  // 126, and tells bad_cwd apart (the program may well exist).
+  const auto how = spawn_error.category() == proc::chdir_error_category()
+                       ? wire::Exit::How::bad_cwd
+                       : wire::Exit::How::not_started;
+  return wire::Exit{how, spawn_error.value(), 0, wire::Exit::Limit::none};
 }
 
 ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child child,
@@ -97,6 +118,7 @@ ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child c
       stdout_(ex),
       stderr_(ex),
       pidfd_(ex),
+      stdin_queue_(ex, kStdinQueue / kChunk),
       kill_timer_(ex),
       started_(Clock::now()) {
   if (policy.max_timeout.count() > 0 && timeout_ > policy.max_timeout)
@@ -124,11 +146,16 @@ awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
       co_await (pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out) &&
                 pump(stderr_, wire::MsgType::stderr_data, err_bytes_, out));
   };
+  auto to_the_end = [&]() -> awaitable<void> { co_await (outputs() && wait_exit()); };
+  // feed_stdin() and watch_deadline() never finish on their own: the command's end cancels them.
   if (timeout_.count() > 0)
-    co_await ((outputs() && wait_exit()) || watch_deadline(timeout_));
+    co_await (to_the_end() || feed_stdin() || watch_deadline(timeout_));
   else
-    co_await (outputs() && wait_exit());
+    co_await (to_the_end() || feed_stdin());
 
+  // Input that arrives from now on is dropped; a reader waiting to queue some is let go.
+  stdin_queue_.cancel();
+  stdin_queue_.close();
   // Both streams ended and the leader exited: reap it (its status is already known).
   child_.try_reap(status_);
   kill_timer_.cancel();
@@ -146,9 +173,8 @@ awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::Ms
   bool forwarding = true;
   for (;;) {
     // Read straight into the frame's payload: one allocation per chunk, no copy.
-    Bytes f(wire::kHeaderSize + kChunk);
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(f.data() + wire::kHeaderSize, kChunk),
-                                                 use_tuple);
+    Payload p(kChunk);
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(p.data().data(), kChunk), use_tuple);
     if (ec) co_return;  // EOF; EIO on a pty whose last slave fd closed; or cancelled
     std::size_t keep = n;
     if (policy_.max_output > 0) {
@@ -163,9 +189,8 @@ awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::Ms
     // Past the output limit or with the client gone, keep reading so the child never blocks on a
     // full pipe before its SIGTERM arrives, and so that EOF is seen.
     if (!forwarding || keep == 0) continue;
-    f.resize(wire::kHeaderSize + keep);
-    put_header(f, type, keep);
-    if (!co_await out.send(std::move(f))) forwarding = false;
+    p.shrink(keep);
+    if (!co_await out.send(type, std::move(p))) forwarding = false;
   }
 }
 
@@ -198,23 +223,61 @@ awaitable<void> ExecCommand::watch_deadline(std::chrono::milliseconds timeout) {
   co_await t.async_wait(use_tuple);
 }
 
-awaitable<void> ExecCommand::write_stdin(Bytes data) {
-  if (!stdin_.is_open()) co_return;
-  auto [ec, n] = co_await asio::async_write(stdin_, asio::buffer(data), use_tuple);
-  if (ec && !pty_) {
-    std::error_code ignored;
-    stdin_.close(ignored);  // EPIPE: the command closed its stdin; drop further input
+// Writes queued input to the command's stdin, in order, beside the session's reader: a command
+// that does not read blocks only this loop, never the reader (which still takes SIGNAL frames).
+awaitable<void> ExecCommand::feed_stdin() {
+  for (;;) {
+    auto [ec, data] = co_await stdin_queue_.async_receive(use_tuple);
+    if (ec == asio::error::eof) {
+      if (pty_) {
+        // A terminal has no half-close: EOF is the VEOF character at the start of a line.
+        if (stdin_.is_open())
+          co_await asio::async_write(stdin_, asio::buffer("\x04", 1), use_tuple);
+      } else {
+        std::error_code ignored;
+        stdin_.close(ignored);
+      }
+      continue;
+    }
+    if (ec) break;
+    if (!stdin_.is_open()) continue;  // the command closed its stdin: drop what follows
+    auto [wec, n] = co_await asio::async_write(stdin_, asio::buffer(data), use_tuple);
+    if (wec && !pty_) {
+      std::error_code ignored;
+      stdin_.close(ignored);  // EPIPE: the command closed its stdin
+    }
+  }
+  // Cancelled with the queue: stay pending until run() ends (it cancels us).
+  asio::steady_timer parked(ex_, asio::steady_timer::time_point::max());
+  co_await parked.async_wait(use_tuple);
+}
+
+std::size_t ExecCommand::try_write_stdin(ByteView data) {
+  std::size_t queued = 0;
+  while (queued < data.size()) {
+    const auto piece = data.subspan(queued, std::min(kChunk, data.size() - queued));
+    if (!stdin_queue_.try_send(std::error_code{}, Bytes(piece.begin(), piece.end()))) break;
+    queued += piece.size();
+  }
+  return queued;
+}
+
+awaitable<void> ExecCommand::write_stdin(ByteView data) {
+  for (std::size_t queued = 0; queued < data.size();) {
+    const auto piece = data.subspan(queued, std::min(kChunk, data.size() - queued));
+    auto [ec] = co_await stdin_queue_.async_send(std::error_code{},
+                                                 Bytes(piece.begin(), piece.end()), use_tuple);
+    if (ec) co_return;  // the command ended: its input is dropped
+    queued += piece.size();
   }
 }
 
-void ExecCommand::close_stdin() noexcept {
-  std::error_code ignored;
-  if (pty_) {
-    // A terminal has no half-close: EOF is the VEOF character at the start of a line.
-    if (stdin_.is_open()) (void)!::write(stdin_.native_handle(), "\x04", 1);
-    return;
-  }
-  stdin_.close(ignored);
+bool ExecCommand::try_close_stdin() {
+  return stdin_queue_.try_send(make_error_code(asio::error::eof), Bytes{});
+}
+
+awaitable<void> ExecCommand::close_stdin() {
+  co_await stdin_queue_.async_send(make_error_code(asio::error::eof), Bytes{}, use_tuple);
 }
 
 void ExecCommand::signal(int signo) noexcept {
@@ -245,31 +308,26 @@ awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy) 
   wire::ExecStart req;
   req.argv = {std::move(command)};
   req.shell = true;
-  wire::Exit not_started;
-  std::string why;
-  auto cmd = ExecCommand::start(ex, req, policy, not_started, why);
-  if (!cmd) {
-    const std::string msg = fmt::format("duplex: cannot run command: {}\n", why);
+  auto started = ExecCommand::start(ex, req, policy);
+  if (!started) {
+    const std::string msg = fmt::format("duplex: cannot run command: {}\n", started.message());
     co_return Bytes(as_bytes(msg).begin(), as_bytes(msg).end());
   }
-  cmd->close_stdin();
+  auto cmd = std::move(*started);
+  co_await cmd->close_stdin();
 
   // Collects the two streams apart, so that the reply is stdout then stderr (as the seed's
   // remote_server.py sends it) without the seed's deadlock when stderr fills its pipe first.
   class Collector final : public FrameSink {
    public:
-    awaitable<bool> send(Bytes frame) override {
-      ByteReader r(frame);
-      r.u32();
-      const auto type = static_cast<wire::MsgType>(r.u8());
-      Bytes& to = type == wire::MsgType::stdout_data   ? out
-                  : type == wire::MsgType::stderr_data ? err
-                                                       : other;
+    awaitable<bool> send(wire::MsgType type, Payload payload) override {
+      Bytes& to = type == wire::MsgType::stderr_data ? err : out;
       if (out.size() + err.size() < kRawReplyCap)
-        to.insert(to.end(), frame.begin() + wire::kHeaderSize, frame.end());
+        to.insert(to.end(), payload.data().begin(), payload.data().end());
       co_return true;
     }
-    Bytes out, err, other;
+    awaitable<void> finish() override { co_return; }
+    Bytes out, err;
   } collector;
   const auto exit = co_await cmd->run(collector);
   cmd.reset();  // reaps now, before the reply is sent

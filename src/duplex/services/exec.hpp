@@ -1,4 +1,5 @@
-// The exec service: one remote command — spawn, stream stdin/stdout/stderr, signals, limits, exit.
+// The exec service's command: spawn, stream stdin/stdout/stderr, signals, limits, exit. The
+// protocol around it (AUTH, EXEC_START...) is the exec session's (exec_session.hpp).
 #pragma once
 
 #include <chrono>
@@ -7,47 +8,52 @@
 #include <string>
 
 #include "duplex/core/bytes.hpp"
+#include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/proc/child.hpp"
-#include "duplex/services/service.hpp"
+#include "duplex/services/exec_settings.hpp"
+#include "duplex/services/frame_sink.hpp"
 #include "duplex/wire/messages.hpp"
 
 namespace duplex::services {
 
-/// Server-side rules for every command (from `duplex serve` flags).
-struct ExecPolicy {
-  std::chrono::milliseconds max_timeout{0};    // cap on a command's run time; 0: none
-  std::uint64_t max_output = 0;                // stdout + stderr bytes; 0: unlimited
-  std::chrono::milliseconds kill_grace{1000};  // SIGTERM to SIGKILL
-  std::string default_cwd;                     // empty: the account's home directory
-};
-
-/// One running command. Created by start() (which spawns), driven by run() (which streams its
-/// output to a FrameSink and ends with the EXIT frame), fed by the session's reader through
-/// write_stdin()/close_stdin()/signal()/resize(). All on one executor.
+/// One running command. Created by start() (which spawns), driven by run() (which feeds its
+/// stdin, streams its output to a FrameSink and ends with the EXIT), fed by the session's reader
+/// through write_stdin()/close_stdin()/signal()/resize(). All on one executor.
 ///
-/// Memory per command is bounded: one 64 KiB read buffer per output stream, and what the
-/// session's outbox holds (out_queue_frames frames); a command that writes faster than its client
-/// reads blocks on its full pipe.
+/// Memory per command is bounded: one 64 KiB read buffer per output stream, what the session's
+/// outbox holds (out_queue_frames frames), and at most kStdinQueue bytes of input waiting for
+/// the command to read it. A command that writes faster than its client reads blocks on its
+/// full pipe; a client that writes faster than its command reads waits in write_stdin().
 class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  public:
-  /// Spawns the command. On failure `not_started` is filled with the EXIT to send (code = the
-  /// errno of the failed start) and nullptr is returned.
-  static std::shared_ptr<ExecCommand> start(const asio::any_io_executor& ex,
-                                            const wire::ExecStart& req, const ExecPolicy& policy,
-                                            wire::Exit& not_started, std::string& why);
+  /// Client input held for a command that has not read it yet. Beyond it the session's reader
+  /// waits, so signals sent behind this much input still arrive while the command is busy.
+  static constexpr std::size_t kStdinQueue = 256 * 1024;
+
+  /// Spawns the command. The error is proc::spawn's: the errno of execve (std::system_category),
+  /// of chdir (proc::chdir_error_category()), or of setting up the child.
+  static Result<std::shared_ptr<ExecCommand>> start(const asio::any_io_executor& ex,
+                                                    const wire::ExecStart& req,
+                                                    const ExecPolicy& policy);
   ~ExecCommand();
 
-  /// Streams output until both streams end and the leader has exited; returns the EXIT for the
-  /// caller to send once its own bookkeeping is done (so a client that starts its next command
-  /// as soon as it reads EXIT never races it).
+  /// Feeds stdin and streams output until both output streams end and the leader has exited;
+  /// returns the EXIT for the caller to send once its own bookkeeping is done (so a client that
+  /// starts its next command as soon as it reads EXIT never races it).
   awaitable<wire::Exit> run(FrameSink& out);
 
-  /// Writes client input to the command's stdin; waits while its pipe is full.
-  awaitable<void> write_stdin(Bytes data);
-  /// EOF on the command's stdin (for a pty: the terminal's EOF character).
-  void close_stdin() noexcept;
-  /// Delivers a signal to the command's process group.
+  /// Queues as much of `data` for the command's stdin as fits without waiting; returns how much.
+  std::size_t try_write_stdin(ByteView data);
+  /// Queues `data` for the command's stdin, waiting while the queue is full. Input that arrives
+  /// after the command ended, or after it closed its stdin, is dropped.
+  awaitable<void> write_stdin(ByteView data);
+  /// Queues the end of input without waiting; false when the queue is full.
+  bool try_close_stdin();
+  /// EOF on the command's stdin after the input queued before it (for a pty: the terminal's EOF
+  /// character). Waits like write_stdin() when the queue is full.
+  awaitable<void> close_stdin();
+  /// Delivers a signal to the command's process group at once, ahead of queued input.
   void signal(int signo) noexcept;
   void resize(std::uint16_t rows, std::uint16_t cols) noexcept;
   /// Ends the command: SIGTERM to its group now, SIGKILL after the grace period.
@@ -67,6 +73,7 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  private:
   awaitable<void> pump(asio::posix::stream_descriptor& from, wire::MsgType type,
                        std::uint64_t& count, FrameSink& out);
+  awaitable<void> feed_stdin();
   awaitable<void> wait_exit();
   awaitable<void> watch_deadline(std::chrono::milliseconds timeout);
   void count_output(std::size_t n) noexcept;
@@ -77,6 +84,8 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   ExecPolicy policy_;
   std::chrono::milliseconds timeout_;
   asio::posix::stream_descriptor stdin_, stdout_, stderr_, pidfd_;
+  // Input in order, in pieces of at most 64 KiB; an eof error code marks the end of input.
+  asio::experimental::channel<void(std::error_code, Bytes)> stdin_queue_;
   asio::steady_timer kill_timer_;
   proc::ExitStatus status_{};
   wire::Exit::Limit limit_ = wire::Exit::Limit::none;
@@ -84,6 +93,10 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   std::uint64_t out_bytes_ = 0, err_bytes_ = 0;
   std::chrono::steady_clock::time_point started_;
 };
+
+/// The EXIT for a command that could not be started: bad_cwd when its working directory failed,
+/// else not_started; the code is the errno either way (docs/PROTOCOL.md).
+wire::Exit not_started_exit(const std::error_code& spawn_error) noexcept;
 
 /// The seed's remote_server.py protocol for one received chunk: run it with /bin/sh -c, and
 /// return its stdout followed by its stderr. A command with no output at all returns the line

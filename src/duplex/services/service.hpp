@@ -1,18 +1,64 @@
-// What services see of a session: a sink for the frames they produce. They never see a socket.
+// What a service sees of a framed session: the messages routed to it, a FrameSink for its
+// replies, the peer's identity, and whether the client is still there. Never a socket.
 #pragma once
 
+#include <chrono>
+
 #include "duplex/core/bytes.hpp"
+#include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
+#include "duplex/net/stream.hpp"
+#include "duplex/services/frame_sink.hpp"
+#include "duplex/wire/frame.hpp"
 
 namespace duplex::services {
 
-/// Where a service sends encoded frames for its client. `send` waits while the client's queue is
-/// full (that wait is the backpressure); false means the client is gone and the producer should
-/// stop producing.
-class FrameSink {
+/// What the session does after a message was handled.
+enum class Next {
+  read_on,  // decode the next frame
+  end,      // stop reading: the client is gone (a send returned false)
+};
+
+/// After a send: read on, or end when the client is gone. (Keep the co_await out of the
+/// conditional: GCC 12 destroys temporaries twice in `co_await f(T{}) ? a : b`.)
+constexpr Next after_send(bool sent) noexcept {
+  return sent ? Next::read_on : Next::end;
+}
+
+/// A handler's outcome. A Failure is a protocol breach: its code (a duplex::errc) and detail go
+/// to the client in an ERROR frame, then the session closes (answer-then-drop).
+using Handled = Result<Next>;
+
+/// One service's part of one framed session (docs/ARCHITECTURE.md, "Adding a service"). The
+/// session's ServiceTable routes each message type to exactly one Service.
+class Service {
  public:
-  virtual ~FrameSink() = default;
-  virtual awaitable<bool> send(Bytes frame) = 0;
+  virtual ~Service() = default;
+  /// Handles one message of a type routed here. Runs on the session's reader: while it waits,
+  /// no further frame is read (that is the backpressure on a client's input). `payload` is
+  /// valid until the returned awaitable completes.
+  virtual awaitable<Handled> handle(wire::MsgType type, ByteView payload) = 0;
+};
+
+/// The session a service runs in, as the service sees it. Implemented by the server's framed
+/// session; tests may implement it with fakes.
+class SessionContext {
+ public:
+  virtual ~SessionContext() = default;
+  /// The session's executor (one thread): services run their own work on it.
+  virtual asio::any_io_executor get_executor() = 0;
+  /// Where replies go (the session's single writer).
+  virtual FrameSink& sink() noexcept = 0;
+  /// Who the client is, read once when the connection was made.
+  virtual const net::Peer& peer() const noexcept = 0;
+  /// Completes when the client has hung up (FIN, reset or vanished), even while frames it sent
+  /// are still unread: for a handler that waits on something other than the client.
+  virtual awaitable<void> client_gone() = 0;
+  /// While busy, the idle timeout does not end the session (a command runs or waits its turn).
+  virtual void set_busy(bool busy) noexcept = 0;
+  /// Probes a silent peer so that a vanished host ends the session (TCP keepalive; a no-op on
+  /// transports where a peer cannot vanish unnoticed).
+  virtual void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) = 0;
 };
 
 }  // namespace duplex::services

@@ -1,0 +1,21 @@
+// Authentication of exec clients: a shared token (any transport) or, on a Unix socket, the peer's
+// uid as the kernel reported it when the connection was made.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "duplex/core/result.hpp"
+#include "duplex/net/stream.hpp"
+#include "duplex/services/exec_settings.hpp"
+
+namespace duplex::services {
+
+/// Checks a client's AUTH. On success returns how the client is known ("uid 1000", "token");
+/// errc::auth_failed otherwise (the reason is not told: no oracle for guessing). The token is
+/// compared in constant time (over SHA-256 digests, so that not even its length leaks). The uid
+/// comes from `peer` (SO_PEERCRED, read once at accept), never from the client.
+Result<std::string> authenticate(const AuthPolicy& policy, std::string_view token,
+                                 const net::Peer& peer);
+
+}  // namespace duplex::services

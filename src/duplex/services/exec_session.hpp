@@ -1,0 +1,62 @@
+// The exec protocol of one framed session: AUTH, EXEC_START, the command's input (STDIN_DATA,
+// STDIN_EOF, SIGNAL, WINDOW_SIZE), its command slot, and one audit line per command.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "duplex/net/asio.hpp"
+#include "duplex/services/command_slots.hpp"
+#include "duplex/services/exec.hpp"
+#include "duplex/services/exec_settings.hpp"
+#include "duplex/services/service.hpp"
+
+namespace duplex::services {
+
+/// What every exec session of one server shares (every worker thread): read-only settings, the
+/// command slots, a counter. The server owns them; they outlive every session.
+struct ExecContext {
+  const ExecSettings& settings;
+  CommandSlots& slots;
+  std::atomic<std::uint64_t>& commands_started;
+};
+
+/// One connection's exec service. handle() runs on the session's reader; run() runs beside it
+/// for the session's life and takes each started command to its EXIT, one at a time.
+class ExecSession final : public Service {
+ public:
+  /// A peer that goes silent this long after AUTH is probed (TCP keepalive) every
+  /// kKeepaliveInterval; three unanswered probes end the session and its command.
+  static constexpr std::chrono::seconds kKeepaliveIdle{10}, kKeepaliveInterval{5};
+
+  ExecSession(ExecContext ctx, SessionContext& session);
+  ~ExecSession() override;
+
+  awaitable<Handled> handle(wire::MsgType type, ByteView payload) override;
+  /// Runs the commands EXEC_START starts, each to its EXIT frame; returns after end().
+  awaitable<void> run();
+  /// The session is over (client gone, breach, shutdown): a running command is ended (SIGTERM,
+  /// SIGKILL after the grace period) and reported with `why`. Idempotent.
+  void end(wire::Exit::Limit why) noexcept;
+
+ private:
+  awaitable<Handled> on_auth(ByteView payload);
+  awaitable<Handled> on_exec_start(ByteView payload);
+  awaitable<Handled> on_stdin(ByteView payload);
+  awaitable<Handled> on_stdin_eof(ByteView payload);
+  awaitable<Handled> on_signal(ByteView payload);
+  awaitable<Handled> on_window_size(ByteView payload);
+  awaitable<Next> send_exit(const wire::Exit& exit);
+
+  ExecContext ctx_;
+  SessionContext& session_;
+  std::string identity_;  // set by a successful AUTH
+  std::string audit_argv_;
+  std::shared_ptr<ExecCommand> cmd_;  // the running command, if any
+  CommandSlot slot_;                  // its slot
+  asio::experimental::channel<void(std::error_code, std::shared_ptr<ExecCommand>)> started_;
+};
+
+}  // namespace duplex::services
