@@ -1,8 +1,11 @@
 // --raw-exec (issue 3, test 7): the seed's remote_client.py, only its port changed, against our
 // server; the documented reply to a command without output; refusal on non-loopback listeners.
+// Issue 6: a half-close means "no more commands" (bug 6), a reset ends the command; a Unix client
+// counts as its uid, as in the framed protocol (bug 2); a command over the share waits its turn.
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -117,6 +120,87 @@ TEST(RawExec, ExecRefusedOnIpv6Any) {
   TempDir dir;
   expect_refused_at_start({"--exec", "--token-file", dir.file("token"), "--listen", "tcp://[::]:0"},
                           "--exec");
+}
+
+TEST(RawExec, HalfCloseAfterACommandStillGetsTheReply) {
+  // Bug 6: the FIN after the command was taken for "peer went away" and the command was killed.
+  TestServer server({"-q", "--raw-exec", "--listen", "tcp://127.0.0.1:0"});
+  SocketClient c(server.url());
+  c.send_all("sleep 0.3; echo hi");
+  c.shutdown_write();
+  EXPECT_EQ(c.recv_until_eof(), "hi\n") << "the reply, then the server closes";
+}
+
+TEST(RawExec, HalfCloseOnAUnixSocketStillGetsTheReply) {
+  TempDir dir;
+  TestServer server({"-q", "--raw-exec", "--listen", "unix://" + dir.file("raw.sock")});
+  SocketClient c(server.url());
+  c.send_all("sleep 0.3; echo via unix");
+  c.shutdown_write();
+  EXPECT_EQ(c.recv_until_eof(), "via unix\n");
+}
+
+TEST(RawExec, NetcatWithHalfClosePrintsTheReply) {
+  // The issue's own reproduction: printf 'echo hi' | nc -N 127.0.0.1 PORT
+  if (!std::filesystem::exists("/bin/nc") && !std::filesystem::exists("/usr/bin/nc"))
+    GTEST_SKIP() << "no nc on this machine";
+  TestServer server({"-q", "--raw-exec", "--listen", "tcp://127.0.0.1:0"});
+  const auto r = run(
+      {"sh", "-c", "printf 'echo hi' | nc -N 127.0.0.1 " + std::to_string(server.port())}, {}, 30s);
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_EQ(r.out, "hi\n");
+}
+
+// The raw command's processes under the server whose command line is `cmdline` (0: none yet).
+pid_t raw_command_pid(pid_t server, const std::string& cmdline) {
+  pid_t found = 0;
+  eventually(
+      [&] {
+        for (pid_t p : descendants_of(server))
+          if (proc_cmdline(p) == cmdline && !not_running(p)) found = p;
+        return found > 0;
+      },
+      10s);
+  return found;
+}
+
+// "PID STATE CMDLINE; " for each child of pid (a zombie shows as Z).
+std::string describe_children(pid_t pid) {
+  std::string s;
+  for (pid_t p : children_of(pid))
+    s += std::to_string(p) + " " + proc_state(p).value_or('?') + " " + proc_cmdline(p) + "; ";
+  return s;
+}
+
+TEST(RawExec, ResetWhileACommandRunsEndsAndReapsIt) {
+  // A reset (not a FIN) is a peer that really vanished: its command is killed and reaped.
+  TestServer server({"-q", "--raw-exec", "--listen", "tcp://127.0.0.1:0"});
+  {
+    SocketClient c(server.url());
+    c.send_all("sleep 301; echo never");
+    const pid_t sleeper = raw_command_pid(server.pid(), "sleep 301");
+    ASSERT_GT(sleeper, 0) << "the command never started";
+    c.reset();
+    EXPECT_TRUE(eventually([&] { return not_running(sleeper); }, 5s)) << "sleep still runs";
+  }
+  EXPECT_TRUE(eventually([&] { return children_of(server.pid()).empty(); }, 5s))
+      << "the command's shell was not reaped: " << describe_children(server.pid());
+  SocketClient next(server.url());
+  next.send_all("echo still serving");
+  EXPECT_EQ(next.recv_exact(14), "still serving\n");
+}
+
+TEST(RawExec, CommandOverTheShareWaitsItsTurn) {
+  TestServer server(
+      {"-q", "--raw-exec", "--max-commands-per-client", "1", "--listen", "tcp://127.0.0.1:0"});
+  SocketClient first(server.url());
+  first.send_all("sleep 301");
+  ASSERT_GT(raw_command_pid(server.pid(), "sleep 301"), 0);
+  SocketClient second(server.url());
+  second.send_all("echo second");
+  EXPECT_FALSE(second.recv_some(1, 300ms).has_value()) << "it waits, it is not refused";
+  first.reset();  // the sleep ends, its slot goes to the waiting command
+  EXPECT_EQ(second.recv_exact(7), "second\n");
 }
 
 }  // namespace

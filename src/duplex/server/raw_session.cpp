@@ -17,10 +17,16 @@ using Clock = std::chrono::steady_clock;
 using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
-// Completes when a raw peer has gone (EOF or error) while we are not reading from it. Data
-// that arrives (a pipelined command) is left for the next read; then only an error can end it.
-awaitable<void> peer_gone(net::Stream& stream) {
-  co_await stream.wait_hangup();
+// Completes only when a raw peer has vanished (reset or error) while its command waits or runs;
+// the command is then ended. A FIN is not that: it means "no more commands" (the reply still
+// goes out, then the connection closes), so after one this waits until cancelled. A peer that
+// vanishes after its FIN is noticed when the reply is written. Data that arrives (a pipelined
+// command) is left for the next read.
+awaitable<void> peer_vanished(net::Stream& stream) {
+  const auto ec = co_await stream.wait_hangup();
+  if (ec != asio::error::eof) co_return;
+  asio::steady_timer never(stream.get_executor(), asio::steady_timer::time_point::max());
+  co_await never.async_wait(use_tuple);
 }
 
 }  // namespace
@@ -59,7 +65,7 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
     Bytes reply;
     // Waiting for a slot is not idleness: the idle sweep leaves a busy session alone.
     entry.busy = true;
-    auto slot = co_await (state.commands.acquire(key, state.exec) || peer_gone(stream));
+    auto slot = co_await (state.commands.acquire(key, state.exec) || peer_vanished(stream));
     if (slot.index() == 1) {
       entry.busy = false;
       spdlog::info("exec (raw): peer={} went away while its command {:?} waited", entry.peer,
@@ -72,7 +78,7 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
       reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
     } else {
       auto r =
-          co_await (services::run_raw_command(command, state.exec.policy) || peer_gone(stream));
+          co_await (services::run_raw_command(command, state.exec.policy) || peer_vanished(stream));
       entry.busy = false;
       got->release();
       if (r.index() == 1) {
