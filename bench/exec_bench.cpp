@@ -83,12 +83,15 @@ struct ExecConn {
       duplex::client::ClientOptions o;
       o.protocol = duplex::client::Protocol::framed;
       o.timeout = std::chrono::milliseconds(0);
-      conn.emplace(co_await duplex::client::Connection::open(ep, o));
+      auto c = co_await duplex::client::Connection::open(ep, o);
+      if (!c) std::exit(1);
+      conn.emplace(std::move(*c));
       Bytes f;
       wire::encode(wire::Auth{token}, f);
-      co_await conn->write(f);
+      auto w = co_await conn->write(f);
       auto r = co_await conn->read_frame();
-      if (r.type != wire::MsgType::auth_ok) std::exit(1);
+      if (!w) std::exit(1);
+      if (!r || r->type != wire::MsgType::auth_ok) std::exit(1);
     });
   }
   template <class F>
@@ -107,11 +110,13 @@ struct ExecConn {
       req.argv = argv;
       wire::encode(req, f);
       wire::encode_frame(wire::MsgType::stdin_eof, {}, f);
-      co_await conn->write(f);
+      auto w = co_await conn->write(f);
+      if (!w) std::exit(1);
       for (;;) {
         auto r = co_await conn->read_frame();
-        if (r.type == wire::MsgType::stdout_data) out += r.payload.size();
-        if (r.type == wire::MsgType::exit) co_return;
+        if (!r) std::exit(1);
+        if (r->type == wire::MsgType::stdout_data) out += r->payload.size();
+        if (r->type == wire::MsgType::exit) co_return;
       }
     });
     return out;

@@ -77,21 +77,24 @@ int run_chat(const ChatOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const auto ep = parse_url(o.url);
   asio::io_context ctx(1);
-  try {
-    auto conn = run_sync(ctx, client::Connection::open(ep, o.flags.options()));
-    LineSource lines(o.prompt);
-    while (auto line = lines.next()) {
-      if (blank(*line)) continue;  // the seed's client would send nothing and wait forever
-      auto reply = run_sync(ctx, conn.upper(*line));
-      std::fwrite(reply.data(), 1, reply.size(), stdout);
-      std::fputc('\n', stdout);
-      std::fflush(stdout);
-    }
-    return kExitOk;
-  } catch (const client::ClientError& e) {
-    std::fprintf(stderr, "duplex: %s\n", e.what());
+  auto conn = run_sync(ctx, client::Connection::open(ep, o.flags.options()));
+  if (!conn) {
+    std::fprintf(stderr, "duplex: %s\n", conn.message().c_str());
     return kExitFailure;
   }
+  LineSource lines(o.prompt);
+  while (auto line = lines.next()) {
+    if (blank(*line)) continue;  // the seed's client would send nothing and wait forever
+    auto reply = run_sync(ctx, conn->upper(*line));
+    if (!reply) {
+      std::fprintf(stderr, "duplex: %s\n", reply.message().c_str());
+      return kExitFailure;
+    }
+    std::fwrite(reply->data(), 1, reply->size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  return kExitOk;
 }
 
 }  // namespace

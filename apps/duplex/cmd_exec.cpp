@@ -1,6 +1,6 @@
 // `duplex exec URL [--] CMD [ARG...]` / `duplex exec URL -c STRING`: one remote command.
 // Like `ssh host CMD`, but with the argv kept exact. Options in, exit status out; the work is in
-// duplex/client/exec_client.
+// duplex/client/exec_session.
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,8 +16,12 @@
 
 #include "cli.hpp"
 #include "client_common.hpp"
-#include "duplex/client/exec_client.hpp"
+#include "duplex/client/exec_result.hpp"
+#include "duplex/client/exec_session.hpp"
 #include "duplex/client/terminal.hpp"
+#include "duplex/client/text.hpp"
+#include "duplex/core/exit_status.hpp"
+#include "duplex/core/token_file.hpp"
 #include "duplex/core/version.hpp"
 
 namespace duplex::app {
@@ -37,8 +41,6 @@ struct ExecOptions {
   std::string token_file;
   std::vector<std::string> after_separator;  // CMD ARG... given after `--`
 };
-
-constexpr int kExitConnection = 255;  // PRODUCT.md: connection, protocol or auth failure (ssh's)
 
 // The command's argv, from one of the two places CLI11 leaves it (see add_exec).
 std::vector<std::string> command_argv(const ExecOptions& o, const CLI::App& cmd) {
@@ -93,18 +95,16 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
 
   std::optional<client::Transcoder> out_tr, err_tr;
   if (!o.encoding.empty()) {
-    try {
-      out_tr.emplace(o.encoding);
-      err_tr.emplace(o.encoding);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(fmt::format("--encoding: {}", e.what()));
-    }
+    auto out = client::Transcoder::open(o.encoding);
+    auto err = client::Transcoder::open(o.encoding);
+    if (!out || !err) throw UsageError(fmt::format("--encoding: {}", out.message()));
+    out_tr.emplace(std::move(*out));
+    err_tr.emplace(std::move(*err));
   }
 
-  std::string why;
-  auto token = client::resolve_token(o.token_file, why);
+  auto token = resolve_token(o.token_file);
   if (!token) {
-    std::fprintf(stderr, "duplex: %s\n", why.c_str());
+    std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
     return kExitConnection;
   }
   req.token = *token;
@@ -166,7 +166,7 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
       client::write_all(STDERR_FILENO, as_bytes(tail));
   }
   if (o.json) {
-    const std::string j = client::result_json(r, out_text, err_text) + "\n";
+    const std::string j = client::result_json(r, out_text, err_text, req.start) + "\n";
     client::write_all(STDOUT_FILENO, as_bytes(j));
   } else if (const std::string line = client::end_message(r, req.start); !line.empty()) {
     std::fprintf(stderr, "duplex: %s\n", line.c_str());
@@ -185,8 +185,8 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
       "Forms:\n  duplex exec [OPTIONS] URL [--] CMD [ARG...]   argv passed exactly, no shell\n"
       "  duplex exec [OPTIONS] URL -c 'SHELL STRING'   run with /bin/sh -c\n"
       "Exit status: the command's; 128+N if killed by signal N; 127 not found; 126 cannot "
-      "execute;\n"
-      "255 connection, protocol or authentication failure.");
+      "execute\n"
+      "or no such --cwd; 255 connection, protocol or authentication failure.");
   cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")
       ->required();
   auto* c_opt =

@@ -23,23 +23,26 @@ int run_send(const SendOptions& o) {
     if (m.empty())
       throw UsageError("an empty message cannot be sent (the raw protocol has no way to say it)");
   asio::io_context ctx(1);
-  try {
-    auto replies = run_sync(ctx, [&]() -> asio::awaitable<std::vector<std::string>> {
-      auto conn = co_await client::Connection::open(ep, o.flags.options());
-      std::vector<std::string> out;
-      for (const auto& m : o.messages)
-        out.push_back(co_await conn.upper(m));
-      co_return out;
-    }());
-    for (const auto& r : replies) {
-      std::fwrite(r.data(), 1, r.size(), stdout);
-      std::fputc('\n', stdout);
+  auto replies = run_sync(ctx, [&]() -> asio::awaitable<Result<std::vector<std::string>>> {
+    auto conn = co_await client::Connection::open(ep, o.flags.options());
+    if (!conn) co_return std::move(conn).failure();
+    std::vector<std::string> out;
+    for (const auto& m : o.messages) {
+      auto reply = co_await conn->upper(m);
+      if (!reply) co_return std::move(reply).failure();
+      out.push_back(std::move(*reply));
     }
-    return std::fflush(stdout) == 0 ? kExitOk : kExitFailure;
-  } catch (const client::ClientError& e) {
-    std::fprintf(stderr, "duplex: %s\n", e.what());
+    co_return std::move(out);
+  }());
+  if (!replies) {
+    std::fprintf(stderr, "duplex: %s\n", replies.message().c_str());
     return kExitFailure;
   }
+  for (const auto& r : *replies) {
+    std::fwrite(r.data(), 1, r.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  return std::fflush(stdout) == 0 ? kExitOk : kExitFailure;
 }
 
 }  // namespace

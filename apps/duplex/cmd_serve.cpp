@@ -100,10 +100,9 @@ int run_serve(const ServeOptions& o) {
   }
   if (ex.enabled) {
     const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
-    std::string why;
-    auto token = load_or_create_token_file(path, why);
+    auto token = load_or_create_token_file(path);
     if (!token) {
-      spdlog::error("{}", why);
+      spdlog::error("{}", token.message());
       return kExitFailure;
     }
     ex.auth.token = *token;

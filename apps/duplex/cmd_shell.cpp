@@ -12,8 +12,11 @@
 
 #include "cli.hpp"
 #include "client_common.hpp"
-#include "duplex/client/exec_client.hpp"
+#include "duplex/client/exec_result.hpp"
+#include "duplex/client/exec_session.hpp"
 #include "duplex/client/terminal.hpp"
+#include "duplex/core/exit_status.hpp"
+#include "duplex/core/token_file.hpp"
 #include "duplex/core/version.hpp"
 
 namespace duplex::app {
@@ -24,8 +27,6 @@ struct ShellOptions {
   std::string token_file;
 };
 
-constexpr int kExitConnection = 255;  // PRODUCT.md: connection, protocol or auth failure (ssh's)
-
 int run_shell(const ShellOptions& o) {
   client::ensure_std_fds();
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
@@ -33,10 +34,9 @@ int run_shell(const ShellOptions& o) {
   req.endpoint = parse_url(o.url);
   if (!req.endpoint.is_stream())
     throw UsageError("shell needs a stream URL (tcp:// or unix://), not " + o.url);
-  std::string why;
-  auto token = client::resolve_token(o.token_file, why);
+  auto token = resolve_token(o.token_file);
   if (!token) {
-    std::fprintf(stderr, "duplex: %s\n", why.c_str());
+    std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
     return kExitConnection;
   }
   req.token = *token;

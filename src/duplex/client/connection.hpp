@@ -3,12 +3,12 @@
 
 #include <chrono>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "duplex/core/byte_buffer.hpp"
 #include "duplex/core/bytes.hpp"
+#include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/net/endpoint.hpp"
 #include "duplex/net/stream.hpp"
@@ -16,21 +16,6 @@
 #include "duplex/wire/messages.hpp"
 
 namespace duplex::client {
-
-/// A client-side failure, already phrased as the one line a user sees.
-class ClientError : public std::runtime_error {
- public:
-  enum class Kind { connect, closed, timeout, protocol, remote };
-  ClientError(Kind k, const std::string& what, std::uint16_t remote_code = 0)
-      : std::runtime_error(what), kind_(k), remote_code_(remote_code) {}
-  Kind kind() const noexcept { return kind_; }
-  /// For Kind::remote: the ERROR frame's code (a duplex::errc value).
-  std::uint16_t remote_code() const noexcept { return remote_code_; }
-
- private:
-  Kind kind_;
-  std::uint16_t remote_code_;
-};
 
 enum class Protocol {
   detect,  // try the framed handshake; if the server echoes it upper-cased (the seed's
@@ -50,32 +35,41 @@ struct Frame {
   Bytes payload;
 };
 
+/// Every failure below is a Failure whose detail is the one line a user sees, naming the server.
+/// Its code says what happened:
+///  - a system or Asio code: the connection could not be made, or was lost (asio::error::eof
+///    when the server closed it);
+///  - std::errc::timed_out: no reply within ClientOptions::timeout;
+///  - a duplex::errc: the server broke the protocol (bad_frame, bad_message, unexpected_message)
+///    or sent an ERROR frame, whose code it is (auth_failed, service_disabled, ...).
 class Connection {
  public:
-  /// Dials `ep` and (unless raw) performs the handshake. Throws ClientError.
-  static awaitable<Connection> open(const net::Endpoint& ep, ClientOptions opt);
+  /// Dials `ep` and (unless raw) performs the handshake.
+  static awaitable<Result<Connection>> open(const net::Endpoint& ep, ClientOptions opt);
 
   bool framed() const noexcept { return framed_; }
   const wire::Welcome& welcome() const noexcept { return welcome_; }
+  const net::Endpoint& endpoint() const noexcept { return ep_; }
   net::Stream& stream() noexcept { return *stream_; }
 
-  /// One upper request and its reply (framed or raw). Throws ClientError.
-  awaitable<std::string> upper(std::string_view msg);
+  /// One upper request and its reply (framed or raw).
+  awaitable<Result<std::string>> upper(std::string_view msg);
 
   /// Writes one encoded frame (framed connections).
-  awaitable<void> write(const Bytes& frame);
-  /// Reads the next frame. An ERROR frame is thrown as ClientError(remote). Throws on EOF.
-  /// `timeout` applies (zero waits forever).
-  awaitable<Frame> read_frame();
+  awaitable<Status> write(const Bytes& frame);
+  /// Reads the next frame; an ERROR frame is a Failure with the ERROR's code. `timeout` applies
+  /// (zero waits forever).
+  awaitable<Result<Frame>> read_frame();
   /// Half-closes our side.
   awaitable<void> shutdown_send() { return stream_->shutdown_send(); }
 
  private:
   Connection(std::unique_ptr<net::Stream> s, net::Endpoint ep, ClientOptions opt)
       : stream_(std::move(s)), ep_(std::move(ep)), opt_(std::move(opt)) {}
-  awaitable<void> handshake();
-  awaitable<std::size_t> read_some_with_timeout(std::span<std::byte> into);
-  awaitable<void> read_exact(std::span<std::byte> into);
+  awaitable<Status> handshake();
+  awaitable<Result<std::size_t>> read_some_with_timeout(std::span<std::byte> into);
+  awaitable<Status> read_exact(std::span<std::byte> into);
+  Failure lost(std::error_code ec) const;
 
   std::unique_ptr<net::Stream> stream_;
   net::Endpoint ep_;
@@ -84,5 +78,8 @@ class Connection {
   wire::Welcome welcome_;
   ByteBuffer in_;  // received, not yet decoded
 };
+
+/// True when `f` says the connection failed or was lost (not a protocol breach or a refusal).
+bool is_connection_failure(const Failure& f) noexcept;
 
 }  // namespace duplex::client

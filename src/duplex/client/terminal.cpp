@@ -1,7 +1,8 @@
-// RawMode, terminal size and standard fds: termios(3), tty_ioctl(4).
+// RawMode, terminal size, standard fds and whole writes: termios(3), tty_ioctl(4).
 #include "duplex/client/terminal.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -54,6 +55,24 @@ void ensure_std_fds() noexcept {
 
 bool is_terminal(int fd) noexcept {
   return ::isatty(fd) == 1;
+}
+
+bool write_all(int fd, ByteView b) noexcept {
+  while (!b.empty()) {
+    const ssize_t n = ::write(fd, b.data(), b.size());
+    if (n > 0) {
+      b = b.subspan(static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // Someone made our stdout non-blocking (a shared terminal, a parent's pipe): wait for room.
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, -1);
+    } else {
+      return false;
+    }
+  }
+  return true;
 }
 
 RawMode::RawMode(int fd) : fd_(fd) {

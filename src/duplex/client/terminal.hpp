@@ -1,10 +1,13 @@
-// The local terminal and standard fds: raw mode that is always undone, window size, fds 0-2 open.
+// The local terminal and standard fds: raw mode that is always undone, window size, fds 0-2 open,
+// whole writes to stdout/stderr.
 #pragma once
 
 #include <termios.h>
 
 #include <cstdint>
 #include <optional>
+
+#include "duplex/core/bytes.hpp"
 
 namespace duplex::client {
 
@@ -24,6 +27,10 @@ void ensure_std_fds() noexcept;
 
 /// True when `fd` is a terminal.
 bool is_terminal(int fd) noexcept;
+
+/// Writes all of `b` to `fd`, waiting with poll(2) if fd is non-blocking. False on an error
+/// (EPIPE: the reader went away).
+bool write_all(int fd, ByteView b) noexcept;
 
 /// Puts the terminal on `fd` into raw mode (cfmakeraw: no echo, no line editing, no signals from
 /// keys, no output processing) for its lifetime; a no-op when `fd` is not a terminal.

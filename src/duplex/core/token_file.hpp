@@ -1,4 +1,5 @@
-// The exec service's shared secret on disk: where it lives, reading it, creating it (0600).
+// The exec service's shared secret on disk: where it lives, reading it, creating it (0600), and
+// which token a client sends.
 #pragma once
 
 #include <string>
@@ -11,12 +12,17 @@ namespace duplex {
 std::string default_token_path();
 
 /// Reads a token file: its first line, surrounding whitespace removed. Refuses a file that
-/// others can read or write (like ssh with private keys), and an empty token.
-/// `why` gets a one-line reason on failure.
-Result<std::string> read_token_file(const std::string& path, std::string& why);
+/// others can read or write (like ssh with private keys), and an empty token. The failure's
+/// detail is one line naming the file.
+Result<std::string> read_token_file(const std::string& path);
 
 /// Reads the token file, or creates it (and its directory, 0700) with a fresh random token
 /// (32 bytes from getrandom, hex) and mode 0600 when it does not exist.
-Result<std::string> load_or_create_token_file(const std::string& path, std::string& why);
+Result<std::string> load_or_create_token_file(const std::string& path);
+
+/// The token a client sends: the file `token_file` when given, else $DUPLEX_TOKEN, else the
+/// default token file when it exists, else empty (the server then uses the transport's
+/// identity, SO_PEERCRED on a Unix socket).
+Result<std::string> resolve_token(const std::string& token_file);
 
 }  // namespace duplex

@@ -1,8 +1,10 @@
-// Tests for run_exec (client/exec_client.hpp) against a scripted in-process server.
-// The server listens on a Unix socket; the tests check the frames the client sends and how a
-// session ends (exit, failure, local signal).
-#include "duplex/client/exec_client.hpp"
+// Tests for run_exec (client/exec_session.hpp) against a scripted in-process server.
+// The server listens on a Unix socket; the tests check the frames the client sends, how a
+// session ends (exit, failure, local signal), and that signals get through a full connection.
+#include "duplex/client/exec_session.hpp"
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -55,6 +57,12 @@ class Peer {
   awaitable<void> write(const Bytes& f) {
     co_await asio::async_write(s_, asio::buffer(f), use_tuple);
   }
+  /// Bytes the client sent that this end has not read yet (FIONREAD).
+  std::size_t unread() {
+    int n = 0;
+    ::ioctl(s_.native_handle(), FIONREAD, &n);
+    return static_cast<std::size_t>(n);
+  }
   template <class M>
   awaitable<void> send(const M& m) {
     Bytes f;
@@ -104,6 +112,10 @@ struct Seen {
 
 using Script = std::function<awaitable<void>(Peer&, Seen&)>;
 
+std::string error_of(const ExecResult& r) {
+  return r.failure() ? r.failure()->message() : std::string();
+}
+
 // co_spawn completion: an exception in a coroutine fails the test (it leaves ctx.run()).
 void rethrow(std::exception_ptr e) {
   if (e) std::rethrow_exception(e);
@@ -129,9 +141,14 @@ class ExecClientTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Runs the client against one connection served by `script`.
+  // Runs the client against one connection served by `script`. The client must be done within
+  // kDeadline (else the test fails and the loop is stopped); then `client_done_` fires for a
+  // script that waits for it.
   ExecResult run(Script script, std::uint32_t max_frame = 1u << 20) {
     asio::io_context ctx(1);
     unix_proto::acceptor acc(ctx, unix_proto::endpoint(req_.endpoint.path));
+    client_done_.emplace(ctx, kDeadline);
+    asio::steady_timer deadline(ctx, kDeadline);
     asio::co_spawn(
         ctx,
         [&]() -> awaitable<void> {
@@ -143,12 +160,28 @@ class ExecClientTest : public ::testing::Test {
         rethrow);
     std::optional<ExecResult> r;
     asio::co_spawn(
-        ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
+        ctx,
+        [&]() -> awaitable<void> {
+          r = co_await run_exec(req_, hooks_);
+          client_done_->cancel();
+          deadline.cancel();
+        },
+        rethrow);
+    deadline.async_wait([&](std::error_code ec) {
+      if (ec) return;
+      ADD_FAILURE() << "the client did not finish within " << kDeadline.count() << " s";
+      ctx.stop();
+    });
     ctx.run();
     EXPECT_TRUE(r.has_value());
     return r.value_or(ExecResult{});
   }
 
+  /// For a script: completes once run_exec has returned.
+  awaitable<void> client_done() { co_await client_done_->async_wait(use_tuple); }
+
+  static constexpr std::chrono::seconds kDeadline{20};
+  std::optional<asio::steady_timer> client_done_;
   std::string dir_;
   ExecRequest req_;
   ExecHooks hooks_;
@@ -210,7 +243,7 @@ TEST_F(ExecClientTest, StdinOutputAndExitStatus) {
   req_.stdin_fd = p[0];
   const auto r = run(echo_script);
   ::close(p[0]);
-  ASSERT_TRUE(r.exit) << r.error;
+  ASSERT_TRUE(r.exit()) << error_of(r);
   EXPECT_EQ(exit_status(r), 5);
   EXPECT_EQ(r.identity, "test");
   EXPECT_EQ(out_, "HELLO WORLD");
@@ -222,7 +255,7 @@ TEST_F(ExecClientTest, StdinOutputAndExitStatus) {
 
 TEST_F(ExecClientTest, NoStdinSendsEofAtOnce) {
   const auto r = run(echo_script);
-  ASSERT_TRUE(r.exit) << r.error;
+  ASSERT_TRUE(r.exit()) << error_of(r);
   EXPECT_EQ(exit_status(r), 5);
   EXPECT_TRUE(seen_.stdin_eof);
   EXPECT_EQ(seen_.stdin_bytes, "");
@@ -240,7 +273,7 @@ TEST_F(ExecClientTest, StdinIsChunkedWithinTheServersFrameLimit) {
   const auto r = run(echo_script, /*max_frame=*/1000);
   writer.join();
   ::close(p[0]);
-  ASSERT_TRUE(r.exit) << r.error;
+  ASSERT_TRUE(r.exit()) << error_of(r);
   EXPECT_EQ(seen_.stdin_bytes, data);
   EXPECT_LE(seen_.largest_stdin_frame, 1000u);
   EXPECT_EQ(out_, std::string(300'000, 'X'));
@@ -249,16 +282,16 @@ TEST_F(ExecClientTest, StdinIsChunkedWithinTheServersFrameLimit) {
 TEST_F(ExecClientTest, WrongTokenIsAuthenticationFailed) {
   req_.token = "bad";
   const auto r = run(echo_script);
-  EXPECT_FALSE(r.exit);
-  EXPECT_EQ(r.error, "authentication failed");
+  EXPECT_FALSE(r.exit());
+  EXPECT_EQ(error_of(r), "authentication failed");
   EXPECT_EQ(exit_status(r), 255);
 }
 
 TEST_F(ExecClientTest, ConnectionLostBeforeExitIsAFailure) {
   const auto r =
       run([](Peer& p, Seen&) -> awaitable<void> { co_await p.read(); });  // EXEC_START, then close
-  EXPECT_FALSE(r.exit);
-  EXPECT_NE(r.error.find("before the command ended"), std::string::npos) << r.error;
+  EXPECT_FALSE(r.exit());
+  EXPECT_NE(error_of(r).find("before the command ended"), std::string::npos) << error_of(r);
   EXPECT_EQ(exit_status(r), 255);
 }
 
@@ -270,7 +303,7 @@ TEST_F(ExecClientTest, NoServerIsAFailureToConnect) {
       ctx, [&]() -> awaitable<void> { r = co_await run_exec(req_, hooks_); }, rethrow);
   ctx.run();
   ASSERT_TRUE(r);
-  EXPECT_NE(r->error.find("cannot connect"), std::string::npos) << r->error;
+  EXPECT_NE(error_of(*r).find("cannot connect"), std::string::npos) << error_of(*r);
   EXPECT_EQ(exit_status(*r), 255);
 }
 
@@ -288,14 +321,14 @@ TEST_F(ExecClientTest, SilentServerHitsTheConnectTimeout) {
       rethrow);
   ctx.run();  // the accept backlog holds the connection; nobody ever answers it
   ASSERT_TRUE(r);
-  EXPECT_NE(r->error.find("no answer"), std::string::npos) << r->error;
+  EXPECT_NE(error_of(*r).find("no answer"), std::string::npos) << error_of(*r);
 }
 
 TEST_F(ExecClientTest, ForwardedSignalIsSentAndTheSessionGoesOn) {
   req_.forward_signals = {SIGUSR1};
   hooks_.on_started = [] { ::raise(SIGUSR1); };
   const auto r = run(wait_for_signal_script);
-  ASSERT_TRUE(r.exit) << r.error;
+  ASSERT_TRUE(r.exit()) << error_of(r);
   EXPECT_EQ(seen_.signals, std::vector<int>{SIGUSR1});
   EXPECT_EQ(exit_status(r), 128 + SIGUSR1);
 }
@@ -304,8 +337,8 @@ TEST_F(ExecClientTest, StopSignalEndsTheSessionHere) {
   req_.stop_signals = {SIGUSR2};
   hooks_.on_started = [] { ::raise(SIGUSR2); };
   const auto r = run(wait_for_signal_script);
-  EXPECT_FALSE(r.exit);
-  EXPECT_EQ(r.local_signal, SIGUSR2);
+  EXPECT_FALSE(r.exit());
+  EXPECT_EQ(r.local_signal(), SIGUSR2);
   EXPECT_TRUE(seen_.signals.empty());
   EXPECT_EQ(exit_status(r), 128 + SIGUSR2);
 }
@@ -319,16 +352,16 @@ TEST_F(ExecClientTest, BrokenStdoutEndsTheSessionLikeSigpipe) {
   hooks_.on_stdout = [](ByteView) { return false; };
   const auto r = run(echo_script);
   ::close(p[0]);
-  EXPECT_FALSE(r.exit);
-  EXPECT_EQ(r.local_signal, SIGPIPE);
+  EXPECT_FALSE(r.exit());
+  EXPECT_EQ(r.local_signal(), SIGPIPE);
   EXPECT_EQ(exit_status(r), 141);
 }
 
 TEST_F(ExecClientTest, CommandTooLongForTheFrameLimitIsRefusedHere) {
   req_.start.argv = {"echo", std::string(5000, 'a')};
   const auto r = run(echo_script, /*max_frame=*/1000);
-  EXPECT_FALSE(r.exit);
-  EXPECT_NE(r.error.find("too long"), std::string::npos) << r.error;
+  EXPECT_FALSE(r.exit());
+  EXPECT_NE(error_of(r).find("too long"), std::string::npos) << error_of(r);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Tests for client/terminal.hpp on a real pseudo-terminal.
-// Raw mode in and out, window size, and standard fds reopened on /dev/null.
+// Raw mode in and out, window size, standard fds reopened on /dev/null, whole writes.
 #include "duplex/client/terminal.hpp"
 
 #include <fcntl.h>
@@ -10,6 +10,10 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+
+#include <csignal>
+#include <string>
+#include <thread>
 
 namespace duplex::client {
 namespace {
@@ -94,6 +98,34 @@ TEST(Terminal, ClosedStandardFdsAreReopenedOnDevNull) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST(WriteAll, WritesEverythingEvenToANonBlockingPipe) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ASSERT_EQ(::fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+  const std::string data(1 << 20, 'x');  // far more than a pipe holds
+  std::size_t got = 0;
+  std::thread reader([&] {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(p[0], buf, sizeof buf)) > 0)
+      got += static_cast<std::size_t>(n);
+  });
+  EXPECT_TRUE(write_all(p[1], as_bytes(data)));
+  ::close(p[1]);
+  reader.join();
+  ::close(p[0]);
+  EXPECT_EQ(got, data.size());
+}
+
+TEST(WriteAll, FalseWhenTheReaderIsGone) {
+  std::signal(SIGPIPE, SIG_IGN);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ::close(p[0]);
+  EXPECT_FALSE(write_all(p[1], as_bytes("x")));
+  ::close(p[1]);
 }
 
 }  // namespace

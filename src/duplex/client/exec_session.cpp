@@ -1,0 +1,274 @@
+// run_exec: connect and authenticate, start the command, then the reader, the writer (an Outbox),
+// the stdin pump and the signal watcher run together until EXIT, a failure or a local signal.
+#include "duplex/client/exec_session.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <optional>
+#include <system_error>
+#include <utility>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include "duplex/client/connection.hpp"
+#include "duplex/client/outbox.hpp"
+#include "duplex/client/stdin_reader.hpp"
+#include "duplex/client/terminal.hpp"
+#include "duplex/core/errors.hpp"
+
+namespace duplex::client {
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+using net::use_tuple;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kStdinChunk = 64 * 1024;  // largest STDIN_DATA payload we send
+constexpr std::size_t kDataDepth = 16;          // stdin frames queued in front of the writer
+constexpr auto kDoubleInterrupt = std::chrono::seconds(2);
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+template <class M>
+Bytes encoded(const M& m) {
+  Bytes f;
+  wire::encode(m, f);
+  return f;
+}
+
+// The line for a failure. A refused client prints exactly "authentication failed" (PRODUCT.md),
+// whatever text the server sent with the code.
+Failure described(Failure f, bool started) {
+  if (f.code == errc::auth_failed)
+    f.detail = "authentication failed";
+  else if (started && is_connection_failure(f))
+    f.detail += " before the command ended";
+  return f;
+}
+
+// The outcomes of the connect phase, by name: Asio's `a || b` waits for the first to *succeed*
+// (an exception does not end the race), so every racer returns its failures as values.
+struct Connected {
+  Connection conn;
+  std::string identity;
+};
+struct ConnectTimedOut {};
+
+// Dial, handshake, AUTH.
+awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
+  ClientOptions opt;
+  opt.protocol = Protocol::framed;
+  // No per-read timeout: a command may be silent for hours. The connect phase has its own
+  // deadline (connect_deadline), and after EXEC_START the server's limits apply.
+  opt.timeout = std::chrono::milliseconds(0);
+  opt.agent = req.agent;
+  auto conn = co_await Connection::open(req.endpoint, opt);
+  if (!conn) co_return described(std::move(conn).failure(), false);
+  // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+  const Bytes auth = encoded(wire::Auth{req.token});
+  if (auto w = co_await conn->write(auth); !w) co_return described(std::move(w).failure(), false);
+  auto r = co_await conn->read_frame();
+  if (!r) co_return described(std::move(r).failure(), false);
+  if (r->type != wire::MsgType::auth_ok)
+    co_return fail(
+        errc::unexpected_message,
+        fmt::format("{} answered AUTH with {}", req.endpoint.url(), wire::type_name(r->type)));
+  auto ok = wire::decode_auth_ok(r->payload);
+  if (!ok)
+    co_return fail(errc::bad_message,
+                   fmt::format("{} sent a malformed AUTH_OK", req.endpoint.url()));
+  co_return Connected{std::move(*conn), ok->identity};
+}
+
+awaitable<ConnectTimedOut> connect_deadline(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor,
+                       d.count() > 0 ? d : std::chrono::hours(24 * 365));
+  co_await t.async_wait(use_tuple);
+  co_return ConnectTimedOut{};
+}
+
+// Before the command runs, any signal we watch (but SIGWINCH) simply abandons the attempt.
+awaitable<LocalSignal> abort_signal(asio::signal_set& signals) {
+  for (;;) {
+    auto [ec, signo] = co_await signals.async_wait(use_tuple);
+    if (ec) co_return LocalSignal{};  // cancelled: the connection won the race
+    if (signo != SIGWINCH) co_return LocalSignal{signo};
+  }
+}
+
+// One racer's verdict on how the session ended (a struct, so that `||` does not flatten it).
+struct Ending {
+  ExecEnd end;
+};
+
+// One started command: the coroutines that share the connection, and their single writer.
+class Session {
+ public:
+  Session(Connection& conn, const ExecRequest& req, const ExecHooks& hooks,
+          asio::signal_set& signals, const asio::any_io_executor& ex)
+      : conn_(conn), req_(req), hooks_(hooks), signals_(signals), outbox_(ex, kDataDepth) {
+    if (req.stdin_fd >= 0) {
+      const std::size_t max_frame = conn.welcome().max_frame;
+      reader_.emplace(ex, req.stdin_fd, std::clamp<std::size_t>(max_frame, 1, kStdinChunk));
+    }
+  }
+
+  awaitable<ExecEnd> run() {
+    // The reader or the signal watcher decides the outcome; the writer and the stdin pump never
+    // finish on their own (a write error only stops writing: the reader then learns why the
+    // connection ended).
+    auto first = co_await (read_output() || watch_signals() ||
+                           (outbox_.run(conn_.stream()) && pump_stdin()));
+    co_return std::visit(Overloaded{[](Ending& e) { return std::move(e.end); },
+                                    [](std::monostate) -> ExecEnd {
+                                      return fail(errc::internal,
+                                                  "the session ended without an exit status");
+                                    }},
+                         first);
+  }
+
+ private:
+  awaitable<Ending> read_output() {
+    for (;;) {
+      auto f = co_await conn_.read_frame();
+      if (!f) co_return Ending{described(std::move(f).failure(), true)};
+      switch (f->type) {
+        case wire::MsgType::stdout_data:
+          // Our stdout is gone: stop, as a local command would on SIGPIPE.
+          if (hooks_.on_stdout && !hooks_.on_stdout(f->payload))
+            co_return Ending{LocalSignal{SIGPIPE}};
+          break;
+        case wire::MsgType::stderr_data:
+          if (hooks_.on_stderr) hooks_.on_stderr(f->payload);
+          break;
+        case wire::MsgType::exit: {
+          auto e = wire::decode_exit(f->payload);
+          if (!e)
+            co_return Ending{
+                fail(errc::bad_message, fmt::format("{} sent a malformed EXIT", url()))};
+          co_return Ending{*e};
+        }
+        case wire::MsgType::pong: break;
+        default:
+          co_return Ending{fail(errc::unexpected_message,
+                                fmt::format("{} sent an unexpected {} during the command", url(),
+                                            wire::type_name(f->type)))};
+      }
+    }
+  }
+
+  awaitable<void> pump_stdin() {
+    if (reader_) {
+      for (;;) {
+        Bytes chunk = co_await reader_->next();
+        if (chunk.empty()) break;
+        Bytes f;
+        f.reserve(wire::kHeaderSize + chunk.size());
+        wire::encode_frame(wire::MsgType::stdin_data, chunk, f);
+        co_await outbox_.send_data(std::move(f));
+      }
+    }
+    Bytes eof;
+    wire::encode_frame(wire::MsgType::stdin_eof, {}, eof);
+    co_await outbox_.send_data(std::move(eof));
+  }
+
+  awaitable<Ending> watch_signals() {
+    std::optional<Clock::time_point> last_interrupt;
+    for (;;) {
+      auto [ec, signo] = co_await signals_.async_wait(use_tuple);
+      if (ec) co_return Ending{fail(ec, fmt::format("waiting for signals: {}", ec.message()))};
+      if (signo == SIGWINCH) {
+        if (hooks_.window_size)
+          if (auto ws = hooks_.window_size()) co_await outbox_.send_data(encoded(*ws));
+        continue;
+      }
+      if (std::find(req_.stop_signals.begin(), req_.stop_signals.end(), signo) !=
+          req_.stop_signals.end())
+        co_return Ending{LocalSignal{signo}};
+      if (signo == SIGINT && req_.double_interrupt_stops) {
+        const auto now = Clock::now();
+        if (last_interrupt && now - *last_interrupt < kDoubleInterrupt)
+          co_return Ending{LocalSignal{SIGINT}};
+        last_interrupt = now;
+      }
+      co_await outbox_.send_data(encoded(wire::Signal{signo}));
+    }
+  }
+
+  std::string url() const { return req_.endpoint.url(); }
+
+  Connection& conn_;
+  const ExecRequest& req_;
+  const ExecHooks& hooks_;
+  asio::signal_set& signals_;
+  Outbox outbox_;
+  std::optional<StdinReader> reader_;
+};
+
+// EXEC_START, then the session until the command's end.
+awaitable<ExecEnd> run_command(Connection& conn, const ExecRequest& req, const ExecHooks& hooks,
+                               asio::signal_set& signals) {
+  const Bytes start = encoded(req.start);
+  const std::size_t payload = start.size() - wire::kHeaderSize;
+  if (payload > conn.welcome().max_frame)
+    co_return fail(errc::frame_too_large,
+                   fmt::format("the command is too long: {} bytes, the server's frame limit is {} "
+                               "bytes",
+                               payload, conn.welcome().max_frame));
+  if (auto w = co_await conn.write(start); !w) co_return described(std::move(w).failure(), true);
+  if (hooks.on_started) hooks.on_started();
+  try {
+    Session session(conn, req, hooks, signals, co_await asio::this_coro::executor);
+    co_return co_await session.run();
+  } catch (const std::system_error& e) {  // no thread or pipe for the stdin reader
+    co_return fail(e.code(), e.what());
+  }
+}
+
+}  // namespace
+
+awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks) {
+  ExecResult res;
+  const auto t0 = Clock::now();
+  // Installed before we connect, so that Ctrl-C while connecting is ours to handle too.
+  asio::signal_set signals(co_await asio::this_coro::executor);
+  for (int s : req.forward_signals)
+    signals.add(s);
+  for (int s : req.stop_signals)
+    signals.add(s);
+  if (hooks.window_size) signals.add(SIGWINCH);
+
+  auto first = co_await (connect_and_auth(req) || connect_deadline(req.connect_timeout) ||
+                         abort_signal(signals));
+  if (std::holds_alternative<ConnectTimedOut>(first)) {
+    res.end = fail(std::errc::timed_out,
+                   fmt::format("no answer from {} within {} s", req.endpoint.url(),
+                               std::chrono::duration<double>(req.connect_timeout).count()));
+  } else if (const auto* s = std::get_if<LocalSignal>(&first)) {
+    res.end = *s;
+  } else if (auto& connected = std::get<Result<Connected>>(first); !connected) {
+    res.end = std::move(connected).failure();
+  } else {
+    res.identity = connected->identity;
+    res.end = co_await run_command(connected->conn, req, hooks, signals);
+  }
+  res.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
+  co_return res;
+}
+
+std::function<std::optional<wire::WindowSize>()> window_size_of(int fd) {
+  return [fd]() -> std::optional<wire::WindowSize> {
+    auto s = terminal_size(fd);
+    if (!s) return std::nullopt;
+    return wire::WindowSize{s->rows, s->cols};
+  };
+}
+
+}  // namespace duplex::client

@@ -1,0 +1,82 @@
+// StdinReader implementation: a blocking read loop with credits and a wake-up pipe.
+#include "duplex/client/stdin_reader.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <system_error>
+#include <utility>
+
+namespace duplex::client {
+
+StdinReader::StdinReader(const asio::any_io_executor& ex, int fd, std::size_t chunk,
+                         std::ptrdiff_t depth)
+    : ch_(ex, static_cast<std::size_t>(depth) + 1), credits_(depth), fd_(fd), chunk_(chunk) {
+  if (::pipe2(wake_, O_CLOEXEC) != 0)
+    throw std::system_error(errno, std::system_category(), "pipe2");
+  // The thread inherits the mask of the thread that starts it.
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &old);
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (...) {
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    close_pipe();
+    throw;
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+StdinReader::~StdinReader() {
+  stop_ = true;
+  credits_.release();  // in case it waits for a credit
+  const char c = 0;
+  [[maybe_unused]] auto n = ::write(wake_[1], &c, 1);  // in case it waits in poll
+  thread_.join();
+  close_pipe();
+}
+
+awaitable<Bytes> StdinReader::next() {
+  auto [ec, b] = co_await ch_.async_receive(net::use_tuple);
+  if (ec) throw std::system_error(ec);
+  credits_.release();
+  co_return std::move(b);
+}
+
+void StdinReader::run() noexcept {
+  for (;;) {
+    credits_.acquire();
+    if (stop_) return;
+    pollfd p[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    int r;
+    do
+      r = ::poll(p, 2, -1);
+    while (r < 0 && errno == EINTR);
+    if (stop_ || p[1].revents != 0) return;
+    Bytes b(chunk_);
+    const ssize_t n = r < 0 ? -1 : ::read(fd_, b.data(), b.size());
+    if (n > 0) {
+      b.resize(static_cast<std::size_t>(n));
+      ch_.try_send(std::error_code{}, std::move(b));  // a credit guarantees room
+      continue;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {  // EAGAIN: fd 0 is non-blocking
+      credits_.release();
+      continue;
+    }
+    ch_.try_send(std::error_code{}, Bytes{});  // end of file (a read error ends it too)
+    return;
+  }
+}
+
+void StdinReader::close_pipe() noexcept {
+  for (int& f : wake_)
+    if (f >= 0) ::close(std::exchange(f, -1));
+}
+
+}  // namespace duplex::client
