@@ -190,6 +190,44 @@ TEST(RawExec, ResetWhileACommandRunsEndsAndReapsIt) {
   EXPECT_EQ(next.recv_exact(14), "still serving\n");
 }
 
+// Reads up to and including a newline (or until EOF or a timeout).
+std::string recv_line(SocketClient& c) {
+  std::string got;
+  while (got.empty() || got.back() != '\n') {
+    const auto more = c.recv_some(65536, 10s);
+    if (!more || more->empty()) break;
+    got += *more;
+  }
+  return got;
+}
+
+TEST(RawExec, UnixClientCountsAsItsUidLikeAFramedOne) {
+  // Bug 2: raw-exec cut its per-client key from "unix:pid=..,uid=.." at the last ':', so every
+  // raw Unix client was "unix", apart from the same user's framed commands ("uid:N").
+  ExecServer server(
+      {.args = {"--raw-exec", "--max-commands-per-client", "1", "--max-queued-per-client", "0"},
+       .tcp = false,
+       .unix_socket = true});
+  ExecClient framed(server.unix_url());
+  ExecRequest cat;
+  cat.argv = {"cat"};
+  framed.start(server.token(), cat);
+  framed.send_stdin("ping\n");
+  framed.wait_for_stdout("ping\n");
+
+  SocketClient raw(server.unix_url());
+  raw.send_all("echo raw");
+  const std::string want =
+      "duplex: command queue full: 1 command running and 0 waiting for this client (queue "
+      "limit 0)\n";
+  EXPECT_EQ(recv_line(raw), want) << "the user's framed command holds the one slot";
+
+  framed.send_eof();
+  EXPECT_TRUE(exited_with(framed.finish(), 0));
+  raw.send_all("echo raw again");
+  EXPECT_EQ(raw.recv_exact(10), "raw again\n");
+}
+
 TEST(RawExec, CommandOverTheShareWaitsItsTurn) {
   TestServer server(
       {"-q", "--raw-exec", "--max-commands-per-client", "1", "--listen", "tcp://127.0.0.1:0"});

@@ -58,7 +58,8 @@ awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer
 // reply is its stdout then its stderr. Only on loopback and Unix sockets (checked at start-up).
 awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,
                                PooledBuffer buf, std::size_t n) {
-  const std::string key = entry.peer.substr(0, entry.peer.rfind(':'));
+  // The same per-client key as the framed protocol: "uid:N" on a Unix socket, else the address.
+  const std::string& key = stream.peer().client_key;
   for (;;) {
     std::string command(reinterpret_cast<const char*>(buf.data()), n);
     buf.release();
