@@ -1,0 +1,389 @@
+// The exec session against a fake session (no socket): AUTH by uid or token, the order of
+// AUTH/EXEC_START, refusals, and real short commands (echo, sleep) where a fake is not practical.
+#include "duplex/services/exec_session.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <exception>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "duplex/core/errors.hpp"
+#include "duplex/wire/messages.hpp"
+
+namespace duplex::services {
+namespace {
+
+using namespace std::chrono_literals;
+using wire::MsgType;
+
+// What the exec session sees of its framed session: frames it sent are recorded, the client's
+// hang-up is an event the test triggers.
+class FakeSession final : public SessionContext, public FrameSink {
+ public:
+  explicit FakeSession(asio::io_context& io, net::Peer peer = {})
+      : ex_(io.get_executor()), peer_(std::move(peer)), gone_(io) {
+    gone_.expires_at(asio::steady_timer::time_point::max());
+    if (peer_.address.empty()) peer_.address = peer_.client_key = "fake";
+  }
+
+  struct Sent {
+    MsgType type;
+    std::string payload;
+  };
+  std::vector<Sent> sent;
+  bool busy = false;
+  std::chrono::seconds keepalive_idle{0}, keepalive_interval{0};
+
+  void hang_up() { gone_.cancel(); }
+  // The EXIT sent, if any.
+  std::optional<wire::Exit> exit() const {
+    for (const auto& s : sent)
+      if (s.type == MsgType::exit) return *wire::decode_exit(as_bytes(s.payload));
+    return std::nullopt;
+  }
+  std::string output(MsgType type) const {
+    std::string out;
+    for (const auto& s : sent)
+      if (s.type == type) out += s.payload;
+    return out;
+  }
+
+  // FrameSink
+  awaitable<bool> send(MsgType type, Payload p) override {
+    sent.push_back({type, std::string(as_chars(p.data()))});
+    co_return true;
+  }
+  awaitable<void> finish() override { co_return; }
+
+  // SessionContext
+  asio::any_io_executor get_executor() override { return ex_; }
+  FrameSink& sink() noexcept override { return *this; }
+  const net::Peer& peer() const noexcept override { return peer_; }
+  awaitable<void> client_gone() override { co_await gone_.async_wait(net::use_tuple); }
+  void set_busy(bool b) noexcept override { busy = b; }
+  void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) override {
+    keepalive_idle = idle;
+    keepalive_interval = interval;
+  }
+
+ private:
+  asio::any_io_executor ex_;
+  net::Peer peer_;
+  asio::steady_timer gone_;
+};
+
+std::string str(std::string_view s) {
+  std::string out;
+  const auto n = static_cast<std::uint32_t>(s.size());
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((n >> shift) & 0xff));
+  return out.append(s);
+}
+
+std::string exec_start(const wire::ExecStart& r) {
+  Bytes f;
+  wire::encode(r, f);
+  return std::string(as_chars(ByteView(f).subspan(wire::kHeaderSize)));
+}
+
+std::string signal_payload(int signo) {
+  Bytes f;
+  wire::encode(wire::Signal{signo}, f);
+  return std::string(as_chars(ByteView(f).subspan(wire::kHeaderSize)));
+}
+
+wire::ExecStart argv(std::vector<std::string> a) {
+  wire::ExecStart r;
+  r.argv = std::move(a);
+  return r;
+}
+
+// An EXEC_START payload for this argv. (Built outside co_await expressions: GCC 12 mishandles a
+// braced list in one.)
+template <class... Arg>
+std::string command(Arg... a) {
+  return exec_start(argv(std::vector<std::string>{a...}));
+}
+
+class ExecSessionTest : public ::testing::Test {
+ protected:
+  ExecSessionTest() {
+    // As the server does: a command that exits leaves its stdin pipe broken, and a write to it
+    // must fail with EPIPE rather than kill the writer.
+    std::signal(SIGPIPE, SIG_IGN);
+    settings_.enabled = true;
+    settings_.auth.token = "sesame";
+    settings_.auth.allowed_uids = {4242};
+    settings_.policy.kill_grace = 500ms;
+  }
+
+  void make(net::Peer peer = {}) {
+    fake_.emplace(io_, std::move(peer));
+    session_.emplace(ExecContext{settings_, slots_, started_}, *fake_);
+  }
+
+  // Feeds one message to the session.
+  awaitable<Handled> feed(MsgType type, std::string payload) {
+    co_return co_await session_->handle(type, as_bytes(payload));
+  }
+
+  // Runs the session's command loop beside `body` until both are done (body ends with end()).
+  void run(std::function<awaitable<void>()> body) {
+    bool loop_done = false, body_done = false;
+    std::exception_ptr failure;
+    asio::co_spawn(io_, session_->run(), [&](std::exception_ptr) { loop_done = true; });
+    asio::co_spawn(io_, body(), [&](std::exception_ptr e) {
+      body_done = true;
+      failure = e;
+      session_->end(wire::Exit::Limit::none);
+    });
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!(loop_done && body_done) && std::chrono::steady_clock::now() < deadline)
+      io_.run_one_for(100ms);
+    ASSERT_TRUE(body_done && loop_done) << "did not finish in time";
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  // Waits (on the loop) until the EXIT has been sent.
+  awaitable<void> until_exit() {
+    asio::steady_timer t(io_);
+    for (int i = 0; i < 1000 && !fake_->exit(); ++i) {
+      t.expires_after(10ms);
+      co_await t.async_wait(net::use_tuple);
+    }
+  }
+
+  asio::io_context io_;
+  ExecSettings settings_;
+  CommandSlots slots_;
+  std::atomic<std::uint64_t> started_{0};
+  std::optional<FakeSession> fake_;
+  std::optional<ExecSession> session_;
+};
+
+::testing::AssertionResult breach(const Handled& h, errc code) {
+  if (h) return ::testing::AssertionFailure() << "handled without a breach";
+  if (h.error() != make_error_code(code))
+    return ::testing::AssertionFailure()
+           << "breach " << h.message() << ", not " << make_error_code(code).message();
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(ExecSessionTest, AllowedUidFromThePeerAuthenticatesWithoutAToken) {
+  net::Peer p;
+  p.address = "unix:pid=1,uid=4242";
+  p.client_key = "uid:4242";
+  p.uid = 4242;
+  make(p);
+  run([&]() -> awaitable<void> {
+    auto h = co_await feed(MsgType::auth, str(""));
+    EXPECT_TRUE(h && *h == Next::read_on) << h.message();
+  });
+  ASSERT_EQ(fake_->sent.size(), 1u);
+  EXPECT_EQ(fake_->sent[0].type, MsgType::auth_ok);
+  EXPECT_EQ(fake_->sent[0].payload, str("uid 4242"));
+  EXPECT_EQ(fake_->keepalive_idle, ExecSession::kKeepaliveIdle) << "an exec session is probed";
+  EXPECT_GT(fake_->keepalive_interval.count(), 0);
+}
+
+TEST_F(ExecSessionTest, OtherUidWithoutATokenIsRefused) {
+  net::Peer p;
+  p.address = "unix:pid=1,uid=7";
+  p.client_key = "uid:7";
+  p.uid = 7;
+  make(p);
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("")), errc::auth_failed));
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("wrong")), errc::auth_failed));
+  });
+  EXPECT_TRUE(fake_->sent.empty()) << "nothing but the ERROR the session sends";
+  EXPECT_EQ(fake_->keepalive_idle.count(), 0);
+}
+
+TEST_F(ExecSessionTest, TheTokenAuthenticatesAnyPeer) {
+  make();
+  run([&]() -> awaitable<void> {
+    auto h = co_await feed(MsgType::auth, str("sesame"));
+    EXPECT_TRUE(h) << h.message();
+  });
+  ASSERT_EQ(fake_->sent.size(), 1u);
+  EXPECT_EQ(fake_->sent[0].payload, str("token"));
+}
+
+TEST_F(ExecSessionTest, ExecStartBeforeAuthIsRefused) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::exec_start, command("true")), errc::auth_required));
+  });
+  EXPECT_EQ(started_.load(), 0u);
+}
+
+TEST_F(ExecSessionTest, DisabledExecRefusesAuthAndExecStart) {
+  settings_.enabled = false;
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("sesame")), errc::service_disabled));
+    EXPECT_TRUE(
+        breach(co_await feed(MsgType::exec_start, command("true")), errc::service_disabled));
+  });
+}
+
+TEST_F(ExecSessionTest, MalformedMessagesAreBadMessages) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, std::string("xx")), errc::bad_message));
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(breach(co_await feed(MsgType::exec_start, std::string("\x09")), errc::bad_message));
+    EXPECT_TRUE(breach(co_await feed(MsgType::signal, std::string("\x01")), errc::bad_message));
+    EXPECT_TRUE(breach(co_await feed(MsgType::stdin_eof, std::string("x")), errc::bad_message));
+    EXPECT_TRUE(breach(co_await feed(MsgType::window_size, std::string("")), errc::bad_message));
+  });
+  EXPECT_EQ(started_.load(), 0u);
+}
+
+TEST_F(ExecSessionTest, ACommandRunsToItsExitAndGivesItsSlotBack) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    auto h = co_await feed(MsgType::exec_start, command("echo", "hi"));
+    EXPECT_TRUE(h) << h.message();
+    EXPECT_TRUE(fake_->busy) << "a running command is not idleness";
+    co_await until_exit();
+  });
+  EXPECT_EQ(fake_->output(MsgType::stdout_data), "hi\n");
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->how, wire::Exit::How::exited);
+  EXPECT_EQ(fake_->exit()->code, 0);
+  EXPECT_EQ(fake_->sent.back().type, MsgType::exit) << "EXIT is the last frame";
+  EXPECT_EQ(slots_.running(), 0u);
+  EXPECT_FALSE(fake_->busy);
+  EXPECT_EQ(started_.load(), 1u);
+}
+
+TEST_F(ExecSessionTest, AWorkingDirectoryThatFailsIsBadCwdWithItsErrno) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    auto r = argv(std::vector<std::string>(1, "pwd"));
+    r.cwd = "/nonexistent-duplex-dir";
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, exec_start(r)));
+  });
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->how, wire::Exit::How::bad_cwd);
+  EXPECT_EQ(fake_->exit()->code, ENOENT);
+  EXPECT_EQ(slots_.running(), 0u);
+  EXPECT_EQ(started_.load(), 0u);
+}
+
+TEST_F(ExecSessionTest, AMissingProgramIsNotStartedWithEnoent) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("duplex-no-such-program")));
+  });
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->how, wire::Exit::How::not_started);
+  EXPECT_EQ(fake_->exit()->code, ENOENT);
+}
+
+TEST_F(ExecSessionTest, OneCommandAtATimePerConnection) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
+    EXPECT_TRUE(breach(co_await feed(MsgType::exec_start, command("true")), errc::limit_exceeded));
+    // The body's end ends the session: the sleep gets SIGTERM.
+  });
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->how, wire::Exit::How::signaled);
+  EXPECT_EQ(fake_->exit()->code, SIGTERM);
+}
+
+TEST_F(ExecSessionTest, InputIsWrittenInOrderAndEofFollowsIt) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("cat")));
+    EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string("one ")));
+    EXPECT_TRUE(
+        co_await feed(MsgType::stdin_data, std::string("")));  // an empty chunk ends nothing
+    EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string(300 * 1024, 'x')));
+    EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string(" two")));
+    EXPECT_TRUE(co_await feed(MsgType::stdin_eof, std::string("")));
+    co_await until_exit();
+  });
+  EXPECT_EQ(fake_->output(MsgType::stdout_data), "one " + std::string(300 * 1024, 'x') + " two");
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->code, 0);
+}
+
+TEST_F(ExecSessionTest, ASignalArrivesWhileTheCommandDoesNotReadItsInput) {
+  // 200 KB for a command that never reads: more than its pipe holds. The session still takes
+  // the next message at once, so the SIGNAL behind the input reaches the command.
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
+    for (int i = 0; i < 4; ++i)
+      EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string(50 * 1024, 'i')));
+    EXPECT_TRUE(co_await feed(MsgType::signal, signal_payload(SIGUSR1)));
+    co_await until_exit();
+  });
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->how, wire::Exit::How::signaled);
+  EXPECT_EQ(fake_->exit()->code, SIGUSR1);
+  EXPECT_EQ(fake_->exit()->limit, wire::Exit::Limit::none);
+}
+
+TEST_F(ExecSessionTest, AClientThatHangsUpWhileItsInputWaitsEndsTheSession) {
+  // More input than the pipe and the queue hold: the reader waits, and must notice the client
+  // going away meanwhile (a FIN is not an error).
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
+    asio::steady_timer later(io_, 100ms);
+    later.async_wait([&](std::error_code) { fake_->hang_up(); });
+    auto h = co_await feed(MsgType::stdin_data, std::string(1 << 20, 'i'));
+    EXPECT_TRUE(h && *h == Next::end) << "the reader stops: the client is gone";
+    session_->end(wire::Exit::Limit::none);  // what the framed session does when its reader ends
+    co_await until_exit();
+  });
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->how, wire::Exit::How::signaled);
+  EXPECT_EQ(fake_->exit()->code, SIGTERM);
+}
+
+TEST_F(ExecSessionTest, EndAtShutdownIsReportedAsTheShutdownLimit) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
+    session_->end(wire::Exit::Limit::shutdown);
+    co_await until_exit();
+  });
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->limit, wire::Exit::Limit::shutdown);
+}
+
+TEST_F(ExecSessionTest, InputAfterTheCommandEndedIsDropped) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("true")));
+    co_await until_exit();
+    auto h = co_await feed(MsgType::stdin_data, std::string(1 << 20, 'i'));
+    EXPECT_TRUE(h && *h == Next::read_on);
+    EXPECT_TRUE(co_await feed(MsgType::stdin_eof, std::string("")));
+    EXPECT_TRUE(co_await feed(MsgType::signal, signal_payload(SIGTERM)));
+  });
+}
+
+}  // namespace
+}  // namespace duplex::services
