@@ -217,9 +217,7 @@ TEST(RawExec, UnixClientCountsAsItsUidLikeAFramedOne) {
 
   SocketClient raw(server.unix_url());
   raw.send_all("echo raw");
-  const std::string want =
-      "duplex: command queue full: 1 command running and 0 waiting for this client (queue "
-      "limit 0)\n";
+  const std::string want = "duplex: too many commands running for this client (limit 1)\n";
   EXPECT_EQ(recv_line(raw), want) << "the user's framed command holds the one slot";
 
   framed.send_eof();

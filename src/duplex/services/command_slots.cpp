@@ -130,6 +130,20 @@ void wake(std::vector<WaiterPtr> woken) {
   }
 }
 
+// Why a command is refused at once: with queueing off, the limit it ran into (the words used
+// before there was a queue); else the full queue.
+std::string refusal(std::size_t running, std::size_t queued, const SlotLimits& limits) {
+  if (limits.max_queued_per_client > 0)
+    return fmt::format(
+        "command queue full: {} running and {} waiting for this client "
+        "(queue limit {})",
+        commands_text(running), queued, limits.max_queued_per_client);
+  if (running >= limits.max_commands_per_client)
+    return fmt::format("too many commands running for this client (limit {})",
+                       limits.max_commands_per_client);
+  return fmt::format("too many commands running on this server (limit {})", limits.max_commands);
+}
+
 }  // namespace
 
 CommandSlot& CommandSlot::operator=(CommandSlot&& o) noexcept {
@@ -190,11 +204,7 @@ awaitable<Result<CommandSlot>> CommandSlots::acquire(std::string client_key, Slo
       co_return CommandSlot(shared, c);
     }
     if (c->queue.size() >= limits.max_queued_per_client) {
-      auto f = fail(
-          errc::limit_exceeded,
-          fmt::format("command queue full: {} running and {} waiting for this client "
-                      "(queue limit {})",
-                      commands_text(c->running), c->queue.size(), limits.max_queued_per_client));
+      auto f = fail(errc::limit_exceeded, refusal(c->running, c->queue.size(), limits));
       shared->forget_if_idle(*c);
       co_return f;
     }

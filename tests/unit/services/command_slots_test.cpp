@@ -180,13 +180,22 @@ TEST(CommandSlots, QueueLimitRefusesAtOnceWithTheReason) {
 TEST(CommandSlots, ZeroQueueRefusesOverTheShareAtOnce) {
   asio::io_context io;
   CommandSlots slots;
-  const auto l = limits(64, 1, 0);
+  const auto l = limits(2, 1, 0);
   CommandSlot held = take_now(io, slots, "k", l);
-  Probe refused;
-  start(io, slots, "k", l, refused);
+  Probe client_full;
+  start(io, slots, "k", l, client_full);
   drain(io);
-  ASSERT_TRUE(refused.done());
-  EXPECT_EQ(refused.result->error(), make_error_code(errc::limit_exceeded));
+  ASSERT_TRUE(client_full.done());
+  EXPECT_EQ(client_full.result->error(), make_error_code(errc::limit_exceeded));
+  EXPECT_EQ(client_full.result->message(), "too many commands running for this client (limit 1)");
+
+  CommandSlot other = take_now(io, slots, "other", l);
+  Probe server_full;
+  start(io, slots, "third", l, server_full);
+  drain(io);
+  ASSERT_TRUE(server_full.done());
+  EXPECT_EQ(server_full.result->message(), "too many commands running on this server (limit 2)");
+  EXPECT_EQ(slots.queued(), 0u);
 }
 
 TEST(CommandSlots, WaitLimitRefusesWithHowLongItWaited) {
