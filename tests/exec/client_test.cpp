@@ -1,6 +1,7 @@
 // `duplex exec` (issue 3, tests 2 and 8, and PRODUCT.md's command line): exit codes like ssh,
 // streams to the right fds, argv kept exact, stdin and -n, --json, tokens from the environment
-// and files, 255 with one line for our own failures, signals forwarded, client death.
+// and files, 255 with one line for our own failures, signals forwarded, client death; a missing
+// --cwd (issue 6, bug 7).
 #include <signal.h>
 
 #include <algorithm>
@@ -145,6 +146,42 @@ TEST_F(ExecClientTest, EnvAndCwdOptions) {
   const auto r = dx({"-e", "GREETING=hi there", "--cwd", cwd, "-c", "echo \"$GREETING\"; pwd"});
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, "hi there\n" + cwd + "\n");
+}
+
+TEST_F(ExecClientTest, MissingCwdIs126AndNamesTheDirectory) {
+  // Issue 6, bug 7: this said "command not found" (127) although the program was never looked for.
+  const auto r = dx({"--cwd", "/nonexistent-duplex-dir", "--", "pwd"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 126})) << r.err;
+  EXPECT_EQ(r.err,
+            "duplex: cannot change to directory '/nonexistent-duplex-dir' on the server: No such "
+            "file or directory\n");
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(ExecClientTest, CwdThatIsAFileIs126AndSaysWhy) {
+  const auto path = server_.dir().file("plain.txt");
+  write_file(path, "x\n", 0644);
+  const auto r = dx({"--cwd", path, "--", "pwd"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 126})) << r.err;
+  EXPECT_NE(r.err.find("cannot change to directory '" + path + "'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Not a directory"), std::string::npos) << r.err;
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+}
+
+TEST_F(ExecClientTest, JsonTellsAMissingCwdFromAMissingProgram) {
+  const auto cwd = dx({"--json", "--cwd", "/nonexistent-duplex-dir", "--", "pwd"});
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = nlohmann::json::parse(cwd.out)) << cwd.out;
+  EXPECT_EQ(j["exit_code"], 126) << cwd.out;
+  EXPECT_EQ(j["start_failure"], "cwd") << cwd.out;
+  EXPECT_NE(j["start_error"].get<std::string>().find("/nonexistent-duplex-dir"), std::string::npos)
+      << cwd.out;
+
+  const auto prog = dx({"--json", "--", "duplex-no-such-program-xyz"});
+  nlohmann::json k;
+  ASSERT_NO_THROW(k = nlohmann::json::parse(prog.out)) << prog.out;
+  EXPECT_EQ(k["exit_code"], 127) << prog.out;
+  EXPECT_EQ(k["start_failure"], "program") << prog.out;
 }
 
 TEST_F(ExecClientTest, TimeoutOptionEndsTheCommand) {
