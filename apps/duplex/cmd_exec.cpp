@@ -110,9 +110,11 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   req.token = *token;
   req.stdin_fd = o.no_stdin ? -1 : STDIN_FILENO;
   req.agent = std::string(duplex::agent());
-  // Like ssh: Ctrl-C, kill and hang-up reach the remote command; we keep waiting for its exit.
-  // A second Ctrl-C within 2 s gives up waiting (the server then kills the command).
-  req.forward_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+  // Ctrl-C and Ctrl-\ reach the remote command, and we keep waiting for its exit; a second
+  // Ctrl-C within 2 s gives up waiting. kill and hang-up end our side at once. Either way we
+  // disconnect, and the server ends the command.
+  req.forward_signals = {SIGINT, SIGQUIT};
+  req.stop_signals = {SIGTERM, SIGHUP};
   req.double_interrupt_stops = true;
 
   // Output: streamed to fd 1/2 as it comes, or kept for the one --json object.
@@ -186,7 +188,9 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
       "  duplex exec [OPTIONS] URL -c 'SHELL STRING'   run with /bin/sh -c\n"
       "Exit status: the command's; 128+N if killed by signal N; 127 not found; 126 cannot "
       "execute\n"
-      "or no such --cwd; 255 connection, protocol or authentication failure.");
+      "or no such --cwd; 255 connection, protocol or authentication failure.\n"
+      "Ctrl-C is passed to the command; a second Ctrl-C within 2 s, SIGTERM or SIGHUP disconnect "
+      "at once\n(the server then ends the command).");
   cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")
       ->required();
   auto* c_opt =

@@ -21,7 +21,7 @@ namespace duplex::test {
 using Clock = std::chrono::steady_clock;
 
 PtyProcess::PtyProcess(std::vector<std::string> argv, std::vector<std::string> extra_env,
-                       unsigned short rows, unsigned short cols) {
+                       unsigned short rows, unsigned short cols, int stdin_fd) {
   master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master_ < 0 || ::grantpt(master_) != 0 || ::unlockpt(master_) != 0)
     throw std::runtime_error(std::string("posix_openpt: ") + std::strerror(errno));
@@ -43,7 +43,7 @@ PtyProcess::PtyProcess(std::vector<std::string> argv, std::vector<std::string> e
     const int s = ::open(slave_name.c_str(), O_RDWR);  // the first tty opened: controlling terminal
     if (s < 0) ::_exit(126);
     ::ioctl(s, TIOCSCTTY, 0);
-    ::dup2(s, 0);
+    ::dup2(stdin_fd >= 0 ? stdin_fd : s, 0);
     ::dup2(s, 1);
     ::dup2(s, 2);
     if (s > 2) ::close(s);

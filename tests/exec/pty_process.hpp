@@ -19,9 +19,10 @@ namespace duplex::test {
 class PtyProcess {
  public:
   /// Starts argv in a new session whose controlling terminal is the pty's slave (stdin, stdout
-  /// and stderr), with the given window size.
+  /// and stderr), with the given window size. With `stdin_fd` >= 0 the child's stdin is that fd
+  /// instead (`yes | duplex exec ...` typed in a terminal); the caller keeps its own copy.
   PtyProcess(std::vector<std::string> argv, std::vector<std::string> extra_env, unsigned short rows,
-             unsigned short cols);
+             unsigned short cols, int stdin_fd = -1);
   ~PtyProcess();
   PtyProcess(const PtyProcess&) = delete;
   PtyProcess& operator=(const PtyProcess&) = delete;

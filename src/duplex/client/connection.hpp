@@ -62,6 +62,10 @@ class Connection {
   awaitable<Result<Frame>> read_frame();
   /// Half-closes our side.
   awaitable<void> shutdown_send() { return stream_->shutdown_send(); }
+  /// Ends the connection at once, dropping whatever we queued and the server has not taken
+  /// (a TCP reset): the server learns we are gone even when it has stopped reading, which a
+  /// FIN queued behind unsent stdin would never tell it.
+  void abort() noexcept;
 
  private:
   Connection(std::unique_ptr<net::Stream> s, net::Endpoint ep, ClientOptions opt)

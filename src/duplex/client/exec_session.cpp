@@ -179,6 +179,8 @@ class Session {
     co_await outbox_.send_data(std::move(eof));
   }
 
+  // Never waits for the connection: signals go to the Outbox's control lane, and the signals
+  // that end the session end it whatever the writer is doing.
   awaitable<Ending> watch_signals() {
     std::optional<Clock::time_point> last_interrupt;
     for (;;) {
@@ -186,7 +188,7 @@ class Session {
       if (ec) co_return Ending{fail(ec, fmt::format("waiting for signals: {}", ec.message()))};
       if (signo == SIGWINCH) {
         if (hooks_.window_size)
-          if (auto ws = hooks_.window_size()) co_await outbox_.send_data(encoded(*ws));
+          if (auto ws = hooks_.window_size()) outbox_.send_window_size(encoded(*ws));
         continue;
       }
       if (std::find(req_.stop_signals.begin(), req_.stop_signals.end(), signo) !=
@@ -198,7 +200,7 @@ class Session {
           co_return Ending{LocalSignal{SIGINT}};
         last_interrupt = now;
       }
-      co_await outbox_.send_data(encoded(wire::Signal{signo}));
+      outbox_.send_signal(encoded(wire::Signal{signo}));  // dropped only in a flood of signals
     }
   }
 
@@ -258,6 +260,9 @@ awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks) {
   } else {
     res.identity = connected->identity;
     res.end = co_await run_command(connected->conn, req, hooks, signals);
+    // We gave up before the command's EXIT (a signal here, our stdout gone): the server must
+    // learn it now, however much unsent stdin is in the way, so that it ends the command.
+    if (!std::holds_alternative<wire::Exit>(res.end)) connected->conn.abort();
   }
   res.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
   co_return res;

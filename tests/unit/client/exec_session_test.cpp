@@ -364,5 +364,115 @@ TEST_F(ExecClientTest, CommandTooLongForTheFrameLimitIsRefusedHere) {
   EXPECT_NE(error_of(r).find("too long"), std::string::npos) << error_of(r);
 }
 
+// --- Signals while stdin fills the connection (issue 6, bug 5) ---------------------------------
+// The client's stdin is /dev/zero and the command never reads it: the scripted server reads
+// EXEC_START and then nothing, so the socket fills, the client's writer blocks in the middle of a
+// STDIN_DATA frame and its queue of stdin frames fills behind it.
+
+constexpr std::size_t kChunk = 64 * 1024;  // the client's largest STDIN_DATA payload
+
+// Waits until the client has stopped adding to the connection (its writer is blocked): the
+// unread byte count stays the same over several looks. False after 10 s.
+awaitable<bool> wait_until_full(Peer& p) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  std::size_t last = 0;
+  int same = 0;
+  for (int i = 0; i < 1000 && same < 5; ++i) {
+    t.expires_after(std::chrono::milliseconds(10));
+    co_await t.async_wait(use_tuple);
+    const std::size_t now = p.unread();
+    same = now > 0 && now == last ? same + 1 : 0;
+    last = now;
+  }
+  co_return same >= 5;
+}
+
+class StdinFloodTest : public ExecClientTest {
+ protected:
+  void SetUp() override {
+    ExecClientTest::SetUp();
+    zero_ = ::open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(zero_, 0);
+    req_.stdin_fd = zero_;
+  }
+  void TearDown() override {
+    ::close(zero_);
+    ExecClientTest::TearDown();
+  }
+  int zero_ = -1;
+};
+
+TEST_F(StdinFloodTest, SecondInterruptEndsTheSessionAtOnce) {
+  req_.forward_signals = {SIGINT};
+  req_.double_interrupt_stops = true;
+  bool full = false;
+  std::chrono::steady_clock::time_point interrupted;
+  const auto r = run([&](Peer& p, Seen&) -> awaitable<void> {
+    co_await p.read();  // EXEC_START
+    full = co_await wait_until_full(p);
+    interrupted = std::chrono::steady_clock::now();
+    ::raise(SIGINT);  // forwarded: its SIGNAL cannot get through, the server reads nothing
+    ::raise(SIGINT);  // the second one gives up at once
+    co_await client_done();
+  });
+  ASSERT_TRUE(full) << "the connection never filled up";
+  EXPECT_EQ(r.local_signal(), SIGINT) << error_of(r);
+  EXPECT_EQ(exit_status(r), 130);
+  EXPECT_LT(std::chrono::steady_clock::now() - interrupted, std::chrono::seconds(3));
+}
+
+TEST_F(StdinFloodTest, StopSignalEndsTheSessionAtOnce) {
+  req_.stop_signals = {SIGUSR2};
+  bool full = false;
+  const auto r = run([&](Peer& p, Seen&) -> awaitable<void> {
+    co_await p.read();  // EXEC_START
+    full = co_await wait_until_full(p);
+    ::raise(SIGUSR2);
+    co_await client_done();
+  });
+  ASSERT_TRUE(full) << "the connection never filled up";
+  EXPECT_EQ(r.local_signal(), SIGUSR2) << error_of(r);
+  EXPECT_EQ(exit_status(r), 128 + SIGUSR2);
+}
+
+TEST_F(StdinFloodTest, ForwardedSignalGoesAheadOfQueuedStdin) {
+  req_.forward_signals = {SIGUSR1};
+  bool full = false;
+  std::size_t in_socket = 0;      // stdin already in the socket when the signal was queued
+  std::size_t before_signal = 0;  // stdin bytes the server read before the SIGNAL
+  const auto r = run([&](Peer& p, Seen& seen) -> awaitable<void> {
+    co_await p.read();  // EXEC_START
+    full = co_await wait_until_full(p);
+    if (!full) co_return;
+    auto ex = co_await asio::this_coro::executor;
+    asio::signal_set mine(ex, SIGUSR1);
+    ::raise(SIGUSR1);
+    // The same delivery wakes the client's signal watcher, queued beside this wait; a few more
+    // turns of the loop and it has put its SIGNAL in the writer's control lane.
+    co_await mine.async_wait(use_tuple);
+    for (int i = 0; i < 4; ++i)
+      co_await asio::post(ex, asio::use_awaitable);
+    in_socket = p.unread();
+    for (;;) {
+      auto f = co_await p.read();
+      if (!f) co_return;
+      if (f->type == wire::MsgType::stdin_data) before_signal += f->payload.size();
+      if (f->type == wire::MsgType::signal) {
+        seen.signals.push_back(wire::decode_signal(f->payload)->signo);
+        const wire::Exit killed{wire::Exit::How::signaled, SIGUSR1, 42, wire::Exit::Limit::none};
+        co_await p.send(killed);
+        co_return;
+      }
+    }
+  });
+  ASSERT_TRUE(full) << "the connection never filled up";
+  ASSERT_TRUE(r.exit()) << error_of(r);
+  EXPECT_EQ(seen_.signals, std::vector<int>{SIGUSR1});
+  EXPECT_EQ(exit_status(r), 128 + SIGUSR1);
+  // Behind the SIGNAL: what was in the socket, and the rest of the frame being written (a frame
+  // is never cut). Not the dozen frames queued in the client.
+  EXPECT_LE(before_signal, in_socket + 2 * kChunk) << "in the socket: " << in_socket << " bytes";
+}
+
 }  // namespace
 }  // namespace duplex::client
