@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <memory>
 #include <optional>
 #include <system_error>
 #include <utility>
@@ -110,14 +111,16 @@ struct Ending {
 // One started command: the coroutines that share the connection, and their single writer.
 class Session {
  public:
+  /// `reader` is null when the command gets no stdin (STDIN_EOF at once).
   Session(Connection& conn, const ExecRequest& req, const ExecHooks& hooks,
-          asio::signal_set& signals, const asio::any_io_executor& ex)
-      : conn_(conn), req_(req), hooks_(hooks), signals_(signals), outbox_(ex, kDataDepth) {
-    if (req.stdin_fd >= 0) {
-      const std::size_t max_frame = conn.welcome().max_frame;
-      reader_.emplace(ex, req.stdin_fd, std::clamp<std::size_t>(max_frame, 1, kStdinChunk));
-    }
-  }
+          asio::signal_set& signals, const asio::any_io_executor& ex,
+          std::unique_ptr<StdinReader> reader)
+      : conn_(conn),
+        req_(req),
+        hooks_(hooks),
+        signals_(signals),
+        outbox_(ex, kDataDepth),
+        reader_(std::move(reader)) {}
 
   awaitable<ExecEnd> run() {
     // The reader or the signal watcher decides the outcome; the writer and the stdin pump never
@@ -166,7 +169,9 @@ class Session {
   awaitable<void> pump_stdin() {
     if (reader_) {
       for (;;) {
-        Bytes chunk = co_await reader_->next();
+        auto next = co_await reader_->next();
+        if (!next) co_return;  // cancelled: the session is over
+        Bytes chunk = std::move(*next);
         if (chunk.empty()) break;
         Bytes f;
         f.reserve(wire::kHeaderSize + chunk.size());
@@ -211,7 +216,7 @@ class Session {
   const ExecHooks& hooks_;
   asio::signal_set& signals_;
   Outbox outbox_;
-  std::optional<StdinReader> reader_;
+  std::unique_ptr<StdinReader> reader_;
 };
 
 // EXEC_START, then the session until the command's end.
@@ -225,13 +230,17 @@ awaitable<ExecEnd> run_command(Connection& conn, const ExecRequest& req, const E
                                "bytes",
                                payload, conn.welcome().max_frame));
   if (auto w = co_await conn.write(start); !w) co_return described(std::move(w).failure(), true);
-  if (hooks.on_started) hooks.on_started();
-  try {
-    Session session(conn, req, hooks, signals, co_await asio::this_coro::executor);
-    co_return co_await session.run();
-  } catch (const std::system_error& e) {  // no thread or pipe for the stdin reader
-    co_return fail(e.code(), e.what());
+  if (hooks.on_started) hooks.on_started();  // before stdin is read: raw mode comes first
+  auto ex = co_await asio::this_coro::executor;
+  std::unique_ptr<StdinReader> reader;
+  if (req.stdin_fd >= 0) {
+    const std::size_t chunk = std::clamp<std::size_t>(conn.welcome().max_frame, 1, kStdinChunk);
+    auto started = StdinReader::start(ex, req.stdin_fd, chunk);
+    if (!started) co_return std::move(started).failure();
+    reader = std::move(*started);
   }
+  Session session(conn, req, hooks, signals, ex, std::move(reader));
+  co_return co_await session.run();
 }
 
 }  // namespace

@@ -13,37 +13,44 @@
 
 namespace duplex::client {
 
-StdinReader::StdinReader(const asio::any_io_executor& ex, int fd, std::size_t chunk,
-                         std::ptrdiff_t depth)
-    : ch_(ex, static_cast<std::size_t>(depth) + 1), credits_(depth), fd_(fd), chunk_(chunk) {
-  if (::pipe2(wake_, O_CLOEXEC) != 0)
-    throw std::system_error(errno, std::system_category(), "pipe2");
+Result<std::unique_ptr<StdinReader>> StdinReader::start(const asio::any_io_executor& ex, int fd,
+                                                        std::size_t chunk, std::ptrdiff_t depth) {
+  std::unique_ptr<StdinReader> r(new StdinReader(ex, fd, chunk, depth));
+  if (::pipe2(r->wake_, O_CLOEXEC) != 0)
+    return fail(std::error_code(errno, std::system_category()),
+                "cannot read stdin: no pipe for its reader thread");
   // The thread inherits the mask of the thread that starts it.
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_BLOCK, &all, &old);
   try {
-    thread_ = std::thread([this] { run(); });
-  } catch (...) {
+    r->thread_ = std::thread([p = r.get()] { p->run(); });
+  } catch (const std::system_error& e) {  // std::thread reports failure only this way
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    close_pipe();
-    throw;
+    return fail(e.code(), "cannot read stdin: no thread for its reader");
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return r;
 }
 
+StdinReader::StdinReader(const asio::any_io_executor& ex, int fd, std::size_t chunk,
+                         std::ptrdiff_t depth)
+    : ch_(ex, static_cast<std::size_t>(depth) + 1), credits_(depth), fd_(fd), chunk_(chunk) {}
+
 StdinReader::~StdinReader() {
-  stop_ = true;
-  credits_.release();  // in case it waits for a credit
-  const char c = 0;
-  [[maybe_unused]] auto n = ::write(wake_[1], &c, 1);  // in case it waits in poll
-  thread_.join();
+  if (thread_.joinable()) {
+    stop_ = true;
+    credits_.release();  // in case it waits for a credit
+    const char c = 0;
+    [[maybe_unused]] auto n = ::write(wake_[1], &c, 1);  // in case it waits in poll
+    thread_.join();
+  }
   close_pipe();
 }
 
-awaitable<Bytes> StdinReader::next() {
+awaitable<Result<Bytes>> StdinReader::next() {
   auto [ec, b] = co_await ch_.async_receive(net::use_tuple);
-  if (ec) throw std::system_error(ec);
+  if (ec) co_return fail(ec, "reading stdin: " + ec.message());
   credits_.release();
   co_return std::move(b);
 }

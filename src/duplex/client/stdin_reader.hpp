@@ -3,12 +3,14 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <semaphore>
 #include <thread>
 
 #include <asio/experimental/concurrent_channel.hpp>
 
 #include "duplex/core/bytes.hpp"
+#include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
 
 namespace duplex::client {
@@ -20,19 +22,21 @@ namespace duplex::client {
 /// Every signal is blocked in the thread: signals reach the io_context's thread (signal_set).
 class StdinReader {
  public:
-  /// Starts reading `fd` (not owned) in chunks of at most `chunk` bytes. Throws std::system_error
-  /// when the thread or its wake-up pipe cannot be made.
-  StdinReader(const asio::any_io_executor& ex, int fd, std::size_t chunk, std::ptrdiff_t depth = 4);
+  /// Starts reading `fd` (not owned) in chunks of at most `chunk` bytes. Fails when the thread or
+  /// its wake-up pipe cannot be made.
+  static Result<std::unique_ptr<StdinReader>> start(const asio::any_io_executor& ex, int fd,
+                                                    std::size_t chunk, std::ptrdiff_t depth = 4);
   /// Stops and joins the thread (it never waits for stdin to become readable).
   ~StdinReader();
   StdinReader(const StdinReader&) = delete;
   StdinReader& operator=(const StdinReader&) = delete;
 
-  /// The next chunk; empty at end of file or after a read error (both end our stdin).
-  /// Cancellable; a cancelled wait ends with std::system_error(operation_aborted).
-  awaitable<Bytes> next();
+  /// The next chunk; empty at end of file or after a read error (both end our stdin). Fails only
+  /// when the wait is cancelled.
+  awaitable<Result<Bytes>> next();
 
  private:
+  StdinReader(const asio::any_io_executor& ex, int fd, std::size_t chunk, std::ptrdiff_t depth);
   void run() noexcept;
   void close_pipe() noexcept;
 
