@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -132,8 +133,13 @@ ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child c
     stdout_.assign(child_.take_stdout().release());
     stderr_.assign(child_.take_stderr().release());
   }
-  // A duplicate, so that the descriptor object may close it while the Child keeps its own.
-  if (int p = dup_cloexec(child_.pidfd()); p >= 0) pidfd_.assign(p);
+  // A pidfd of our own for the event loop, not a dup of the Child's: a dup shares the open file
+  // description, and Asio makes it O_NONBLOCK, after which the Child's blocking reap
+  // (waitid(P_PIDFD)) fails with EAGAIN and leaves a zombie (pidfd_open(2)).
+  if (child_.pidfd() >= 0) {
+    if (const int p = static_cast<int>(::syscall(SYS_pidfd_open, child_.pid(), 0U)); p >= 0)
+      pidfd_.assign(p);
+  }
 }
 
 ExecCommand::~ExecCommand() = default;  // ~Child kills and reaps whatever is left
