@@ -1,10 +1,13 @@
 // Exec basics over raw frames (issue 3, tests 1 and 2): stdout and stderr apart, exit statuses,
 // argv exactness, environment, working directory, descriptors, signals, the PTY and EXIT last.
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -178,6 +181,18 @@ TEST_F(ExecBasics, WorkingDirectoryAsAsked) {
   const auto o = run(r);
   EXPECT_TRUE(exited_with(o, 0));
   EXPECT_EQ(o.out, r.cwd + "\n");
+}
+
+TEST_F(ExecBasics, WorkingDirectoryThatFailsIsBadCwdNotCommandNotFound) {
+  // docs/PROTOCOL.md: EXIT how 3 (bad_cwd), code = chdir's errno. It used to be how 2 with
+  // ENOENT, which the client reported as "command not found" although pwd exists.
+  ExecRequest r = argv({"pwd"});
+  r.cwd = server_.dir().file("no-such-dir");
+  const auto o = run(r);
+  ASSERT_TRUE(o.exit) << (o.error ? o.error->text : "no EXIT");
+  EXPECT_EQ(o.exit->how, ExitPayload::bad_cwd) << describe(*o.exit);
+  EXPECT_EQ(o.exit->code, ENOENT) << describe(*o.exit);
+  EXPECT_EQ(o.out, "");
 }
 
 TEST_F(ExecBasics, CommandSeesOnlyStdinStdoutStderr) {
@@ -360,6 +375,44 @@ TEST(ExecIdle, IdleConnectionAfterExitIsClosed) {
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->code, 31);
   EXPECT_FALSE(c.reader().next(std::chrono::seconds(5)).has_value());
+}
+
+TEST(ExecParallel, ManyCommandsAtOnceOnSeveralThreadsShareNothingUnsafely) {
+  // Commands started at the same moment on different worker threads: each spawn looks up the
+  // account (home directory, login shell). That lookup used getpwuid(), whose static buffer
+  // every thread shares; under ThreadSanitizer (scripts/test.sh tsan) the server reports the
+  // race on its stderr and exits non-zero. In every build: all commands run, exactly.
+  ExecServer server({.args = {"--threads", "4", "--max-commands-per-client", "64"}});
+  constexpr int kClients = 8, kEach = 6;
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kClients; ++t)
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        ExecRequest r;
+        if (i % 2 == 0) {
+          r.argv = {"sh", "-c", "echo $0 $HOME", std::to_string(t * kEach + i)};
+        } else {
+          r.login = true;  // the account's login shell, started in its home directory
+        }
+        const auto o =
+            exec_once(server.url(), server.token(), r, i % 2 ? "echo login-$((6*7))\n" : "");
+        const std::string want =
+            i % 2 ? std::string("login-42\n") : std::to_string(t * kEach + i) + " ";
+        if (o.exit && o.exit->how == ExitPayload::exited && o.exit->code == 0 &&
+            o.out.find(want) != std::string::npos)
+          ok.fetch_add(1);
+        else
+          ADD_FAILURE() << "command " << t * kEach + i << ": "
+                        << (o.exit ? describe(*o.exit) : "no EXIT") << ", out " << o.out;
+      }
+    });
+  for (auto& c : clients)
+    c.join();
+  EXPECT_EQ(ok.load(), kClients * kEach);
+  EXPECT_EQ(server.server().stop(), (ExitStatus{true, 0}));
+  const auto log = server.server().stderr_text();
+  EXPECT_EQ(log.find("ThreadSanitizer"), std::string::npos) << log;
 }
 
 }  // namespace

@@ -1,6 +1,11 @@
 // Process lifecycle (issue 3, test 4, and the limits): a client that vanishes takes its command's
 // whole process group with it; hundreds of commands leave no zombies and no fds behind; the
 // command timeout, the output limit and a server stop each end a command cleanly.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <string>
@@ -53,6 +58,12 @@ Group wait_for_group(pid_t server_pid, const std::string& marker) {
     if (!not_running(p)) running += " " + std::to_string(p) + " (" + proc_cmdline(p) + ")";
   if (running.empty()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "still running:" << running;
+}
+
+ExecRequest argv_of(std::vector<std::string> a) {
+  ExecRequest r;
+  r.argv = std::move(a);
+  return r;
 }
 
 const char* const kGroupScript = "sleep 1000 & sleep 1001; wait";
@@ -115,6 +126,108 @@ TEST(ExecLifecycle, ClientGoneWhileCommandBlocksOnStdinAndFloodsOutput) {
   c.socket().reset();
   EXPECT_TRUE(eventually([&] { return bool(all_gone(g.all)); }, std::chrono::seconds(2)))
       << all_gone(g.all);
+}
+
+// Bug 4 (issue 6): clients that go away while their command's stdin is full. Reproduced with
+// eight clients each sending 80 KB to `sleep 200` and closing: the sockets stayed in CLOSE-WAIT,
+// the sleeps ran on, and the next command from 127.0.0.1 was refused (per-client limit 8).
+void clients_leave_with_unread_input(std::size_t input_bytes, bool reset) {
+  ExecServer server;
+  std::vector<pid_t> sleeps;
+  for (int i = 0; i < 8; ++i) {
+    ExecClient c(server.url());
+    c.start(server.token(), argv_of({"sleep", "200"}));
+    c.wait_for(msg::auth_ok);
+    ASSERT_TRUE(eventually(
+        [&] {
+          for (pid_t kid : children_of(server.pid()))
+            if (proc_cmdline(kid).find("sleep 200") != std::string::npos &&
+                std::find(sleeps.begin(), sleeps.end(), kid) == sleeps.end()) {
+              sleeps.push_back(kid);
+              return true;
+            }
+          return false;
+        },
+        std::chrono::seconds(10)));
+    c.send_stdin(std::string(input_bytes, 'i'));  // in 64 KiB frames
+    if (reset)
+      c.socket().reset();
+    else
+      c.socket().close();  // a clean FIN after the input
+  }
+  ASSERT_EQ(sleeps.size(), 8u);
+  EXPECT_TRUE(eventually([&] { return bool(all_gone(sleeps)); }, std::chrono::seconds(3)))
+      << all_gone(sleeps);
+  // And the same client may run its next command at once.
+  const auto t0 = Clock::now();
+  const auto o = exec_once(server.url(), server.token(), argv_of({"echo", "next"}));
+  EXPECT_TRUE(exited_with(o, 0)) << (o.error ? o.error->text : "");
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
+}
+
+TEST(ExecLifecycle, ClientsThatCloseWithInputTheCommandNeverReadsLeaveNothingRunning) {
+  clients_leave_with_unread_input(80 * 1024, /*reset=*/false);
+}
+
+// 7 x 64 KiB: the pipe holds one frame's worth, the server's input queue and its writer five
+// more, so the server's reader waits with the seventh and reads no further: the FIN behind it
+// must be noticed without reading up to it.
+constexpr std::size_t kBeyondWhatTheServerHolds = 7 * 64 * 1024;
+
+TEST(ExecLifecycle, ClientsThatCloseWhileTheServerWaitsToWriteTheirInputAreNoticed) {
+  clients_leave_with_unread_input(kBeyondWhatTheServerHolds, /*reset=*/false);
+}
+
+TEST(ExecLifecycle, ClientsResetWhileTheServerWaitsToWriteTheirInputAreNoticed) {
+  clients_leave_with_unread_input(kBeyondWhatTheServerHolds, /*reset=*/true);
+}
+
+TEST(ExecLifecycle, SignalBehindInputTheCommandDoesNotReadReachesIt) {
+  // Bug 5's server half: 200 KB that `sleep` never reads fill its pipe; the SIGNAL sent after
+  // them must still reach it (it used to wait behind the blocked stdin write).
+  ExecServer server;
+  ExecClient c(server.url());
+  c.start(server.token(), argv_of({"sleep", "200"}));
+  c.wait_for(msg::auth_ok);
+  c.send_stdin(std::string(200 * 1024, 'i'));
+  c.send_signal(SIGUSR1);
+  const auto& o = c.finish(std::chrono::seconds(5));
+  ASSERT_TRUE(o.exit) << (o.error ? o.error->text : "no EXIT");
+  EXPECT_TRUE(signaled_with(o, SIGUSR1));
+}
+
+// The server side of a loopback TCP connection as `ss -tno` shows it, timers included.
+std::string server_socket_line(int port, int client_port) {
+  const auto r = run({"ss", "-tno", "state", "established",
+                      "( sport = :" + std::to_string(port) +
+                          " and dport = :" + std::to_string(client_port) + " )"});
+  return r.out;
+}
+
+int local_port(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+TEST(ExecLifecycle, AnAuthenticatedTcpSessionProbesAVanishedPeer) {
+  // A client host that vanishes (no FIN, no reset) while its command runs is found by TCP
+  // keepalive: the server's socket of an authenticated exec session has a keepalive timer.
+  ExecServer server;
+  ExecClient c(server.url());
+  const int client_port = local_port(c.socket().fd());
+  const int port = server.server().port();
+  c.send(preface_and_hello());
+  c.wait_for(msg::welcome);
+  EXPECT_EQ(server_socket_line(port, client_port).find("keepalive"), std::string::npos)
+      << "not before AUTH: " << server_socket_line(port, client_port);
+  c.send(auth_frame(server.token()) + exec_start_frame(argv_of({"sleep", "200"})));
+  c.wait_for(msg::auth_ok);
+  EXPECT_TRUE(eventually(
+      [&] { return server_socket_line(port, client_port).find("keepalive") != std::string::npos; },
+      std::chrono::seconds(2)))
+      << server_socket_line(port, client_port);
 }
 
 TEST(ExecLifecycle, TwoHundredCommandsLeaveNoZombiesAndNoFds) {

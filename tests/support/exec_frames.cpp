@@ -85,7 +85,7 @@ std::optional<ExitPayload> parse_exit(std::string_view p) {
   e.code = static_cast<std::int32_t>(get_be32(p, 1));
   e.duration_us = get_be64(p, 5);
   e.limit = static_cast<std::uint8_t>(p[13]);
-  if (e.how > ExitPayload::not_started || e.limit > ExitPayload::shutdown) return std::nullopt;
+  if (e.how > ExitPayload::bad_cwd || e.limit > ExitPayload::shutdown) return std::nullopt;
   return e;
 }
 
@@ -95,7 +95,7 @@ std::optional<std::string> parse_str(std::string_view p) {
 }
 
 std::string describe(const ExitPayload& e) {
-  static constexpr const char* kHow[] = {"exited", "signaled", "not started"};
+  static constexpr const char* kHow[] = {"exited", "signaled", "not started", "bad cwd"};
   std::string s = std::string(kHow[e.how]) + " " + std::to_string(e.code);
   if (e.limit != ExitPayload::none) s += " (limit " + std::to_string(e.limit) + ")";
   return s;

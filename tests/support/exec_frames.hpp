@@ -52,7 +52,7 @@ std::string window_size_frame(std::uint16_t rows, std::uint16_t cols);
 
 /// EXIT fields.
 struct ExitPayload {
-  enum How : std::uint8_t { exited = 0, signaled = 1, not_started = 2 };
+  enum How : std::uint8_t { exited = 0, signaled = 1, not_started = 2, bad_cwd = 3 };
   enum Limit : std::uint8_t { none = 0, timeout = 1, output = 2, shutdown = 3 };
   std::uint8_t how = 0;
   std::int32_t code = 0;
