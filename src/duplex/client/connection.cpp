@@ -1,8 +1,6 @@
 // Connection implementation: dial, the handshake (with the fallback to the raw protocol), frames.
 #include "duplex/client/connection.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -10,7 +8,6 @@
 
 #include "duplex/core/errors.hpp"
 #include "duplex/net/dialer.hpp"
-#include "duplex/net/socket_stream.hpp"
 
 namespace duplex::client {
 namespace {
@@ -39,13 +36,7 @@ awaitable<Result<Connection>> Connection::open(const net::Endpoint& ep, ClientOp
 }
 
 void Connection::abort() noexcept {
-  // A zero linger time makes close() send RST and discard the send queue (socket(7)). Done here
-  // until net::Stream offers an abort of its own (TLS will want one too).
-  if (auto* s = dynamic_cast<net::SocketStream*>(stream_.get())) {
-    const linger now{1, 0};
-    ::setsockopt(s->native_handle(), SOL_SOCKET, SO_LINGER, &now, sizeof now);
-  }
-  stream_->close();
+  stream_->abort();
 }
 
 Failure Connection::lost(std::error_code ec) const {

@@ -152,7 +152,7 @@ void MemoryStream::close() noexcept {
   out_->notify_all();
 }
 
-void MemoryStream::reset() noexcept {
+void MemoryStream::abort() noexcept {
   out_->reset = true;
   out_->data.clear();
   close();

@@ -40,7 +40,7 @@ class MemoryStream final : public Stream {
   bool is_open() const noexcept override { return open_; }
 
   /// Ends the connection like a reset: the peer's reads fail with connection_reset.
-  void reset() noexcept;
+  void abort() noexcept override;
 
  protected:
   awaitable<IoResult> write_all(std::span<const asio::const_buffer> bufs) override;

@@ -141,6 +141,16 @@ void SocketStream::close() noexcept {
       s_);
 }
 
+void SocketStream::abort() noexcept {
+  std::visit(
+      [](auto& s) {
+        std::error_code ignored;
+        s.set_option(asio::socket_base::linger(true, 0), ignored);
+        s.close(ignored);
+      },
+      s_);
+}
+
 bool SocketStream::is_open() const noexcept {
   return std::visit([](const auto& s) { return s.is_open(); }, s_);
 }

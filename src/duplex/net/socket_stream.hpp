@@ -26,6 +26,7 @@ class SocketStream final : public Stream {
   awaitable<void> shutdown_send() override;
   void cancel() noexcept override;
   void close() noexcept override;
+  void abort() noexcept override;
   bool is_open() const noexcept override;
   void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept override;
 

@@ -25,6 +25,10 @@ struct Peer {
   /// The peer process's credentials from the kernel (SO_PEERCRED); Unix sockets only.
   std::optional<uid_t> uid;
   std::optional<pid_t> pid;
+  /// Over TLS, the fingerprint of the key the peer proved it holds ("SHA256:…", what
+  /// known_hosts and authorized_keys list); empty when it showed none (plain sockets, a TLS client
+  /// without a certificate).
+  std::string key_fingerprint;
 };
 
 /// Outcome of a read or write: `auto [ec, n] = co_await s.read_some(buf);`.
@@ -71,6 +75,10 @@ class Stream {
   virtual void cancel() noexcept = 0;
   /// Closes at once; pending operations complete with operation_aborted.
   virtual void close() noexcept = 0;
+  /// Closes at once and discards what is still queued to send: the peer sees a reset, not EOF
+  /// (socket(7) SO_LINGER 0). For a connection being given up while the peer has stopped
+  /// reading: a FIN queued behind unsent bytes would never reach it.
+  virtual void abort() noexcept = 0;
   virtual bool is_open() const noexcept = 0;
 
   /// Probe a silent peer (TCP keepalive): a vanished host then ends the connection with an error
