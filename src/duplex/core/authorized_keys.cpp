@@ -22,6 +22,20 @@ namespace {
 
 constexpr std::string_view kSpace = " \t";
 
+// Text from the file made fit for a one-line message: printable ASCII, at most 40 bytes.
+std::string shown(std::string_view s) {
+  constexpr std::size_t kMax = 40;
+  std::string out;
+  for (char c : s.substr(0, kMax))
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (s.size() > kMax) out += "...";
+  return out;
+}
+
+std::string_view word_at(std::string_view line, std::size_t i) {
+  return line.substr(i, line.find_first_of(kSpace, i) - i);
+}
+
 struct Ip {
   int family = AF_INET;               // AF_INET: the first 4 bytes are used
   std::array<unsigned char, 16> b{};  // network order
@@ -95,7 +109,7 @@ struct Cidr {
 Result<Cidr> parse_cidr(std::string_view p) {
   const auto slash = p.find('/');
   auto bad = [&](std::string_view why) {
-    return fail(std::errc::invalid_argument, fmt::format("from= pattern '{}' {}", p, why));
+    return fail(std::errc::invalid_argument, fmt::format("from= pattern '{}' {}", shown(p), why));
   };
   const auto net = parse_ip(p.substr(0, slash));
   if (!net) return bad("is not ADDRESS/BITS with an IP address");
@@ -126,7 +140,8 @@ Result<AddressPattern> parse_pattern(std::string_view text) {
   }
   p.pattern = lower(text);
   auto bad = [&](std::string_view why) {
-    return fail(std::errc::invalid_argument, fmt::format("from= pattern '{}' {}", text, why));
+    return fail(std::errc::invalid_argument,
+                fmt::format("from= pattern '{}' {}", shown(text), why));
   };
   if (p.pattern.empty()) return bad("is empty");
   if (p.pattern.find('/') != std::string::npos) {
@@ -156,27 +171,19 @@ Result<std::string> quoted_value(std::string_view line, std::size_t& i, std::str
       i = j + 1;
       return value;
     } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return fail(std::errc::invalid_argument, fmt::format("{}= holds a control character", name));
+      return fail(std::errc::invalid_argument,
+                  fmt::format("{}= holds a control character", shown(name)));
     } else {
       value += c;
     }
   }
-  return fail(std::errc::invalid_argument, fmt::format("{}= has no closing quote", name));
-}
-
-std::string printable_word(std::string_view line, std::size_t i) {
-  const std::string_view word = line.substr(i, line.find_first_of(kSpace, i) - i);
-  std::string out;
-  for (char c : word.substr(0, 40))
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (word.size() > 40) out += "...";
-  return out;
+  return fail(std::errc::invalid_argument, fmt::format("{}= has no closing quote", shown(name)));
 }
 
 Status apply_option(AuthorizedKey& key, std::string_view name, std::string value) {
   const std::string n = lower(name);
   auto bad = [&](std::string_view why) {
-    return fail(std::errc::invalid_argument, fmt::format("{}= {}", n, why));
+    return fail(std::errc::invalid_argument, fmt::format("{}= {}", shown(n), why));
   };
   if (n == "command") {
     if (key.command) return bad("is given twice");
@@ -198,8 +205,7 @@ Status apply_option(AuthorizedKey& key, std::string_view name, std::string value
     return {};
   }
   return fail(std::errc::invalid_argument,
-              fmt::format("unknown option '{}' (duplex knows command= and from=)",
-                          printable_word(name, 0)));
+              fmt::format("unknown option '{}' (duplex knows command= and from=)", shown(name)));
 }
 
 Result<AuthorizedKey> parse_line(std::string_view line) {
@@ -217,17 +223,17 @@ Result<AuthorizedKey> parse_line(std::string_view line) {
     if (i == name_begin || i == line.size() || line[i] != '=')
       return bad(fmt::format(
           "'{}' is neither an option (command=\"…\", from=\"…\") nor a SHA256:… fingerprint",
-          printable_word(line, name_begin)));
+          shown(word_at(line, name_begin))));
     const std::string_view name = line.substr(name_begin, i - name_begin);
     if (++i == line.size() || line[i] != '"')
-      return bad(fmt::format("{}= needs a value in double quotes", name));
+      return bad(fmt::format("{}= needs a value in double quotes", shown(name)));
     auto value = quoted_value(line, i, name);
     if (!value) return std::move(value).failure();
     if (auto ok = apply_option(key, name, std::move(*value)); !ok) return std::move(ok).failure();
     if (i < line.size() && line[i] == ',') {
       ++i;
     } else if (i < line.size() && kSpace.find(line[i]) == std::string_view::npos) {
-      return bad(fmt::format("expected a comma or a blank after {}=\"…\"", name));
+      return bad(fmt::format("expected a comma or a blank after {}=\"…\"", shown(name)));
     }
   }
   const std::size_t fp_end = std::min(line.size(), line.find_first_of(kSpace, i));

@@ -31,10 +31,10 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-bool host_char(char c, bool bracketed) noexcept {
+bool host_char(char c, bool ipv6) noexcept {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   if (c == '.' || c == '-' || c == '_') return true;
-  return bracketed && (c == ':' || c == '%');  // IPv6 literal, zone index
+  return ipv6 && (c == ':' || c == '%');  // IPv6 literal, zone index
 }
 
 // "host:port" or "[host]:port" into the canonical name; the error says what is wrong.
@@ -58,8 +58,11 @@ Result<std::string> parse_name(std::string_view text) {
       return bad("is an IPv6 address without brackets: write [ADDRESS]:PORT");
   }
   if (host.empty()) return bad("has an empty host");
+  // ':' and a zone index belong to IPv6 literals only, which are bracketed; a bracketed name
+  // ("[host]:2222", as ssh writes them) is still a name.
+  const bool ipv6 = bracketed && host.find(':') != std::string_view::npos;
   for (char c : host)
-    if (!host_char(c, bracketed)) return bad("has a character that no host name holds");
+    if (!host_char(c, ipv6)) return bad("has a character that no host name holds");
   unsigned value = 0;
   const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || port.size() > 5 || ec != std::errc() || end != port.data() + port.size() ||

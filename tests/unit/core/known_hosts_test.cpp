@@ -90,6 +90,7 @@ TEST(KnownHosts, EachBadLineIsRefusedNamingItsNumber) {
       {"[::1:8080 " + kA, "]:PORT"},
       {"[]:8080 " + kA, "empty host"},
       {"ho/st:80 " + kA, "character"},
+      {"[name%1]:80 " + kA, "character"},  // a zone index only in an IPv6 literal (fuzzer)
       {"host:80 " + kA.substr(0, 30), "not a key fingerprint"},
       {"host:80 ssh-ed25519 AAAAC3Nza", "not a key fingerprint"},
   };
