@@ -172,6 +172,18 @@ Status create_private_file(const std::string& path, std::string_view data) {
   return {};
 }
 
+Status replace_private_file(const std::string& path, std::string_view data) {
+  const std::string temp = fmt::format("{}.tmp.{}", path, ::getpid());
+  ::unlink(temp.c_str());  // left by a process of ours that died between create and rename
+  if (auto ok = create_private_file(temp, data); !ok) return ok;
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(temp.c_str());
+    return errno_failure(e, fmt::format("cannot replace {}: {}", path, std::strerror(e)));
+  }
+  return {};
+}
+
 Status append_private_file(const std::string& path, std::string_view data) {
   auto fd = open_for_write(path, O_CREAT | O_APPEND);
   if (!fd) return std::move(fd).failure();

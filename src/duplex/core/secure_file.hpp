@@ -33,6 +33,10 @@ Result<std::string> read_private_file(const std::string& path, FileTrust trust,
 /// anything is there, a link included); its directory is made 0700 when missing.
 Status create_private_file(const std::string& path, std::string_view data);
 
+/// Replaces `path` with `data` atomically (a fresh 0600 file beside it, then rename(2)): readers
+/// see the old content or the new, never a mix. Makes the directory like create_private_file.
+Status replace_private_file(const std::string& path, std::string_view data);
+
 /// Appends `data` to `path` (O_APPEND|O_NOFOLLOW), creating it as create_private_file does; an
 /// existing file must pass read_private_file's checks for `FileTrust::trusted`.
 Status append_private_file(const std::string& path, std::string_view data);

@@ -184,5 +184,25 @@ TEST(SecureFile, AppendCreatesThenAddsAndChecksTheExistingFile) {
   EXPECT_NE(r.message().find("writable by other users"), std::string::npos) << r.message();
 }
 
+TEST(SecureFile, ReplaceSwapsTheWholeFileAndLeavesNoTemporary) {
+  TempDir dir;
+  const std::string path = dir.file("d/sessions");
+  ASSERT_TRUE(replace_private_file(path, "old"));
+  ASSERT_TRUE(replace_private_file(path, "new"));
+  EXPECT_EQ(*read_private_file(path, FileTrust::secret), "new");
+  EXPECT_EQ(mode_of(path), 0600u);
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.file("d"))) ++files;
+  EXPECT_EQ(files, 1u);
+  // A symlink in its place is replaced itself; its target is untouched.
+  const std::string target = dir.file("target");
+  write_file(target, "keep", 0600);
+  ASSERT_TRUE(fs::remove(path));
+  fs::create_symlink(target, path);
+  ASSERT_TRUE(replace_private_file(path, "mine"));
+  EXPECT_EQ(*read_private_file(target, FileTrust::secret), "keep");
+  EXPECT_EQ(*read_private_file(path, FileTrust::secret), "mine");
+}
+
 }  // namespace
 }  // namespace duplex
