@@ -1,0 +1,40 @@
+// Socket-level work shared by the stream transports (plain and TLS): connecting to an Endpoint,
+// per-transport options, who the peer is, the hang-up watch and keepalive.
+#pragma once
+
+#include <chrono>
+#include <system_error>
+#include <variant>
+
+#include "duplex/core/result.hpp"
+#include "duplex/net/asio.hpp"
+#include "duplex/net/endpoint.hpp"
+#include "duplex/net/stream.hpp"
+
+namespace duplex::net {
+
+using ConnectedSocket = std::variant<ip::tcp::socket, unix_proto::socket>;
+
+/// Resolves and connects to a tcp:// or unix:// endpoint, trying each resolved address in turn.
+/// The failure's detail is one line naming the URL; never throws.
+awaitable<Result<ConnectedSocket>> connect_socket(const Endpoint& ep);
+
+/// TCP_NODELAY (request/reply traffic must not wait for Nagle).
+void tune_socket(ip::tcp::socket& s) noexcept;
+/// A larger send buffer: Unix stream sockets get no autotuning (see socket_stream.cpp).
+void tune_socket(unix_proto::socket& s) noexcept;
+
+/// The peer as net::Peer describes it: address and client key from the socket's remote address;
+/// on a Unix socket, SO_PEERCRED.
+Peer socket_peer(ip::tcp::socket& s);
+Peer socket_peer(unix_proto::socket& s);
+
+/// Completes when the peer behind `fd` hung up (FIN, reset), even with unread bytes queued: a
+/// private epoll set watching EPOLLRDHUP, since Asio's reactor does not ask for it.
+awaitable<std::error_code> wait_socket_hangup(asio::any_io_executor ex, int fd);
+
+/// TCP keepalive probes after `idle`, every `interval`, three tries.
+void enable_tcp_keepalive(int fd, std::chrono::seconds idle,
+                          std::chrono::seconds interval) noexcept;
+
+}  // namespace duplex::net
