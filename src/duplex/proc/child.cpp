@@ -26,6 +26,7 @@
 #include <string_view>
 #include <utility>
 
+#include "duplex/core/exit_status.hpp"
 #include "duplex/proc/pipe.hpp"
 #include "duplex/proc/pty.hpp"
 
@@ -119,7 +120,7 @@ int open_file_limit() noexcept {
   // Smaller than PIPE_BUF into an empty pipe: one write, all or nothing.
   while (::write(report_fd, &r, sizeof r) < 0 && errno == EINTR) {
   }
-  ::_exit(stage == Stage::exec && err == ENOENT ? 127 : 126);
+  ::_exit(stage == Stage::exec ? exit_status_for_exec_errno(err) : kExitCannotExecute);
 }
 
 /// Returns a copy of fd at 3 or above (close-on-exec), so the dup2s onto 0..2 cannot clobber it.
@@ -147,7 +148,7 @@ int lift_above_stdio(int fd, int report_fd) noexcept {
   // The report pipe first: every later failure is reported through it.
   if (p.report_fd < 3) {
     report = ::fcntl(p.report_fd, F_DUPFD_CLOEXEC, 3);
-    if (report < 0) ::_exit(126);
+    if (report < 0) ::_exit(kExitCannotExecute);
   } else {
     report = p.report_fd;
   }
@@ -230,7 +231,10 @@ const std::error_category& child_setup_error_category() noexcept {
 }
 
 int exit_code_for_spawn_error(std::error_code ec) noexcept {
-  return ec.category() == std::system_category() && ec.value() == ENOENT ? 127 : 126;
+  // chdir and the child's set-up report in their own categories: a missing working directory
+  // is not a missing program.
+  return ec.category() == std::system_category() ? exit_status_for_exec_errno(ec.value())
+                                                 : kExitCannotExecute;
 }
 
 Result<Child> spawn(const SpawnOptions& opts) noexcept {

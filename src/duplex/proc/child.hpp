@@ -125,7 +125,8 @@ class Child {
 Result<Child> spawn(const SpawnOptions& opts) noexcept;
 
 /// 127 when the program was not found (ENOENT from exec), else 126 ("found but cannot execute",
-/// and every other reason the command did not start), as POSIX shells report it.
+/// and every other reason the command did not start), as POSIX shells report it. The spawned
+/// child _exits with the same status (core/exit_status.hpp holds the one rule).
 int exit_code_for_spawn_error(std::error_code ec) noexcept;
 
 /// Error categories whose values are errno values, for failures in the child before exec.
