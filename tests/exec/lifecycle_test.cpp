@@ -182,6 +182,20 @@ TEST(ExecLifecycle, ClientsResetWhileTheServerWaitsToWriteTheirInputAreNoticed) 
   clients_leave_with_unread_input(kBeyondWhatTheServerHolds, /*reset=*/true);
 }
 
+TEST(ExecLifecycle, HalfCloseWhileInputWaitsEndsTheCommandAndStillTellsItsExit) {
+  // A client that stops sending while its input waits for a command that never reads: its
+  // command ends (as for any client EOF), and a client still reading hears EXIT, then EOF.
+  ExecServer server;
+  ExecClient c(server.url());
+  c.start(server.token(), argv_of({"sleep", "200"}));
+  c.wait_for(msg::auth_ok);
+  c.send_stdin(std::string(kBeyondWhatTheServerHolds, 'i'));
+  c.socket().shutdown_write();
+  const auto& o = c.finish(std::chrono::seconds(5));
+  EXPECT_TRUE(signaled_with(o, SIGTERM));
+  EXPECT_TRUE(c.exit_was_last()) << "the server closes after EXIT";
+}
+
 TEST(ExecLifecycle, SignalBehindInputTheCommandDoesNotReadReachesIt) {
   // Bug 5's server half: 200 KB that `sleep` never reads fill its pipe; the SIGNAL sent after
   // them must still reach it (it used to wait behind the blocked stdin write).

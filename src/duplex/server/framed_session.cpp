@@ -63,9 +63,7 @@ class FramedSession final : public services::SessionContext {
     out_.on_broken([this] { services_.end(wire::Exit::Limit::none); });
   }
 
-  awaitable<void> run() {
-    co_await (read_loop() && out_.run(stream_, entry_.bytes_out) && services_.run());
-  }
+  awaitable<void> run() { co_await (produce() && out_.run(stream_, entry_.bytes_out)); }
 
   // services::SessionContext
   asio::any_io_executor get_executor() override { return stream_.get_executor(); }
@@ -82,6 +80,14 @@ class FramedSession final : public services::SessionContext {
 
  private:
   enum class Phase { preface, hello, ready };
+
+  // Everything that sends: the reader's replies and the services' own work (a command's output
+  // and EXIT). Once both are done nothing more can come, so the writer flushes and half-closes
+  // (a no-op when the reader already finished or aborted it).
+  awaitable<void> produce() {
+    co_await (read_loop() && services_.run());
+    co_await out_.finish();
+  }
 
   // Whatever ends the reader (EOF, reset, protocol error, shutdown) ends what the services run:
   // a command's process group gets SIGTERM, then SIGKILL after the grace period.

@@ -25,10 +25,6 @@ Service* ServiceTable::route(wire::MsgType type) noexcept {
   }
 }
 
-awaitable<void> ServiceTable::run() {
-  co_await exec_.run();
-}
-
 void ServiceTable::end(wire::Exit::Limit why) noexcept {
   exec_.end(why);
 }

@@ -25,7 +25,7 @@ class ServiceTable {
 
   /// Work that runs beside the session's reader for the session's whole life (the exec
   /// session's command loop); returns after end().
-  awaitable<void> run();
+  awaitable<void> run() { return exec_.run(); }
   /// The session's reader has stopped (client gone, breach, shutdown): services end what they
   /// run, reporting `why` (Limit::shutdown when the server stops).
   void end(wire::Exit::Limit why) noexcept;
