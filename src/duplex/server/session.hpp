@@ -40,7 +40,8 @@ struct Worker {
 };
 
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.
-awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker);
+awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state,
+                            Worker& worker);
 
 /// Refuses a connection over the limit: a framed client (first byte NUL) gets an ERROR frame
 /// (too_many_connections), anyone else is closed at once.
