@@ -12,8 +12,8 @@
 namespace duplex::server {
 
 /// Answers the first chunk (`buf`, `n` bytes) and every later one with its upper-case form.
-awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer buf,
-                          std::size_t n, std::size_t chunk);
+awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer buf, std::size_t n,
+                          std::size_t chunk);
 
 /// Runs the first chunk and every later one as a command (--raw-exec); loopback/Unix only.
 awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,
