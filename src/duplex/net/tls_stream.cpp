@@ -2,6 +2,7 @@
 // close_notify that does not wait for the peer's, and readiness that sees OpenSSL's buffers.
 #include "duplex/net/tls_stream.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <cstring>

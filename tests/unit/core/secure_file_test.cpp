@@ -192,7 +192,8 @@ TEST(SecureFile, ReplaceSwapsTheWholeFileAndLeavesNoTemporary) {
   EXPECT_EQ(*read_private_file(path, FileTrust::secret), "new");
   EXPECT_EQ(mode_of(path), 0600u);
   std::size_t files = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.file("d"))) ++files;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.file("d")))
+    ++files;
   EXPECT_EQ(files, 1u);
   // A symlink in its place is replaced itself; its target is untouched.
   const std::string target = dir.file("target");
