@@ -31,6 +31,18 @@ inline constexpr bool kUnderAsan = false;
 inline constexpr bool kUnderAsan = false;
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kUnderTsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kUnderTsan = true;
+#else
+inline constexpr bool kUnderTsan = false;
+#endif
+#else
+inline constexpr bool kUnderTsan = false;
+#endif
+
 /// Readable ExitStatus in assertion messages ("exit 1", "signal 15").
 inline void PrintTo(const ExitStatus& st, std::ostream* os) {
   *os << (st.exited ? "exit " : "signal ") << st.code;
