@@ -275,6 +275,17 @@ bool TlsStream::session_reused() noexcept {
   return SSL_session_reused(native_handle()) == 1;
 }
 
+Result<std::array<std::byte, 32>> TlsStream::exporter(std::string_view label) {
+  std::array<std::byte, 32> out{};
+  if (SSL_export_keying_material(native_handle(), reinterpret_cast<unsigned char*>(out.data()),
+                                 out.size(), label.data(), label.size(), nullptr, 0, 0) != 1) {
+    ERR_clear_error();
+    return fail(std::errc::protocol_error,
+                fmt::format("TLS with {}: no keying material (handshake not done)", peer_.address));
+  }
+  return out;
+}
+
 std::string TlsStream::description() {
   SSL* ssl = native_handle();
   const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "duplex/core/result.hpp"
@@ -59,6 +60,10 @@ class TlsStream final : public Stream {
   /// For logs: "TLSv1.3 TLS_AES_256_GCM_SHA384".
   std::string description();
   SSL* native_handle() noexcept;
+  /// 32 bytes both ends derive from this connection's secrets under `label` (RFC 8446 §7.5,
+  /// SSL_export_keying_material): what an authentication exchange binds itself to, so that a relay
+  /// between two TLS connections cannot forward it.
+  Result<std::array<std::byte, 32>> exporter(std::string_view label);
 
   /// Runs the handshake (used by tls_accept / tls_connect): `initial` are bytes already read from
   /// the socket (the server's sniff), which must stay valid until it completes; all within

@@ -149,6 +149,45 @@ TEST_F(TlsTest, HandshakeDataBothWaysAndEachSideSeesTheOthersKey) {
   EXPECT_EQ(description.rfind("TLSv1.3 TLS_", 0), 0u) << description;
 }
 
+TEST_F(TlsTest, ExporterAgreesAcrossOneConnectionAndDiffersAcrossTwo) {
+  std::vector<std::array<std::byte, 32>> server_keys, client_keys;
+  std::array<std::byte, 32> other_label{};
+  auto server = [&]() -> awaitable<void> {
+    for (int i = 0; i < 2; ++i) {
+      auto s = co_await accept_tls();
+      EXPECT_TRUE(s) << s.message();
+      if (!s) co_return;
+      auto k = (*s)->exporter("EXPORTER-duplex-test");
+      EXPECT_TRUE(k) << k.message();
+      if (k) server_keys.push_back(*k);
+      co_await write_text(**s, "k");
+      co_await read_to_end(**s);
+    }
+  };
+  auto client = [&]() -> awaitable<void> {
+    for (int i = 0; i < 2; ++i) {
+      auto c = co_await tls_dial(*client_ctx_, endpoint(), 5s);
+      EXPECT_TRUE(c) << c.message();
+      if (!c) co_return;
+      auto k = (*c)->exporter("EXPORTER-duplex-test");
+      EXPECT_TRUE(k) << k.message();
+      if (k) client_keys.push_back(*k);
+      other_label = *(*c)->exporter("EXPORTER-duplex-other");
+      co_await read_exactly(**c, 1);
+      co_await (*c)->shutdown_send();
+    }
+  };
+  spawn(io_, server());
+  spawn(io_, client());
+  run(io_);
+  ASSERT_EQ(server_keys.size(), 2u);
+  ASSERT_EQ(client_keys.size(), 2u);
+  EXPECT_EQ(server_keys[0], client_keys[0]);
+  EXPECT_EQ(server_keys[1], client_keys[1]);  // the second connection resumed: still its own
+  EXPECT_NE(client_keys[0], client_keys[1]);
+  EXPECT_NE(other_label, client_keys[1]);
+}
+
 TEST_F(TlsTest, SniffOfOneByteLeavesTheRestOfTheClientHelloToTheHandshake) {
   std::string got;
   auto server = [&]() -> awaitable<void> {
