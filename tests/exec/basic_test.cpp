@@ -377,6 +377,36 @@ TEST(ExecIdle, IdleConnectionAfterExitIsClosed) {
   EXPECT_FALSE(c.reader().next(std::chrono::seconds(5)).has_value());
 }
 
+TEST(ExecIdle, IdleTimeoutIsLoggedOnceAndTheSessionsBytesOutAreCounted) {
+  // Bug 7: an idle timeout was logged twice, once as a protocol error; framed sessions were
+  // logged with "0 bytes out" although replies had gone out.
+  ExecServer server({.args = {"-v", "--idle-timeout", "0.3"}, .quiet = false});
+  ExecClient c(server.url());
+  c.start(server.token(), argv({"echo", "twelve bytes"}));
+  EXPECT_TRUE(exited_with(c.finish(), 0));
+  auto f = c.reader().next(std::chrono::seconds(5));
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->type, msg::error);
+  EXPECT_FALSE(c.reader().next(std::chrono::seconds(5)).has_value());
+  EXPECT_EQ(server.server().stop(), (ExitStatus{true, 0}));
+  const std::string log = server.server().stderr_text();
+  std::size_t idle_lines = 0, error_lines = 0;
+  std::string closed_line;
+  for (std::size_t start = 0; start < log.size();) {
+    const auto end = std::min(log.find('\n', start), log.size());
+    const auto line = log.substr(start, end - start);
+    if (line.find("idle timeout") != std::string::npos) ++idle_lines;
+    if (line.find("protocol error") != std::string::npos) ++error_lines;
+    if (line.find("closed,") != std::string::npos) closed_line = line;
+    start = end + 1;
+  }
+  EXPECT_EQ(idle_lines, 1u) << log;
+  EXPECT_EQ(error_lines, 0u) << log;
+  // WELCOME, AUTH_OK, STDOUT "twelve bytes\n", EXIT and the ERROR: far from zero.
+  EXPECT_EQ(closed_line.find(" 0 bytes out"), std::string::npos) << closed_line;
+  EXPECT_NE(closed_line.find(" bytes out"), std::string::npos) << log;
+}
+
 TEST(ExecParallel, ManyCommandsAtOnceOnSeveralThreadsShareNothingUnsafely) {
   // Commands started at the same moment on different worker threads: each spawn looks up the
   // account (home directory, login shell). That lookup used getpwuid(), whose static buffer
