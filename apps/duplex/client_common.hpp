@@ -18,15 +18,21 @@ struct UpperClientFlags {
   bool raw = false;
   bool framed = false;
   double timeout_s = 10.0;
+  CLI::Option* timeout_option = nullptr;
 
   void add_to(CLI::App& cmd) {
     auto* r = cmd.add_flag("--raw", raw, "Speak the seed tutorial's raw protocol (no handshake)");
     cmd.add_flag("--framed", framed, "Require a duplex server (no fallback to the raw protocol)")
         ->excludes(r);
-    cmd.add_option("--timeout", timeout_s, "Seconds to wait for each reply (0: forever)")
-        ->capture_default_str()
-        ->check(CLI::Range(0.0, 1e6));
+    timeout_option = cmd.add_option("--timeout", timeout_s,
+                                    "SECONDS to wait for each reply (0: forever); for udp:// and "
+                                    "unixgram:// addresses, for each try, and 1 unless given")
+                         ->type_name("SECONDS")
+                         ->capture_default_str()
+                         ->check(CLI::Range(0.0, 1e6));
   }
+  /// True when --timeout was on the command line (datagram clients have their own default).
+  bool timeout_given() const { return timeout_option && timeout_option->count() > 0; }
   client::ClientOptions options() const {
     client::ClientOptions o;
     o.protocol = raw      ? client::Protocol::raw

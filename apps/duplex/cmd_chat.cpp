@@ -1,5 +1,6 @@
 // `duplex chat [URL]`: the seed's interactive client — type a line, see the reply — with line
-// editing and history (libedit) on a terminal, plain lines otherwise.
+// editing and history (libedit) on a terminal, plain lines otherwise. Over udp:// and unixgram://
+// each line is one datagram.
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "cli.hpp"
 #include "client_common.hpp"
+#include "datagram_common.hpp"
 
 namespace duplex::app {
 namespace {
@@ -21,6 +23,7 @@ namespace {
 struct ChatOptions {
   std::string url = "tcp://127.0.0.1:8080";
   UpperClientFlags flags;
+  DatagramFlags datagram;
   std::string prompt = "> ";
 };
 
@@ -73,9 +76,33 @@ bool blank(const std::string& s) {
   return s.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
+// A line that gets no reply (after the retries) ends the chat, as a lost connection does.
+int run_chat_datagram(const ChatOptions& o, const net::Endpoint& ep) {
+  const auto opt = o.datagram.options(o.flags, ep);
+  asio::io_context ctx(1);
+  auto client = run_sync(ctx, client::DatagramClient::open(ep, opt));
+  if (!client) {
+    std::fprintf(stderr, "duplex: %s\n", client.message().c_str());
+    return kExitFailure;
+  }
+  LineSource lines(o.prompt);
+  while (auto line = lines.next()) {
+    if (blank(*line)) continue;
+    auto replies = run_sync(ctx, client->request(*line));
+    if (!replies) {
+      std::fprintf(stderr, "duplex: %s\n", replies.message().c_str());
+      return kExitFailure;
+    }
+    print_replies(*replies, client->to_group());
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
 int run_chat(const ChatOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const auto ep = parse_url(o.url);
+  if (is_datagram(ep)) return run_chat_datagram(o, ep);
   asio::io_context ctx(1);
   auto conn = run_sync(ctx, client::Connection::open(ep, o.flags.options()));
   if (!conn) {
@@ -103,9 +130,12 @@ CLI::App* add_chat(CLI::App& root, CommandResult& result) {
   auto o = std::make_shared<ChatOptions>();
   auto* cmd = root.add_subcommand(
       "chat", "Interactive upper-service client: each line typed is sent, its reply printed");
-  cmd->add_option("url", o->url, "Server address")->capture_default_str();
+  cmd->add_option("url", o->url,
+                  "Server address (tcp://, unix://, udp://, unixgram://; see duplex send --help)")
+      ->capture_default_str();
   cmd->add_option("--prompt", o->prompt, "Prompt shown on a terminal")->capture_default_str();
   o->flags.add_to(*cmd);
+  o->datagram.add_to(*cmd);
   cmd->callback([o, &result] { result.code = run_chat(*o); });
   return cmd;
 }

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add_chat(app, result);
   add_exec(app, result);
   add_shell(app, result);
+  add_discover(app, result);
 
   try {
     app.parse(argc, argv);

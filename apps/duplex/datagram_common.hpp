@@ -1,0 +1,66 @@
+// Helpers shared by send and chat for udp:// and unixgram:// addresses: options, opening, output.
+#pragma once
+
+#include <cstdio>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli.hpp"
+#include "client_common.hpp"
+#include "duplex/client/datagram_client.hpp"
+
+namespace duplex::app {
+
+/// --retries / --broadcast; --timeout comes from UpperClientFlags (per try here, default 1 s).
+struct DatagramFlags {
+  int retries = 2;
+  bool broadcast = false;
+
+  void add_to(CLI::App& cmd) {
+    cmd.add_option("--retries", retries,
+                   "udp:// and unixgram://: send an unanswered datagram again, up to COUNT more "
+                   "times")
+        ->type_name("COUNT")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1000));
+    cmd.add_flag("--broadcast", broadcast,
+                 "udp://: the address is a broadcast address (such as 10.0.0.255): allow it and "
+                 "print every reply, one line per responder (255.255.255.255 and multicast groups "
+                 "need no flag)");
+  }
+
+  /// The datagram client's options, or UsageError for flags that only streams understand.
+  client::DatagramOptions options(const UpperClientFlags& upper, const net::Endpoint& ep) const {
+    if (upper.raw || upper.framed)
+      throw UsageError(
+          fmt::format("--raw and --framed are for stream addresses, not {}", ep.url()));
+    if (broadcast && ep.transport != net::Transport::udp)
+      throw UsageError(fmt::format("--broadcast is for udp:// addresses, not {}", ep.url()));
+    client::DatagramOptions o;
+    if (upper.timeout_given())
+      o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(upper.timeout_s * 1000));
+    o.retries = retries;
+    o.broadcast = broadcast;
+    return o;
+  }
+};
+
+inline bool is_datagram(const net::Endpoint& ep) {
+  return ep.transport == net::Transport::udp || ep.transport == net::Transport::unix_dgram;
+}
+
+/// Prints the replies to one message: the reply itself for a unicast destination; for a group,
+/// one line per responder, `ADDRESS REPLY`.
+inline void print_replies(const std::vector<client::DatagramReply>& replies, bool group) {
+  for (const auto& r : replies) {
+    if (group) {
+      std::fwrite(r.from.data(), 1, r.from.size(), stdout);
+      std::fputc(' ', stdout);
+    }
+    std::fwrite(r.payload.data(), 1, r.payload.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+}
+
+}  // namespace duplex::app
