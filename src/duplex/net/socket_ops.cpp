@@ -11,8 +11,6 @@
 
 #include <fmt/format.h>
 
-#include "duplex/net/socket_stream.hpp"
-
 namespace duplex::net {
 
 awaitable<Result<ConnectedSocket>> connect_socket(const Endpoint& ep) {

@@ -15,6 +15,12 @@ namespace duplex::net {
 
 using ConnectedSocket = std::variant<ip::tcp::socket, unix_proto::socket>;
 
+/// SO_SNDBUF for Unix stream sockets, both ends. Unix stream sockets get no buffer autotuning
+/// (TCP does): with the 208 KiB default a bulk stream wakes the reader for every small skb.
+/// 1 MiB is a ceiling, not an allocation; idle connections cost nothing extra
+/// (docs/BENCHMARKS.md: exec bulk output 0.3x -> 0.7x a pipe).
+inline constexpr int kUnixSendBuffer = 1 << 20;
+
 /// Resolves and connects to a tcp:// or unix:// endpoint, trying each resolved address in turn.
 /// The failure's detail is one line naming the URL; never throws.
 awaitable<Result<ConnectedSocket>> connect_socket(const Endpoint& ep);

@@ -5,12 +5,10 @@
 #include <utility>
 #include <variant>
 
+#include "duplex/net/socket_ops.hpp"
 #include "duplex/net/stream.hpp"
 
 namespace duplex::net {
-
-/// SO_SNDBUF for Unix stream sockets, both ends (see socket_stream.cpp for why).
-inline constexpr int kUnixSendBuffer = 1 << 20;
 
 class SocketStream final : public Stream {
  public:
@@ -18,6 +16,11 @@ class SocketStream final : public Stream {
   /// and sets the per-transport options (TCP_NODELAY; a larger send buffer on Unix sockets).
   explicit SocketStream(ip::tcp::socket s);
   explicit SocketStream(unix_proto::socket s);
+  explicit SocketStream(ConnectedSocket s);
+
+  /// Hands the socket over (e.g. to a TLS layer after the first-byte sniff); this stream is
+  /// closed afterwards. peer() stays valid and may be copied first.
+  ConnectedSocket release() &&;
 
   asio::any_io_executor get_executor() override;
   awaitable<std::error_code> wait_readable() override;
@@ -37,7 +40,7 @@ class SocketStream final : public Stream {
   awaitable<IoResult> write_all(std::span<const asio::const_buffer> bufs) override;
 
  private:
-  std::variant<ip::tcp::socket, unix_proto::socket> s_;
+  ConnectedSocket s_;
 };
 
 }  // namespace duplex::net
