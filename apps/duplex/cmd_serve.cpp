@@ -26,6 +26,7 @@ double seconds(std::chrono::milliseconds d) {
 // Defaults come from the structs the server uses, so --help shows the one value in force.
 struct ServeOptions {
   std::vector<std::string> listen;
+  std::string multicast_if;
   std::size_t threads = 0;
   std::size_t max_connections = Limits{}.max_connections;
   double idle_timeout_s = seconds(Limits{}.idle_timeout);
@@ -62,12 +63,9 @@ int run_serve(const ServeOptions& o) {
   server::ServerConfig cfg;
   for (const auto& url :
        o.listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:8080"} : o.listen) {
-    auto ep = parse_url(url);
-    if (!ep.is_stream())
-      throw UsageError(
-          fmt::format("cannot serve {}: only tcp:// and unix:// are served so far", url));
-    cfg.listen.push_back(std::move(ep));
+    cfg.listen.push_back(parse_url(url));
   }
+  cfg.multicast_if = o.multicast_if;
   cfg.threads = o.threads;
   cfg.limits.max_connections = o.max_connections;
   cfg.limits.idle_timeout =
@@ -135,7 +133,11 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
   auto* cmd = root.add_subcommand("serve", "Run the server (upper service) until SIGINT/SIGTERM");
   cmd->add_option("-l,--listen", o->listen,
                   "Address to listen on, repeatable: tcp://HOST:PORT, HOST:PORT, tcp://[::1]:PORT, "
-                  "unix:///abs/path (default tcp://127.0.0.1:8080; port 0 picks a free port)");
+                  "unix:///abs/path, udp://HOST:PORT (a multicast group joins it), "
+                  "unixgram:///abs/path (default tcp://127.0.0.1:8080; port 0 picks a free port)");
+  cmd->add_option("--multicast-if", o->multicast_if,
+                  "Network interface on which udp:// listeners join their multicast groups "
+                  "(default: an IPv6 address's %zone, else the kernel's choice)");
   cmd->add_option("-t,--threads", o->threads, "Event-loop threads (default: one per core)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--max-connections", o->max_connections,

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "duplex/server/datagram_front.hpp"
 #include "duplex/server/stream_front.hpp"
 
 namespace duplex::server {
@@ -15,10 +16,10 @@ Result<std::unique_ptr<Front>> open_front(const net::Endpoint& ep, const FrontCo
     case net::Transport::tcp:
     case net::Transport::unix_stream: return open_stream_front(ep, ctx);
     case net::Transport::udp:
-    case net::Transport::unix_dgram: break;
+    case net::Transport::unix_dgram: return open_datagram_front(ep, ctx);
   }
   return fail(std::error_code(EPROTONOSUPPORT, std::system_category()),
-              fmt::format("cannot listen on {}: datagram transports are not served yet", ep.url()));
+              fmt::format("cannot listen on {}: unknown transport", ep.url()));
 }
 
 }  // namespace duplex::server

@@ -1,6 +1,7 @@
 // Front: serves one bound address of the server, whatever carries it: an accept loop for stream
-// transports (stream_front.cpp); later one socket serving many peers for datagrams. Server::Impl
-// only opens, starts and closes fronts; adding a transport adds a front, not a server rewrite.
+// transports (stream_front.cpp), one socket serving many peers for datagrams (datagram_front.cpp).
+// Server::Impl only opens, starts and closes fronts; adding a transport adds a front, not a
+// server rewrite.
 #pragma once
 
 #include <memory>
@@ -43,7 +44,7 @@ class Front {
 };
 
 /// Binds `ep` and returns the front that serves it. A failure's detail is one line naming the
-/// address ("cannot listen on udp://127.0.0.1:9: datagram transports are not served yet").
+/// address ("cannot listen on udp://127.0.0.1:9: address already in use ...").
 Result<std::unique_ptr<Front>> open_front(const net::Endpoint& ep, const FrontContext& ctx);
 
 }  // namespace duplex::server

@@ -42,6 +42,7 @@ struct Server::Impl {
         pool(cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())) {
     state.limits = cfg.limits;
     state.agent = cfg.agent;
+    state.multicast_if = cfg.multicast_if;
     state.exec = cfg.exec;
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
   }
@@ -95,6 +96,7 @@ Status Server::open() {
     }
     impl_->fronts.push_back(std::move(*front));
   }
+  impl_->state.urls = urls();  // what a discovery reply lists
   return {};
 }
 

@@ -19,6 +19,7 @@ struct ServerConfig {
   Limits limits;
   std::chrono::milliseconds grace{1000};  // how long a stop waits for sessions to end
   std::string agent = "duplex";
+  std::string multicast_if;  // interface for joining multicast groups; empty: the kernel's choice
   ExecSettings exec;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "duplex/core/limits.hpp"
 #include "duplex/services/command_slots.hpp"
@@ -19,6 +20,8 @@ using ExecSettings = services::ExecSettings;
 struct ServerState {
   Limits limits;
   std::string agent;                 // sent in Welcome
+  std::string multicast_if;          // --multicast-if: where datagram fronts join their groups
+  std::vector<std::string> urls;     // every bound address; set by Server::open before any start
   std::atomic<std::size_t> live{0};  // open client connections
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> rejected{0};  // refused over max_connections
