@@ -124,9 +124,9 @@ class FramedSession final : public services::SessionContext {
       auto space = in_.prepare(bytes_wanted());
       auto [ec, n] = co_await stream_.read_some(asio::buffer(space.data(), space.size()));
       if (ec == asio::error::eof) {
-        if (in_.empty())
-          co_await out_.finish();
-        else
+        // A clean end: produce() finishes the writer once the services have sent their last
+        // frames (a command ended by this EOF still gets its EXIT out to a half-closed client).
+        if (!in_.empty())
           co_await breach(fail(errc::bad_frame, "connection closed in the middle of a frame"));
         co_return;
       }
