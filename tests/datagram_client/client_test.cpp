@@ -17,6 +17,7 @@
 
 #include "datagram_client/fake_peer.hpp"
 #include "support/process.hpp"
+#include "support/test_server.hpp"
 
 namespace duplex::test {
 
@@ -178,6 +179,35 @@ TEST(DatagramClient, LossyPeerNeedsTheRetries) {
     EXPECT_EQ(r.status, kFailure);
     EXPECT_EQ(r.out, "") << "the very first datagram is lost";
     EXPECT_EQ(r.err, fmt::format("duplex: no reply from {} within 0.1 s (1 try)\n", peer.url()));
+  }
+}
+
+TEST(DatagramClient, RetriesCarryTheRealServersRepliesThroughALossyRelay) {
+  // The same loss, both ways, between our client and our server (requests and replies are lost
+  // three in ten each): the default two retries get every reply, none gets the one line.
+  auto lossy = [](std::size_t i) { return i % 10 == 0 || i % 10 == 3 || i % 10 == 6; };
+  TestServer server({"--listen", "udp://127.0.0.1:0"});
+  std::vector<std::string> messages;
+  std::string want;
+  for (int i = 0; i < 20; ++i) {
+    messages.push_back(fmt::format("through the relay {}", i));
+    want += fmt::format("THROUGH THE RELAY {}\n", i);
+  }
+  {
+    FakePeer relay(Family::v4, {.drop = lossy, .forward_port = server.port()});
+    auto argv = send_argv(relay.url(), {"--timeout", "0.1"});
+    argv.insert(argv.end(), messages.begin(), messages.end());
+    const auto r = run(argv);
+    EXPECT_EQ(r.status, kOk) << r.err;
+    EXPECT_EQ(r.out, want);
+  }
+  {
+    FakePeer relay(Family::v4, {.drop = lossy, .forward_port = server.port()});
+    auto argv = send_argv(relay.url(), {"--timeout", "0.1", "--retries", "0"});
+    argv.insert(argv.end(), messages.begin(), messages.end());
+    const auto r = run(argv);
+    EXPECT_EQ(r.status, kFailure);
+    EXPECT_EQ(r.err, fmt::format("duplex: no reply from {} within 0.1 s (1 try)\n", relay.url()));
   }
 }
 

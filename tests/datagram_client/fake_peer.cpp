@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -84,6 +85,16 @@ FakePeer::FakePeer(Family family, Policy policy, std::string unix_path)
     if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) die("getsockname");
     url_ = "udp://" + text_of(a, len);
   }
+  if (policy_.forward_port != 0) {
+    upstream_fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in up{};
+    up.sin_family = AF_INET;
+    up.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    up.sin_port = htons(static_cast<std::uint16_t>(policy_.forward_port));
+    if (upstream_fd_ < 0 ||
+        ::connect(upstream_fd_, reinterpret_cast<sockaddr*>(&up), sizeof up) != 0)
+      die("relay socket");
+  }
   if (::pipe2(stop_, O_CLOEXEC) != 0) die("pipe2");
   thread_ = std::thread([this] { run(); });
 }
@@ -92,7 +103,7 @@ FakePeer::~FakePeer() {
   if (::write(stop_[1], "x", 1) < 0) {
   }
   if (thread_.joinable()) thread_.join();
-  for (int fd : {fd_, other_fd_, stop_[0], stop_[1]})
+  for (int fd : {fd_, other_fd_, upstream_fd_, stop_[0], stop_[1]})
     if (fd >= 0) ::close(fd);
   if (!path_.empty()) {
     ::unlink(path_.c_str());
@@ -117,6 +128,7 @@ bool FakePeer::wait_received(std::size_t n, std::chrono::milliseconds timeout) {
 
 void FakePeer::run() {
   std::vector<char> buf(256 * 1024);
+  std::size_t replies = 0;
   for (;;) {
     pollfd p[2] = {{fd_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
     if (::poll(p, 2, -1) < 0) {
@@ -137,6 +149,17 @@ void FakePeer::run() {
     }
     arrived_.notify_all();
     if (policy_.drop && policy_.drop(index)) continue;
+    if (upstream_fd_ >= 0) {
+      // One request at a time: the relay waits for the server's reply before reading on.
+      if (::send(upstream_fd_, buf.data(), static_cast<std::size_t>(n), 0) < 0) continue;
+      pollfd up{upstream_fd_, POLLIN, 0};
+      if (::poll(&up, 1, 5000) <= 0) continue;
+      const ssize_t m = ::recv(upstream_fd_, buf.data(), buf.size(), 0);
+      if (m < 0 || (policy_.drop && policy_.drop(replies++))) continue;
+      ::sendto(fd_, buf.data(), static_cast<std::size_t>(m), 0, reinterpret_cast<sockaddr*>(&from),
+               len);
+      continue;
+    }
     if (policy_.wrong_source_first) {
       const std::string wrong = "WRONG SOURCE";
       ::sendto(other_fd_, wrong.data(), wrong.size(), 0, reinterpret_cast<sockaddr*>(&from), len);

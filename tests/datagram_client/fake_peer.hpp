@@ -27,6 +27,10 @@ class FakePeer {
     bool wrong_source_first = false;
     /// Replies per answered datagram (2: a duplicate follows the reply at once).
     int copies = 1;
+    /// Non-zero: a relay instead of an echo. Each datagram not dropped is passed to the UDP
+    /// server on 127.0.0.1:forward_port, and its reply back, unless `drop` (counting replies
+    /// on their own) drops it too.
+    int forward_port = 0;
   };
 
   /// Binds (port 0, or `unix_path`) and starts answering on a thread of its own.
@@ -50,6 +54,7 @@ class FakePeer {
   Policy policy_;
   int fd_ = -1;
   int other_fd_ = -1;       // the "wrong source"
+  int upstream_fd_ = -1;    // the relay's socket to the server
   int stop_[2] = {-1, -1};  // a pipe: written to stop the thread
   std::string url_, path_;
   std::mutex mu_;
