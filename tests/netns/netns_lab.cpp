@@ -78,6 +78,10 @@ std::unique_ptr<NetnsLab> NetnsLab::create(int hosts, std::string& why) {
         !lab->step(
             {"ip", "-n", h, "addr", "add", address(i) + "/24", "broadcast", "+", "dev", "eth0"},
             why) ||
+        // No duplicate address detection: the link-local address is usable at once, not a
+        // second or two after the link comes up (the address is unique on this bridge anyway).
+        !lab->step({"ip", "netns", "exec", h, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"},
+                   why) ||
         !lab->step({"ip", "-n", h, "link", "set", "eth0", "up"}, why) ||
         !lab->step({"ip", "-n", h, "link", "set", "lo", "up"}, why) ||
         // 255.255.255.255 and the multicast groups follow the default route.

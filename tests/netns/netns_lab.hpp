@@ -16,7 +16,8 @@ namespace duplex::test {
 
 class NetnsLab {
  public:
-  /// Builds `hosts` hosts on 10.200.0.0/24 (host i is 10.200.0.(10+i), default route on eth0).
+  /// Builds `hosts` hosts on 10.200.0.0/24 (host i is 10.200.0.(10+i), default route on eth0;
+  /// IPv6 link-local addresses usable at once).
   /// On failure `why` says what could not be made (not root, no `ip`, no bridge or veth support)
   /// and the result is null; the caller skips with that message.
   static std::unique_ptr<NetnsLab> create(int hosts, std::string& why);

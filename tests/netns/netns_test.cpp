@@ -29,6 +29,7 @@ constexpr int kClient = 3;  // the fourth host
 const std::string kPort = "8080";
 const std::string kGroupPort = "8081";
 const std::string kGroup = "239.255.42.99";
+const std::string kGroupV6Url = "udp://[ff02::42:99%eth0]:8082";
 
 std::set<std::string> lines_of(const std::string& s) {
   std::set<std::string> out;
@@ -52,9 +53,9 @@ class MultiHost : public ::testing::Test {
     for (int i = 0; i < kServers; ++i) {
       servers_.push_back(std::make_unique<HostProcess>(
           lab_->in(i, {duplex_bin(), "serve", "--listen", "udp://0.0.0.0:" + kPort, "--listen",
-                       fmt::format("udp://{}:{}", kGroup, kGroupPort)})));
-      const auto urls = servers_.back()->wait_lines("listening on ", 2);
-      ASSERT_EQ(urls.size(), 2u) << "server in " << lab_->host(i)
+                       fmt::format("udp://{}:{}", kGroup, kGroupPort), "--listen", kGroupV6Url})));
+      const auto urls = servers_.back()->wait_lines("listening on ", 3);
+      ASSERT_EQ(urls.size(), 3u) << "server in " << lab_->host(i)
                                  << " did not start: " << servers_.back()->stderr_text();
     }
   }
@@ -84,6 +85,22 @@ TEST_F(MultiHost, MulticastSendGetsEveryServersReply) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2 * kServers)
       << "one line per responder and message:\n"
       << r.out;
+}
+
+TEST_F(MultiHost, Ipv6MulticastSendAndDiscoverReachEveryServer) {
+  auto r = client({"send", kGroupV6Url, "hello"});
+  EXPECT_EQ(r.status, kOk) << r.err;
+  const auto got = lines_of(r.out);
+  EXPECT_EQ(got.size(), static_cast<std::size_t>(kServers)) << r.out;
+  for (const auto& line : got) {
+    EXPECT_EQ(line.rfind("udp://[fe80::", 0), 0u) << "a link-local responder: " << line;
+    EXPECT_TRUE(line.ends_with("%eth0]:8082 HELLO")) << line;
+  }
+  r = client({"discover", "--via", "multicast", "--port", "8082", "--json"});
+  ASSERT_EQ(r.status, kOk) << r.err;
+  const auto found = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(found.is_array()) << r.out;
+  EXPECT_EQ(found.size(), static_cast<std::size_t>(kServers)) << r.out;
 }
 
 TEST_F(MultiHost, BroadcastSendGetsEveryServersReply) {
