@@ -45,6 +45,16 @@ std::vector<std::string> send_argv(const std::string& url, std::vector<std::stri
   return argv;
 }
 
+// Paths in `dir` that look like our reply sockets.
+std::vector<std::string> reply_sockets(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("duplex-", 0) == 0 && e.is_socket()) out.push_back(e.path().string());
+  }
+  return out;
+}
+
 // Peers answer at once, so 0.2 s per try is ample and keeps the retry tests short.
 const std::vector<std::string> kFast{"--timeout", "0.2"};
 
@@ -182,6 +192,22 @@ TEST(DatagramClient, LossyPeerNeedsTheRetries) {
   }
 }
 
+TEST(DatagramClient, SendAndChatAgainstTheServerOnEveryDatagramFamily) {
+  TempDir dir;
+  const std::string env = "XDG_RUNTIME_DIR=" + dir.path().string();
+  TestServer server({"--listen", "udp://127.0.0.1:0", "--listen", "udp://[::1]:0", "--listen",
+                     "unixgram://" + dir.file("server.sock")});
+  for (const auto& url : server.urls()) {
+    auto r = run({duplex_bin(), "send", url, "hello wörld", "", "x"}, {}, 60s, {env});
+    EXPECT_EQ(r.status, kOk) << url << ": " << r.err;
+    EXPECT_EQ(r.out, "HELLO WöRLD\n\nX\n") << url;
+    r = run({duplex_bin(), "chat", url}, "one\n\ntwo\n", 60s, {env});
+    EXPECT_EQ(r.status, kOk) << url << ": " << r.err;
+    EXPECT_EQ(r.out, "ONE\nTWO\n") << url;
+  }
+  EXPECT_TRUE(reply_sockets(dir.path()).empty()) << "a reply path is left behind";
+}
+
 TEST(DatagramClient, RetriesCarryTheRealServersRepliesThroughALossyRelay) {
   // The same loss, both ways, between our client and our server (requests and replies are lost
   // three in ten each): the default two retries get every reply, none gets the one line.
@@ -251,16 +277,6 @@ TEST(DatagramClient, HelpNamesTheNewOptions) {
 }
 
 // ---- The unixgram reply path -----------------------------------------------------------------
-
-// Paths in `dir` that look like our reply sockets.
-std::vector<std::string> reply_sockets(const std::filesystem::path& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    const auto name = e.path().filename().string();
-    if (name.rfind("duplex-", 0) == 0 && e.is_socket()) out.push_back(e.path().string());
-  }
-  return out;
-}
 
 TEST(DatagramClient, UnixgramReplyPathIsPrivateAndRemovedAfterwards) {
   TempDir dir;
