@@ -84,6 +84,24 @@ Result<unsigned> group_interface(const Endpoint& ep, const ip::address& group,
   return index;
 }
 
+// A link-scope IPv6 group (ff02::/16) exists once per interface: binding it needs one, from the
+// zone or --multicast-if.
+Status scope_group(const Endpoint& ep, ip::udp::endpoint& where, const std::string& name) {
+  if (!where.address().is_v6()) return {};
+  ip::address_v6 a = where.address().to_v6();
+  if (!a.is_multicast_link_local() || a.scope_id() != 0) return {};
+  if (name.empty())
+    return fail(errno_code(EINVAL),
+                fmt::format("cannot listen on {}: a link-local group needs an interface: add it "
+                            "as a zone ([{}%eth0]) or give --multicast-if",
+                            ep.url(), a.to_string()));
+  auto index = group_interface(ep, a, name);
+  if (!index) return std::move(index).failure();
+  a.scope_id(*index);
+  where.address(a);
+  return {};
+}
+
 std::string interface_name(unsigned index) {
   if (index == 0) return "the default interface";
   std::array<char, IF_NAMESIZE> name{};
@@ -281,6 +299,8 @@ Result<DatagramSocket> DatagramSocket::open(asio::io_context& ctx, const Endpoin
 
   auto where = resolve_for_bind(ctx, ep);
   if (!where) return fail_with(std::move(where).failure());
+  if (auto scoped = scope_group(ep, *where, options.multicast_if); !scoped)
+    return fail_with(std::move(scoped).failure());
   const ip::address addr = where->address();
   const bool v6 = addr.is_v6();
   const int family = v6 ? AF_INET6 : AF_INET;
