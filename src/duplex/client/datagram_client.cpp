@@ -17,7 +17,9 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <optional>
 #include <set>
+#include <span>
 #include <tuple>
 
 #include <fmt/format.h>
