@@ -16,8 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <optional>
+#include <random>
 #include <set>
 #include <span>
 #include <tuple>
