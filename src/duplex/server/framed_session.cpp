@@ -69,7 +69,15 @@ class FramedSession final : public services::SessionContext {
   asio::any_io_executor get_executor() override { return stream_.get_executor(); }
   services::FrameSink& sink() noexcept override { return out_; }
   const net::Peer& peer() const noexcept override { return stream_.peer(); }
-  awaitable<void> client_gone() override { co_await stream_.wait_hangup(); }
+  awaitable<void> client_gone() override {
+    // Raced against work that often completes at once (a free command slot). One turn of the
+    // loop first lets that side's completion arrive; when it has won, the hang-up watch and
+    // its system calls are skipped.
+    co_await asio::post(stream_.get_executor(), asio::use_awaitable);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return;
+    co_await stream_.wait_hangup();
+  }
   void set_busy(bool busy) noexcept override {
     entry_.busy = busy;
     if (!busy) entry_.last_read = Clock::now();  // idle time counts from the command's end

@@ -154,6 +154,8 @@ awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
   };
   auto to_the_end = [&]() -> awaitable<void> { co_await (outputs() && wait_exit()); };
   // feed_stdin() and watch_deadline() never finish on their own: the command's end cancels them.
+  // (A cancelled wait completes with an error code, not an exception: unwinding a coroutine
+  // costs microseconds per command.)
   if (timeout_.count() > 0)
     co_await (to_the_end() || feed_stdin() || watch_deadline(timeout_));
   else
@@ -235,27 +237,24 @@ awaitable<void> ExecCommand::feed_stdin() {
   for (;;) {
     auto [ec, data] = co_await stdin_queue_.async_receive(use_tuple);
     if (ec == asio::error::eof) {
-      if (pty_) {
-        // A terminal has no half-close: EOF is the VEOF character at the start of a line.
-        if (stdin_.is_open())
-          co_await asio::async_write(stdin_, asio::buffer("\x04", 1), use_tuple);
-      } else {
-        std::error_code ignored;
-        stdin_.close(ignored);
-      }
+      end_stdin();
       continue;
     }
-    if (ec) break;
-    if (!stdin_.is_open()) continue;  // the command closed its stdin: drop what follows
+    // Only cancellation fails the wait (run() is done with us; it closes the queue after).
+    if (ec) co_return;
+    if (!stdin_.is_open()) {  // the command closed its stdin: drop what follows
+      --stdin_pending_;
+      continue;
+    }
     auto [wec, n] = co_await asio::async_write(stdin_, asio::buffer(data), use_tuple);
+    --stdin_pending_;
+    // EPIPE (the command closed its stdin) or aborted by terminate(), which closed it: what
+    // follows is dropped. Never return from here: returning would end run() early.
     if (wec && !pty_) {
       std::error_code ignored;
-      stdin_.close(ignored);  // EPIPE: the command closed its stdin
+      stdin_.close(ignored);
     }
   }
-  // Cancelled with the queue: stay pending until run() ends (it cancels us).
-  asio::steady_timer parked(ex_, asio::steady_timer::time_point::max());
-  co_await parked.async_wait(use_tuple);
 }
 
 std::size_t ExecCommand::try_write_stdin(ByteView data) {
@@ -263,6 +262,7 @@ std::size_t ExecCommand::try_write_stdin(ByteView data) {
   while (queued < data.size()) {
     const auto piece = data.subspan(queued, std::min(kChunk, data.size() - queued));
     if (!stdin_queue_.try_send(std::error_code{}, Bytes(piece.begin(), piece.end()))) break;
+    ++stdin_pending_;
     queued += piece.size();
   }
   return queued;
@@ -274,12 +274,30 @@ awaitable<void> ExecCommand::write_stdin(ByteView data) {
     auto [ec] = co_await stdin_queue_.async_send(std::error_code{},
                                                  Bytes(piece.begin(), piece.end()), use_tuple);
     if (ec) co_return;  // the command ended: its input is dropped
+    ++stdin_pending_;
     queued += piece.size();
   }
 }
 
 bool ExecCommand::try_close_stdin() {
+  // Nothing queued or being written before it: end the input now, without a hop to the writer.
+  if (stdin_pending_ == 0) {
+    end_stdin();
+    return true;
+  }
   return stdin_queue_.try_send(make_error_code(asio::error::eof), Bytes{});
+}
+
+void ExecCommand::end_stdin() noexcept {
+  if (!stdin_.is_open()) return;
+  if (pty_) {
+    // A terminal has no half-close: EOF is the VEOF character at the start of a line. One
+    // byte, written only when nothing else is pending: a full terminal buffer drops it.
+    (void)!::write(stdin_.native_handle(), "\x04", 1);
+    return;
+  }
+  std::error_code ignored;
+  stdin_.close(ignored);
 }
 
 awaitable<void> ExecCommand::close_stdin() {

@@ -74,6 +74,7 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   awaitable<void> pump(asio::posix::stream_descriptor& from, wire::MsgType type,
                        std::uint64_t& count, FrameSink& out);
   awaitable<void> feed_stdin();
+  void end_stdin() noexcept;
   awaitable<void> wait_exit();
   awaitable<void> watch_deadline(std::chrono::milliseconds timeout);
   void count_output(std::size_t n) noexcept;
@@ -86,6 +87,7 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   asio::posix::stream_descriptor stdin_, stdout_, stderr_, pidfd_;
   // Input in order, in pieces of at most 64 KiB; an eof error code marks the end of input.
   asio::experimental::channel<void(std::error_code, Bytes)> stdin_queue_;
+  std::size_t stdin_pending_ = 0;  // pieces queued and not yet written (or dropped)
   asio::steady_timer kill_timer_;
   proc::ExitStatus status_{};
   wire::Exit::Limit limit_ = wire::Exit::Limit::none;
