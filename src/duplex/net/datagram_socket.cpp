@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,10 +18,10 @@
 
 #include <fmt/format.h>
 
+#include "duplex/net/asio.hpp"
+
 namespace duplex::net {
 namespace {
-
-using Generic = asio::generic::datagram_protocol;
 
 // A receive queue deep enough to absorb a burst from many peers while a batch is answered
 // (capped by net.core.rmem_max); and, for Unix sockets, room for the replies still queued at
@@ -51,20 +52,42 @@ Failure errno_failure(const Endpoint& ep, const char* what) {
               fmt::format("cannot listen on {}: {}: {}", ep.url(), what, std::strerror(e)));
 }
 
-Result<ip::udp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint& ep) {
+// Numeric addresses (an IPv6 zone becomes the scope id) or a name, resolved for binding.
+Result<ip::udp::endpoint> resolve_for_bind(const Endpoint& ep) {
   std::error_code ec;
-  // make_address takes an IPv6 zone ("ff02::1%eth0") and turns it into the scope id.
   auto addr = asio::ip::make_address(ep.host, ec);
   if (!ec) return ip::udp::endpoint(addr, ep.port);
-  ip::udp::resolver resolver(ctx);
-  auto results =
-      resolver.resolve(ep.host, std::to_string(ep.port),
-                       ip::udp::resolver::passive | ip::udp::resolver::numeric_service, ec);
-  if (ec || results.empty())
-    return fail(ec ? ec : errno_code(EADDRNOTAVAIL),
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(ep.host.c_str(), nullptr, &hints, &found);
+  if (rc != 0 || found == nullptr)
+    return fail(errno_code(EADDRNOTAVAIL),
                 fmt::format("cannot listen on {}: cannot resolve '{}'", ep.url(), ep.host));
-  return results.begin()->endpoint();
+  ip::udp::endpoint where;
+  std::memcpy(where.data(), found->ai_addr, found->ai_addrlen);
+  ::freeaddrinfo(found);
+  where.port(ep.port);
+  return where;
 }
+
+/// An fd that is closed unless released: every early return of open() closes the socket.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) noexcept : fd_(fd) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
 
 bool set_int(int fd, int level, int name, int value) noexcept {
   return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
@@ -165,18 +188,6 @@ Result<DatagramSocket> fail_with(Failure f) {
   return Result<DatagramSocket>(std::move(f));
 }
 
-// The socket owns its fd from the start, so every early return closes it. Non-blocking: receive
-// and send are called only when they cannot wait.
-Result<Generic::socket> open_socket(asio::io_context& ctx, const Endpoint& ep, int family,
-                                    int protocol) {
-  std::error_code ec;
-  Generic::socket s(ctx);
-  s.open(Generic(family, protocol), ec);
-  if (!ec) s.native_non_blocking(true, ec);
-  if (ec) return fail(ec, fmt::format("cannot listen on {}: socket: {}", ep.url(), ec.message()));
-  return s;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -266,8 +277,7 @@ void DatagramBatch::reply(std::size_t i, std::size_t n) noexcept {
 // ---------------------------------------------------------------------------------------------
 // DatagramSocket
 
-Result<DatagramSocket> DatagramSocket::open(asio::io_context& ctx, const Endpoint& ep,
-                                            const DatagramOptions& options) {
+Result<DatagramSocket> DatagramSocket::open(const Endpoint& ep, const DatagramOptions& options) {
   if (ep.transport == Transport::unix_dgram) {
     sockaddr_un sa{};
     if (ep.path.size() >= sizeof sa.sun_path)
@@ -275,9 +285,9 @@ Result<DatagramSocket> DatagramSocket::open(asio::io_context& ctx, const Endpoin
                             fmt::format("cannot listen on {}: the path is longer than {} bytes",
                                         ep.url(), sizeof sa.sun_path - 1)));
     if (auto ready = prepare_unix_path(ep); !ready) return fail_with(std::move(ready).failure());
-    auto s = open_socket(ctx, ep, AF_UNIX, 0);
-    if (!s) return fail_with(std::move(s).failure());
-    const int fd = static_cast<int>(s->native_handle());
+    OwnedFd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (s.get() < 0) return fail_with(errno_failure(ep, "socket"));
+    const int fd = s.get();
     set_int(fd, SOL_SOCKET, SO_SNDBUF, kUnixSendBuffer);
     sa.sun_family = AF_UNIX;
     std::memcpy(sa.sun_path, ep.path.c_str(), ep.path.size() + 1);
@@ -289,7 +299,7 @@ Result<DatagramSocket> DatagramSocket::open(asio::io_context& ctx, const Endpoin
     if (rc != 0) return fail_with(bind_failure(ep, err));
     struct stat st {};
     const bool have_id = ::stat(ep.path.c_str(), &st) == 0;
-    DatagramSocket out(std::move(*s), ep, false);
+    DatagramSocket out(s.release(), ep, false);
     if (have_id) out.owned_path_id_ = {st.st_dev, st.st_ino};
     return out;
   }
@@ -297,24 +307,26 @@ Result<DatagramSocket> DatagramSocket::open(asio::io_context& ctx, const Endpoin
     return fail_with(fail(errno_code(EPROTONOSUPPORT),
                           fmt::format("cannot listen on {}: not a datagram transport", ep.url())));
 
-  auto where = resolve_for_bind(ctx, ep);
+  auto where = resolve_for_bind(ep);
   if (!where) return fail_with(std::move(where).failure());
   if (auto scoped = scope_group(ep, *where, options.multicast_if); !scoped)
     return fail_with(std::move(scoped).failure());
   const ip::address addr = where->address();
   const bool v6 = addr.is_v6();
   const int family = v6 ? AF_INET6 : AF_INET;
-  auto s = open_socket(ctx, ep, family, IPPROTO_UDP);
-  if (!s) return fail_with(std::move(s).failure());
-  const int fd = static_cast<int>(s->native_handle());
+  OwnedFd s(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
+  if (s.get() < 0) return fail_with(errno_failure(ep, "socket"));
+  const int fd = s.get();
   // Several servers may share a group's port on one host (each gets every datagram); a unicast
   // port is never shared: see the header.
   if (addr.is_multicast() && !set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1))
     return fail_with(errno_failure(ep, "SO_REUSEADDR"));
   if (v6 && !set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1))
     return fail_with(errno_failure(ep, "IPV6_V6ONLY"));
-  const bool pktinfo =
-      v6 ? set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) : set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  // Only a wildcard socket has a choice of source address to get wrong; elsewhere the control
+  // message would cost ~3% of the CPU per datagram for nothing (docs/BENCHMARKS.md).
+  const bool pktinfo = addr.is_unspecified() && (v6 ? set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+                                                    : set_int(fd, IPPROTO_IP, IP_PKTINFO, 1));
   set_int(fd, SOL_SOCKET, SO_RCVBUF, kReceiveBuffer);  // a hint: the kernel caps it
   if (::bind(fd, static_cast<const sockaddr*>(where->data()),
              static_cast<socklen_t>(where->size())) != 0)
@@ -336,19 +348,20 @@ Result<DatagramSocket> DatagramSocket::open(asio::io_context& ctx, const Endpoin
   bound.port = ntohs(v6 ? reinterpret_cast<const sockaddr_in6&>(local).sin6_port
                         : reinterpret_cast<const sockaddr_in&>(local).sin_port);
 
-  DatagramSocket out(std::move(*s), std::move(bound), pktinfo);
+  DatagramSocket out(s.release(), std::move(bound), pktinfo);
   out.group_ = std::move(group);
   return out;
 }
 
 DatagramSocket::DatagramSocket(DatagramSocket&& o) noexcept
-    : socket_(std::move(o.socket_)),
+    : fd_(std::exchange(o.fd_, -1)),
       bound_(std::move(o.bound_)),
       pktinfo_(o.pktinfo_),
       group_(std::move(o.group_)),
       owned_path_id_(std::exchange(o.owned_path_id_, std::nullopt)) {}
 
 DatagramSocket::~DatagramSocket() {
+  if (fd_ >= 0) ::close(fd_);
   if (!owned_path_id_) return;
   struct stat st {};
   if (::stat(bound_.path.c_str(), &st) == 0 && st.st_dev == owned_path_id_->first &&
@@ -356,14 +369,8 @@ DatagramSocket::~DatagramSocket() {
     ::unlink(bound_.path.c_str());
 }
 
-awaitable<std::error_code> DatagramSocket::wait_readable() {
-  auto [ec] = co_await socket_.async_wait(Generic::socket::wait_read, use_tuple);
-  co_return ec;
-}
-
-Result<std::size_t> DatagramSocket::receive(DatagramBatch& batch) noexcept {
+Result<std::size_t> DatagramSocket::receive(DatagramBatch& batch, bool wait) noexcept {
   batch.size_ = 0;
-  if (!socket_.is_open()) return errno_code(EBADF);
   for (std::size_t i = 0; i < batch.capacity_; ++i) {
     ::msghdr& h = batch.in_[i].msg_hdr;
     h.msg_namelen = sizeof(::sockaddr_storage);
@@ -372,8 +379,9 @@ Result<std::size_t> DatagramSocket::receive(DatagramBatch& batch) noexcept {
   }
   int n = 0;
   do {
-    n = ::recvmmsg(native_handle(), batch.in_.data(), static_cast<unsigned>(batch.capacity_),
-                   MSG_DONTWAIT, nullptr);
+    // MSG_WAITFORONE: block for the first datagram only, then take what else is queued.
+    n = ::recvmmsg(fd_, batch.in_.data(), static_cast<unsigned>(batch.capacity_),
+                   wait ? MSG_WAITFORONE : MSG_DONTWAIT, nullptr);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
@@ -440,15 +448,11 @@ SendCounts DatagramSocket::send_replies(DatagramBatch& batch) noexcept {
     h.msg_controllen = s.control_out_len;
     ++k;
   }
-  if (!socket_.is_open()) {
-    counts.dropped = k;
-    return counts;
-  }
   // sendmmsg stops at the first failing message and reports only how many went before it; the
   // next call then fails on that one, which is dropped, and the rest still go.
   std::size_t i = 0;
   while (i < k) {
-    const int n = ::sendmmsg(native_handle(), batch.out_.data() + i, static_cast<unsigned>(k - i),
+    const int n = ::sendmmsg(fd_, batch.out_.data() + i, static_cast<unsigned>(k - i),
                              MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       counts.sent += static_cast<std::size_t>(n);
@@ -463,9 +467,10 @@ SendCounts DatagramSocket::send_replies(DatagramBatch& batch) noexcept {
   return counts;
 }
 
-void DatagramSocket::close() noexcept {
-  std::error_code ignored;
-  socket_.close(ignored);
+void DatagramSocket::shutdown() noexcept {
+  // On a socket that is not connected this says ENOTCONN, yet still marks it shut down and wakes
+  // its readers, whose recvmsg returns 0 from then on (inet_shutdown, unix_shutdown).
+  ::shutdown(fd_, SHUT_RDWR);
 }
 
 }  // namespace duplex::net

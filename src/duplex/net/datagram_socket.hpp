@@ -15,7 +15,6 @@
 
 #include "duplex/core/bytes.hpp"
 #include "duplex/core/result.hpp"
-#include "duplex/net/asio.hpp"
 #include "duplex/net/endpoint.hpp"
 
 namespace duplex::net {
@@ -74,20 +73,23 @@ struct SendCounts {
   std::error_code last_error;
 };
 
+/// Owns the socket's fd; plain system calls, no event loop: a datagram front gives its socket a
+/// thread of its own that blocks in receive() (docs/BENCHMARKS.md: fewer system calls per
+/// datagram than waking through epoll).
 class DatagramSocket {
  public:
-  /// Binds `ep` (udp or unixgram) on `ctx`.
+  /// Binds `ep` (udp or unixgram).
   /// UDP: no SO_REUSEADDR on a unicast address (UDP has no TIME_WAIT to wait out, and with it
   /// a second server could bind the same port and steal datagrams), so a second server is
   /// refused with "address already in use"; on a multicast group address SO_REUSEADDR, so that
   /// several servers on one host each get a copy of every datagram, and the group is joined.
-  /// IPv6 sockets are v6-only. Replies leave from the address the datagram was sent to
-  /// (IP_PKTINFO), so a wildcard-bound server answers a client from the address it asked.
+  /// IPv6 sockets are v6-only. On a wildcard address (0.0.0.0, ::) replies leave from the
+  /// address the datagram was sent to (IP_PKTINFO), so a client that asked 127.0.0.2 hears back
+  /// from 127.0.0.2.
   /// Unix: the socket file is owner-only (0600); a stale file is replaced only when nothing is
   /// bound to it; the file is removed when the socket is destroyed.
   /// A failure's detail is one line naming the address.
-  static Result<DatagramSocket> open(asio::io_context& ctx, const Endpoint& ep,
-                                     const DatagramOptions& options = {});
+  static Result<DatagramSocket> open(const Endpoint& ep, const DatagramOptions& options = {});
 
   DatagramSocket(DatagramSocket&& o) noexcept;
   DatagramSocket& operator=(DatagramSocket&&) = delete;
@@ -97,25 +99,24 @@ class DatagramSocket {
   const Endpoint& endpoint() const noexcept { return bound_; }
   /// The group joined, for a multicast address ("239.255.42.99 on eth0").
   const std::string& group() const noexcept { return group_; }
-  int native_handle() noexcept { return static_cast<int>(socket_.native_handle()); }
+  int native_handle() const noexcept { return fd_; }
 
-  /// Completes when a datagram (or a pending socket error) can be read; operation_aborted once
-  /// closed. Call it only after receive() took fewer than a full batch.
-  awaitable<std::error_code> wait_readable();
-  /// Takes what is queued, up to batch.capacity() datagrams, without blocking: 0 when nothing
-  /// is. An error is the socket's (e.g. ECONNREFUSED, reported once after an ICMP error).
-  Result<std::size_t> receive(DatagramBatch& batch) noexcept;
+  /// Takes what is queued, up to batch.capacity() datagrams. With `wait`, blocks until there is
+  /// at least one (recvmmsg's MSG_WAITFORONE) or until shutdown(); without, returns 0 when
+  /// nothing is queued. After shutdown() it returns at once, with nothing the caller should
+  /// answer. An error is the socket's (e.g. ECONNREFUSED, reported once after an ICMP error).
+  Result<std::size_t> receive(DatagramBatch& batch, bool wait) noexcept;
   /// Sends the replies marked in `batch` to their senders, never blocking: one that would
   /// block or fails is dropped, and the others still go.
   SendCounts send_replies(DatagramBatch& batch) noexcept;
-  /// Ends a pending wait_readable(); the socket accepts nothing more.
-  void close() noexcept;
+  /// Wakes a receive() blocked in another thread; the socket takes nothing more. Any thread.
+  void shutdown() noexcept;
 
  private:
-  DatagramSocket(asio::generic::datagram_protocol::socket s, Endpoint bound, bool pktinfo)
-      : socket_(std::move(s)), bound_(std::move(bound)), pktinfo_(pktinfo) {}
+  DatagramSocket(int fd, Endpoint bound, bool pktinfo) noexcept
+      : fd_(fd), bound_(std::move(bound)), pktinfo_(pktinfo) {}
 
-  asio::generic::datagram_protocol::socket socket_;
+  int fd_ = -1;
   Endpoint bound_;
   bool pktinfo_ = false;  // IP_PKTINFO / IPV6_RECVPKTINFO is on: answer from the asked address
   std::string group_;

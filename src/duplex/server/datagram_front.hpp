@@ -13,8 +13,8 @@
 
 namespace duplex::server {
 
-/// What one datagram front has done since it started. Written on the control thread; atomics
-/// so that a stats reader on another thread sees whole values.
+/// What one datagram front has done since it started. Written by the front's thread; atomics so
+/// that a stats reader on another thread sees whole values.
 struct DatagramCounters {
   std::atomic<std::uint64_t> received{0};         // datagrams taken from the socket
   std::atomic<std::uint64_t> replied{0};          // reply datagrams sent (upper and discovery)
@@ -28,7 +28,8 @@ struct DatagramCounters {
 
 /// Binds `ep` (udp or unixgram) with net::DatagramSocket's rules, joining the group of a
 /// multicast address on --multicast-if's interface (ctx.state.multicast_if). Once started it
-/// serves on the control loop, a batch of datagrams per wake-up; it never waits for a peer.
+/// serves on a thread of its own, a batch of datagrams per wake-up, and never waits for a peer;
+/// close() wakes and joins that thread.
 Result<std::unique_ptr<Front>> open_datagram_front(const net::Endpoint& ep,
                                                    const FrontContext& ctx);
 

@@ -35,7 +35,8 @@ class Front {
   /// The bound address, with the real port when port 0 was asked.
   virtual const net::Endpoint& endpoint() const noexcept = 0;
   std::string url() const { return endpoint().url(); }
-  /// Starts serving on the control loop and returns at once. Control thread.
+  /// Starts serving and returns at once: on the control loop (streams) or on a thread of the
+  /// front's own (datagrams). Control thread.
   virtual void start() = 0;
   /// Stops taking new peers; what is pending ends soon after on the control loop, so the front
   /// must live until that loop has returned. Sessions already started are not touched: the
