@@ -101,5 +101,29 @@ TEST(DatagramDiscovery, BadProbeGetsNothing) {
   EXPECT_FALSE(p.recv(200ms));
 }
 
+// A server on 0.0.0.0 hears broadcasts to its port. On `lo` the broadcast address is
+// 127.255.255.255 (nothing leaves this machine); the replies come back unicast, from the
+// server's own address.
+TEST(DatagramDiscovery, WildcardServerAnswersALoopbackBroadcast) {
+  TestServer server({"--listen", "udp://0.0.0.0:0"});
+  const std::string to = "udp://127.255.255.255:" + std::to_string(server.port());
+  DatagramPeer p(to);
+  const int on = 1;
+  ASSERT_EQ(::setsockopt(p.fd(), SOL_SOCKET, SO_BROADCAST, &on, sizeof on), 0);
+  sockaddr_storage from{};
+  ASSERT_EQ(p.send("hello everyone"), 0);
+  EXPECT_EQ(p.recv(5s, &from), "HELLO EVERYONE");
+  ASSERT_EQ(p.send(probe(99)), 0);
+  const auto d = p.recv(5s, &from);
+  ASSERT_TRUE(d);
+  Reply r;
+  ASSERT_TRUE(parse_reply(*d, r));
+  EXPECT_EQ(r.nonce, 99u);
+  EXPECT_EQ(r.json.value("pid", -1), server.pid());
+  const auto& sender = reinterpret_cast<const sockaddr_in&>(from);
+  EXPECT_EQ(ntohl(sender.sin_addr.s_addr), INADDR_LOOPBACK);  // unicast, not the broadcast address
+  EXPECT_EQ(ntohs(sender.sin_port), server.port());
+}
+
 }  // namespace
 }  // namespace duplex::test
