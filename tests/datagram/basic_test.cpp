@@ -167,6 +167,32 @@ TEST(DatagramUnix, UnboundSenderIsCountedAndDropped) {
   EXPECT_TRUE(server.wait_stderr("5 without a reply address")) << server.stderr_text();
 }
 
+// A Unix peer that never reads: its queue fills (net.unix.max_dgram_qlen), the server's
+// replies to it would block, so they are dropped and counted, and everyone else is served.
+TEST(DatagramUnix, PeerThatNeverReadsCostsOthersNothing) {
+  TempDir dir;
+  TestServer server({"--listen", "unixgram://" + dir.file("s"), "-v"});
+  DatagramPeer deaf(server.url(), dir.path().string());
+  DatagramPeer other(server.url(), dir.path().string());
+  constexpr int kSent = 100;
+  for (int i = 0; i < kSent; ++i) {
+    ASSERT_EQ(deaf.send(std::string(1000, 'q')), 0);
+    if (i % 10 == 0) {
+      const auto reply = other.ask("others first " + std::to_string(i), 1, 2s);
+      ASSERT_TRUE(reply) << "no reply while a deaf peer's queue is full, round " << i;
+      EXPECT_EQ(*reply, "OTHERS FIRST " + std::to_string(i));
+    }
+  }
+  EXPECT_EQ(server.stop(), (ExitStatus{true, 0}));
+  // At most the deaf peer's queue length (10 by default) of its replies got through. The
+  // summary line: "..., N replies dropped, ...".
+  ASSERT_TRUE(server.wait_stderr(" replies dropped, ")) << server.stderr_text();
+  const std::string text = server.stderr_text();
+  const auto at = text.find(" replies dropped, ");
+  const auto start = text.rfind(", ", at) + 2;
+  EXPECT_GE(std::stoi(text.substr(start, at - start)), kSent / 2) << text;
+}
+
 TEST(DatagramUnix, SocketFileIsOwnerOnlyAndRemovedAtExit) {
   TempDir dir;
   const std::string path = dir.file("s");
