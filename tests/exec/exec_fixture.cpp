@@ -16,6 +16,28 @@
 namespace duplex::test {
 namespace {
 
+// A /proc file's bytes, or nullopt when the process is gone. POSIX read, not ifstream: reading
+// the file of a process that exits meanwhile fails with ESRCH, and libstdc++'s filebuf throws
+// on a failed read whatever the stream's exception mask says.
+std::optional<std::string> read_proc(pid_t pid, const char* file) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 class IsolatedConfig : public ::testing::Environment {
  public:
   void SetUp() override {
@@ -58,12 +80,11 @@ std::string ExecServer::unix_url() const {
 }
 
 std::optional<char> proc_state(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(f, stat)) return std::nullopt;
-  const auto close = stat.rfind(')');
-  if (close == std::string::npos || close + 2 >= stat.size()) return std::nullopt;
-  return stat[close + 2];
+  const auto stat = read_proc(pid, "stat");
+  if (!stat) return std::nullopt;
+  const auto close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 >= stat->size()) return std::nullopt;
+  return (*stat)[close + 2];
 }
 
 bool not_running(pid_t pid) {
@@ -72,8 +93,7 @@ bool not_running(pid_t pid) {
 }
 
 std::string proc_cmdline(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string s = read_proc(pid, "cmdline").value_or("");
   for (auto& c : s)
     if (c == '\0') c = ' ';
   while (!s.empty() && s.back() == ' ')
@@ -96,7 +116,7 @@ std::vector<pid_t> descendants_of(pid_t pid) {
 }
 
 long long proc_wchar(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/io");
+  std::istringstream f(read_proc(pid, "io").value_or(""));
   std::string line;
   while (std::getline(f, line))
     if (line.rfind("wchar:", 0) == 0) return std::stoll(line.substr(6));
