@@ -123,7 +123,9 @@ class DatagramMulticast : public ::testing::TestWithParam<bool> {};
 
 TEST_P(DatagramMulticast, TwoServersInOneGroupBothAnswer) {
   const bool v6 = GetParam();
-  if (auto why = loopback_multicast_unavailable(v6)) GTEST_SKIP() << *why;
+  if (auto why = loopback_multicast_unavailable(v6))
+    GTEST_SKIP() << (v6 ? "IPv6" : "IPv4") << " multicast on lo is not possible here (" << *why
+                 << "); tests/netns runs groups between namespaces";
   // IPv4 takes the interface from --multicast-if; IPv6 from the group's zone.
   const std::string any_port =
       v6 ? std::string("udp://[") + kGroup6 + "%lo]:0" : std::string("udp://") + kGroup4 + ":0";
