@@ -39,6 +39,23 @@ std::string lower(std::string s) {
   return s;
 }
 
+// A TLS ClientHello (first byte 0x16) on a listener without TLS gets a fatal handshake_failure
+// alert and a close, not an upper-cased echo of the hello; raw and framed clients are unaffected.
+TEST(Transports, TlsClientOnAPlainListenerGetsAHandshakeFailureAlert) {
+  TestServer server({"--listen", "tcp://127.0.0.1:0"});
+  SocketClient tls(server.url());
+  tls.send_all(std::string("\x16\x03\x01\x00\x05hello", 10));
+  EXPECT_EQ(tls.recv_until_eof(), std::string("\x15\x03\x03\x00\x02\x02\x28", 7));
+  EXPECT_TRUE(serves_raw(server.url(), "still upper"));
+  EXPECT_TRUE(serves_framed(server.url()));
+  // A client nobody here wrote: openssl reports the failed handshake and exits non-zero.
+  const auto r = run(
+      {"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(server.port())}, "", 20s);
+  EXPECT_NE(r.status, (ExitStatus{true, 0}));
+  EXPECT_NE((r.out + r.err).find("handshake failure"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(server.stop(), (ExitStatus{true, 0}));
+}
+
 TEST(Transports, Ipv6Loopback) {
   if (!ipv6_loopback_available()) GTEST_SKIP() << "::1 is not available on this machine";
   TestServer server({"--listen", "tcp://[::1]:0"});

@@ -1,4 +1,4 @@
-// Session lifecycle: registration, the first-byte sniff (raw or framed), the idle sweep,
+// Session lifecycle: registration, the first-byte sniff (raw, framed or TLS), the idle sweep,
 // shutdown and refusal over the connection limit.
 #include "duplex/server/session.hpp"
 
@@ -9,6 +9,7 @@
 #include "duplex/server/buffer_pool.hpp"
 #include "duplex/server/framed_session.hpp"
 #include "duplex/server/raw_session.hpp"
+#include "duplex/wire/sniff.hpp"
 
 namespace duplex::server {
 namespace {
@@ -24,11 +25,25 @@ awaitable<void> serve(net::Stream& stream, ServerState& state, SessionEntry& ent
   if (ec) co_return;  // closed before saying anything
   entry.bytes_in += n;
   entry.last_read = Clock::now();
-  if (first.data()[0] != std::byte{0} && state.exec.raw) {
+  const wire::Opening opening = wire::sniff(first.data()[0]);
+  if (opening == wire::Opening::tls) {
+    // A TLS client on a listener without TLS: answer with a TLS alert (RFC 8446 §6:
+    // handshake_failure, fatal) so that it reports a handshake failure instead of reading our
+    // upper-cased echo of its ClientHello as garbage.
+    entry.mode = "tls-refused";
+    spdlog::debug("session {} ({}): a TLS client, and this listener has no TLS", entry.id,
+                  entry.peer);
+    static constexpr std::byte kAlert[] = {std::byte{0x15}, std::byte{0x03}, std::byte{0x03},
+                                           std::byte{0x00}, std::byte{0x02}, std::byte{0x02},
+                                           std::byte{0x28}};
+    co_await stream.write(asio::buffer(kAlert));
+    co_return;
+  }
+  if (opening == wire::Opening::raw && state.exec.raw) {
     entry.mode = "raw-exec";
     co_return co_await serve_raw_exec(stream, state, entry, std::move(first), n);
   }
-  if (first.data()[0] != std::byte{0}) {
+  if (opening == wire::Opening::raw) {
     entry.mode = "raw";
     co_return co_await serve_raw(stream, entry, std::move(first), n, state.limits.read_chunk);
   }

@@ -18,7 +18,7 @@ namespace duplex::server {
 struct SessionEntry {
   std::uint64_t id = 0;
   std::string peer;
-  std::string mode = "new";  // new | raw | framed
+  std::string mode = "new";  // new | raw | raw-exec | framed | tls-refused
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point last_read;  // pushed forward by every read
   bool idle_expired = false;                        // set by the worker's idle sweep
