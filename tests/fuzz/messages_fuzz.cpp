@@ -50,6 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case MsgType::exec_start: round_trip(type, p, &decode_exec_start); break;
     case MsgType::signal: round_trip(type, p, &decode_signal); break;
     case MsgType::window_size: round_trip(type, p, &decode_window_size); break;
+    case MsgType::stdin_window: round_trip(type, p, &decode_stdin_window); break;
     case MsgType::exit: round_trip(type, p, &decode_exit); break;
     default: break;  // data messages and unknown types carry no structure
   }

@@ -27,6 +27,7 @@ bool is_known_type(std::uint8_t t) noexcept {
     case MsgType::signal:
     case MsgType::window_size:
     case MsgType::exit:
+    case MsgType::stdin_window:
     case MsgType::stats_request:
     case MsgType::stats_reply: return true;
   }
@@ -57,6 +58,7 @@ const char* type_name(MsgType t) noexcept {
     case MsgType::signal: return "signal";
     case MsgType::window_size: return "window_size";
     case MsgType::exit: return "exit";
+    case MsgType::stdin_window: return "stdin_window";
     case MsgType::stats_request: return "stats_request";
     case MsgType::stats_reply: return "stats_reply";
   }

@@ -38,6 +38,7 @@ enum class MsgType : std::uint8_t {
   signal = 0x25,         // client -> server: Signal
   window_size = 0x26,    // client -> server: WindowSize
   exit = 0x27,           // server -> client: Exit, the last frame of a command
+  stdin_window = 0x28,   // server -> client: StdinWindow (stdin credit)
   stats_request = 0x30,  // client -> server: empty
   stats_reply = 0x31,    // server -> client: JSON text
 };

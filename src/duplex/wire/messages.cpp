@@ -113,6 +113,10 @@ void encode(const WindowSize& m, Bytes& out) {
   });
 }
 
+void encode(const StdinWindow& m, Bytes& out) {
+  append_frame(MsgType::stdin_window, out, [&](ByteWriter& w) { w.u32(m.bytes); });
+}
+
 void encode(const Exit& m, Bytes& out) {
   append_frame(MsgType::exit, out, [&](ByteWriter& w) {
     w.u8(static_cast<std::uint8_t>(m.how));
@@ -232,6 +236,14 @@ Result<WindowSize> decode_window_size(ByteView payload) noexcept {
   m.rows = r.u16();
   m.cols = r.u16();
   if (!r.done()) return bad<WindowSize>();
+  return m;
+}
+
+Result<StdinWindow> decode_stdin_window(ByteView payload) noexcept {
+  ByteReader r(payload);
+  StdinWindow m;
+  m.bytes = r.u32();
+  if (!r.done()) return bad<StdinWindow>();
   return m;
 }
 

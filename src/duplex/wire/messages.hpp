@@ -78,6 +78,13 @@ struct WindowSize {
   bool operator==(const WindowSize&) const = default;
 };
 
+/// Stdin credit: the client may send this many more bytes of STDIN_DATA payload. The server
+/// grants its stdin queue's size when the command starts, then what the command has read.
+struct StdinWindow {
+  std::uint32_t bytes = 0;
+  bool operator==(const StdinWindow&) const = default;
+};
+
 /// The last frame of a command: sent after both output streams reached EOF and the child was
 /// reaped.
 struct Exit {
@@ -101,6 +108,7 @@ void encode(const AuthOk& m, Bytes& out);
 void encode(const ExecStart& m, Bytes& out);
 void encode(const Signal& m, Bytes& out);
 void encode(const WindowSize& m, Bytes& out);
+void encode(const StdinWindow& m, Bytes& out);
 void encode(const Exit& m, Bytes& out);
 
 // decode_X(payload) parses a frame payload of the matching type. Trailing bytes, truncated fields,
@@ -113,6 +121,7 @@ Result<AuthOk> decode_auth_ok(ByteView payload) noexcept;
 Result<ExecStart> decode_exec_start(ByteView payload) noexcept;
 Result<Signal> decode_signal(ByteView payload) noexcept;
 Result<WindowSize> decode_window_size(ByteView payload) noexcept;
+Result<StdinWindow> decode_stdin_window(ByteView payload) noexcept;
 Result<Exit> decode_exit(ByteView payload) noexcept;
 
 /// The limit's name for logs and JSON: "none", "timeout", "output", "shutdown".

@@ -55,6 +55,11 @@ struct Codec<WindowSize> {
   static Result<WindowSize> decode(ByteView p) { return decode_window_size(p); }
 };
 template <>
+struct Codec<StdinWindow> {
+  static constexpr MsgType type = MsgType::stdin_window;
+  static Result<StdinWindow> decode(ByteView p) { return decode_stdin_window(p); }
+};
+template <>
 struct Codec<Exit> {
   static constexpr MsgType type = MsgType::exit;
   static Result<Exit> decode(ByteView p) { return decode_exit(p); }
@@ -294,6 +299,22 @@ TEST(MessagesRoundTrip, WindowSize) {
   expect_round_trip(WindowSize{0xffff, 0xffff});
 }
 
+TEST(MessagesLayout, StdinWindowIsOneU32) {
+  EXPECT_EQ(payload_of(StdinWindow{0x00040000}), bytes_of({0, 4, 0, 0}));
+  Bytes f;
+  encode(StdinWindow{1}, f);
+  EXPECT_EQ(static_cast<MsgType>(f[4]), MsgType::stdin_window);
+  EXPECT_EQ(static_cast<std::uint8_t>(MsgType::stdin_window), 0x28);
+  EXPECT_TRUE(is_known_type(0x28));
+  EXPECT_STREQ(type_name(MsgType::stdin_window), "stdin_window");
+}
+
+TEST(MessagesRoundTrip, StdinWindow) {
+  expect_round_trip(StdinWindow{});
+  expect_round_trip(StdinWindow{256 * 1024});
+  expect_round_trip(StdinWindow{0xffffffffu});
+}
+
 TEST(MessagesRoundTrip, Exit) {
   expect_round_trip(Exit{});
   expect_round_trip(Exit{Exit::How::exited, 255, 1, Exit::Limit::none});
@@ -318,6 +339,7 @@ TEST(MessagesStrict, EveryTruncationAndTrailingByteIsBadMessage) {
   expect_strict(full_exec());
   expect_strict(Signal{15});
   expect_strict(WindowSize{24, 80});
+  expect_strict(StdinWindow{65536});
   expect_strict(Exit{Exit::How::signaled, 15, 99, Exit::Limit::shutdown});
 }
 
@@ -330,6 +352,7 @@ TEST(MessagesStrict, EmptyPayloadIsBadForEveryType) {
   expect_bad<ExecStart>({});
   expect_bad<Signal>({});
   expect_bad<WindowSize>({});
+  expect_bad<StdinWindow>({});
   expect_bad<Exit>({});
 }
 
