@@ -448,6 +448,60 @@ TEST_F(ExecClientTest, ClientKilledWithSigkillTakesTheGroupWithIt) {
     EXPECT_TRUE(not_running(p)) << "pid " << p << " (" << proc_cmdline(p) << ") still running";
 }
 
+// --- The stdin window, seen from a raw-frame client over TCP ------------------------------------
+
+// A client that keeps to its window: the first grant is the server's whole stdin queue; a command
+// that never reads gets no more than that plus what its pipe took, and the SIGNAL sent behind a
+// full window of small frames still reaches it at once.
+TEST_F(ExecClientTest, AClientKeepingToItsWindowIsNeverStuckBehindItsStdin) {
+  ExecClient c(server_.url());
+  ExecRequest r;
+  r.argv = {"sleep", "301"};
+  c.start(server_.token(), r);
+  c.wait_for(msg::stdin_window);
+  const std::uint64_t window = c.outcome().stdin_granted;
+  EXPECT_EQ(window, 256u * 1024);
+  c.send_stdin(std::string(window, 'i'), 4096);
+  const auto t0 = Clock::now();
+  c.send_signal(SIGUSR1);
+  auto& o = c.finish(std::chrono::seconds(10));
+  ASSERT_TRUE(o.exit) << "no EXIT";
+  EXPECT_EQ(describe(*o.exit), "signaled " + std::to_string(SIGUSR1));
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_LE(o.stdin_granted, window + 64 * 1024) << "granted back more than the pipe took";
+}
+
+// Through cat: grants keep coming as the command reads, the client never has more in flight than
+// granted, and every byte comes back.
+TEST_F(ExecClientTest, GrantsKeepStdinFlowingAndNeverExceedWhatTheCommandRead) {
+  ExecClient c(server_.url());
+  ExecRequest r;
+  r.argv = {"cat"};
+  c.start(server_.token(), r);
+  std::string data(8u << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::uint64_t sent = 0;
+  while (sent < data.size()) {
+    while (c.outcome().stdin_granted == sent)
+      c.wait_for(msg::stdin_window);
+    const std::uint64_t n =
+        std::min<std::uint64_t>({c.outcome().stdin_granted - sent, 64 * 1024, data.size() - sent});
+    c.send_stdin(std::string_view(data).substr(sent, n));
+    sent += n;
+    ASSERT_LE(sent, c.outcome().stdin_granted);
+  }
+  c.send_eof();
+  auto& o = c.finish(std::chrono::seconds(30));
+  ASSERT_TRUE(o.exit) << "no EXIT";
+  EXPECT_EQ(describe(*o.exit), "exited 0");
+  EXPECT_EQ(o.out.size(), data.size());
+  EXPECT_TRUE(o.out == data);
+  // Granted: the first window, then what cat read (all of it), nothing after STDIN_EOF.
+  EXPECT_LE(o.stdin_granted, data.size() + 256 * 1024);
+  EXPECT_GE(o.stdin_granted, data.size());
+}
+
 // --- Interrupting a command while stdin flows into it (issue 6, bug 5) -------------------------
 // `yes | duplex exec URL -- sleep 301` in a terminal: the command never reads, so the client's
 // stdin, its queue, the socket and the server's stdin queue all fill up. Ctrl-C, SIGTERM and
@@ -539,10 +593,9 @@ class ExecStdinFloodTest : public ExecClientTest {
   pid_t remote_ = -1;
 };
 
-// Disabled until the server reads a SIGNAL that comes behind stdin it has no room for: today it
-// stops reading the connection while the command's stdin queue is full, so the SIGNAL waits
-// behind the stdin already in the socket (the client sends it ahead of all it still holds).
-TEST_F(ExecStdinFloodTest, DISABLED_CtrlCReachesTheCommandAheadOfStdin) {
+// The client sends stdin only within the server's STDIN_WINDOW, which the server's stdin queue
+// can always hold: the server never stops reading, so the SIGNAL behind the flood arrives.
+TEST_F(ExecStdinFloodTest, CtrlCReachesTheCommandAheadOfStdin) {
   auto client = start({"--", "sleep", "301"}, "sleep 301");
   ASSERT_GT(remote_, 0);
   const auto t0 = Clock::now();
@@ -555,8 +608,8 @@ TEST_F(ExecStdinFloodTest, DISABLED_CtrlCReachesTheCommandAheadOfStdin) {
   expect_remote_gone();
 }
 
-// Disabled for the same reason: the first Ctrl-C must reach the command (it prints got-int).
-TEST_F(ExecStdinFloodTest, DISABLED_SecondCtrlCEndsTheClientAtOnce) {
+// The first Ctrl-C must reach the command (it prints got-int), the second end the client.
+TEST_F(ExecStdinFloodTest, SecondCtrlCEndsTheClientAtOnce) {
   // The command shrugs SIGINT off (and says so): only the second Ctrl-C ends our side.
   auto client = start({"-c", "trap 'echo got-int' INT; while :; do sleep 0.2; done"},
                       "/bin/sh -c trap 'echo got-int' INT; while :; do sleep 0.2; done");

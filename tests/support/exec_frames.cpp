@@ -196,6 +196,10 @@ bool ExecClient::take(RawFrame f, const OutputSinks* sinks) {
       else
         outcome_.err += f.payload;
       return false;
+    case msg::stdin_window:
+      if (f.payload.size() != 4) throw std::runtime_error("malformed STDIN_WINDOW payload");
+      outcome_.stdin_granted += get_be32(f.payload, 0);
+      return false;
     case msg::exit:
       outcome_.exit = parse_exit(f.payload);
       if (!outcome_.exit)

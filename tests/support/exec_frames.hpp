@@ -18,6 +18,10 @@
 
 namespace duplex::test {
 
+namespace msg {
+inline constexpr std::uint8_t stdin_window = 0x28;  // server -> client: u32 bytes of stdin credit
+}  // namespace msg
+
 /// Error codes of docs/PROTOCOL.md §6 that the exec tests meet.
 namespace err {
 inline constexpr std::uint16_t shutting_down = 32;
@@ -91,6 +95,7 @@ struct ExecOutcome {
   std::optional<ExitPayload> exit;
   std::optional<ErrorPayload> error;
   std::vector<std::uint8_t> types;  // every frame type in arrival order
+  std::uint64_t stdin_granted = 0;  // STDIN_WINDOW grants, summed
   bool closed = false;              // the server closed the connection
 };
 

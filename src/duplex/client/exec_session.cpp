@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <system_error>
@@ -120,6 +121,7 @@ class Session {
         hooks_(hooks),
         signals_(signals),
         outbox_(ex, kDataDepth),
+        credit_(ex, 1),
         reader_(std::move(reader)) {}
 
   awaitable<ExecEnd> run() {
@@ -157,6 +159,15 @@ class Session {
                 fail(errc::bad_message, fmt::format("{} sent a malformed EXIT", url()))};
           co_return Ending{*e};
         }
+        case wire::MsgType::stdin_window: {
+          auto w = wire::decode_stdin_window(f->payload);
+          if (!w)
+            co_return Ending{
+                fail(errc::bad_message, fmt::format("{} sent a malformed STDIN_WINDOW", url()))};
+          stdin_credit_ += w->bytes;
+          credit_.try_send(std::error_code{}, true);  // a full token slot already says the same
+          break;
+        }
         case wire::MsgType::pong: break;
         default:
           co_return Ending{fail(errc::unexpected_message,
@@ -173,10 +184,21 @@ class Session {
         if (!next) co_return;  // cancelled: the session is over
         Bytes chunk = std::move(*next);
         if (chunk.empty()) break;
-        Bytes f;
-        f.reserve(wire::kHeaderSize + chunk.size());
-        wire::encode_frame(wire::MsgType::stdin_data, chunk, f);
-        co_await outbox_.send_data(std::move(f));
+        for (ByteView rest(chunk); !rest.empty();) {
+          // No more than the server granted: what it cannot queue yet stays here, so that
+          // nothing we send later (SIGNAL, WINDOW_SIZE, STDIN_EOF) waits behind it.
+          while (stdin_credit_ == 0) {
+            auto [ec, ignored] = co_await credit_.async_receive(use_tuple);
+            if (ec) co_return;  // cancelled: the session is over
+          }
+          const std::size_t n = std::min<std::uint64_t>(stdin_credit_, rest.size());
+          stdin_credit_ -= n;
+          Bytes f;
+          f.reserve(wire::kHeaderSize + n);
+          wire::encode_frame(wire::MsgType::stdin_data, rest.first(n), f);
+          rest = rest.subspan(n);
+          co_await outbox_.send_data(std::move(f));
+        }
       }
     }
     Bytes eof;
@@ -216,6 +238,11 @@ class Session {
   const ExecHooks& hooks_;
   asio::signal_set& signals_;
   Outbox outbox_;
+  // Bytes of STDIN_DATA the server granted (STDIN_WINDOW) and we have not sent; none before its
+  // first window, which it sends as the command starts. credit_ wakes the stdin pump.
+  std::uint64_t stdin_credit_ = 0;
+  // (void(error_code) alone is ambiguous to Asio's channel_traits: hence the bool.)
+  asio::experimental::channel<void(std::error_code, bool)> credit_;
   std::unique_ptr<StdinReader> reader_;
 };
 

@@ -49,7 +49,9 @@ std::function<std::optional<wire::WindowSize>()> window_size_of(int fd);
 
 /// Runs one command to its end. A session failure is a value (ExecResult::end); throws only
 /// what it cannot turn into a result (bad_alloc, a signal number signal_set refuses).
-/// Signals are never stuck behind stdin: SIGNAL frames go ahead of queued STDIN_DATA, and a stop
+/// Signals are never stuck behind stdin: STDIN_DATA is sent only within the server's STDIN_WINDOW
+/// grants (so the server always has room to read what follows), SIGNAL frames go ahead of queued
+/// STDIN_DATA, and a stop
 /// signal or a second SIGINT ends the session at once, however full the connection is.
 /// `req` and `hooks` must outlive the coroutine.
 awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks);

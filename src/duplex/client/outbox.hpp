@@ -17,11 +17,11 @@ namespace duplex::client {
 ///
 /// Two lanes. The data lane carries STDIN_DATA and STDIN_EOF in order and is bounded: a sender
 /// waits while it is full, which bounds memory when the server reads slower than our stdin
-/// comes. The control lane carries SIGNAL and WINDOW_SIZE: queuing one never waits, and the
-/// writer takes it before any queued data, so a Ctrl-C is not stuck behind megabytes of stdin
-/// (only behind the one frame being written). A new WINDOW_SIZE replaces one still queued (only
-/// the last size matters); beyond kMaxSignals queued signals, more are dropped.
-/// All on one thread (the io_context's).
+/// comes (the session puts STDIN_DATA here only within the server's stdin window). The control lane
+/// carries SIGNAL and WINDOW_SIZE: queuing one never waits, and the writer takes it before any
+/// queued data, so a Ctrl-C is not stuck behind megabytes of stdin (only behind the one frame being
+/// written). A new WINDOW_SIZE replaces one still queued (only the last size matters); beyond
+/// kMaxSignals queued signals, more are dropped. All on one thread (the io_context's).
 class Outbox {
  public:
   static constexpr std::size_t kMaxSignals = 64;

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -119,7 +121,9 @@ ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child c
       stdout_(ex),
       stderr_(ex),
       pidfd_(ex),
-      stdin_queue_(ex, kStdinQueue / kChunk),
+      // One slot per byte at worst: the byte bound (stdin_fits) is the one that holds.
+      stdin_queue_(ex, kStdinQueue),
+      stdin_drained_(ex, 1),
       kill_timer_(ex),
       started_(Clock::now()) {
   if (policy.max_timeout.count() > 0 && timeout_ > policy.max_timeout)
@@ -156,14 +160,22 @@ awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
   // feed_stdin() and watch_deadline() never finish on their own: the command's end cancels them.
   // (A cancelled wait completes with an error code, not an exception: unwinding a coroutine
   // costs microseconds per command.)
+  // The whole queue is the client's first window; nothing is in it yet but from a client that
+  // does not wait for windows (it is served all the same).
+  if (!stdin_ended_)
+    (void)co_await out.send(
+        wire::MsgType::stdin_window,
+        Payload::of(wire::StdinWindow{static_cast<std::uint32_t>(kStdinQueue)}));
   if (timeout_.count() > 0)
-    co_await (to_the_end() || feed_stdin() || watch_deadline(timeout_));
+    co_await (to_the_end() || feed_stdin(out) || watch_deadline(timeout_));
   else
-    co_await (to_the_end() || feed_stdin());
+    co_await (to_the_end() || feed_stdin(out));
 
   // Input that arrives from now on is dropped; a reader waiting to queue some is let go.
   stdin_queue_.cancel();
   stdin_queue_.close();
+  stdin_drained_.cancel();
+  stdin_drained_.close();
   // Both streams ended and the leader exited: reap it (its status is already known).
   child_.try_reap(status_);
   kill_timer_.cancel();
@@ -233,7 +245,7 @@ awaitable<void> ExecCommand::watch_deadline(std::chrono::milliseconds timeout) {
 
 // Writes queued input to the command's stdin, in order, beside the session's reader: a command
 // that does not read blocks only this loop, never the reader (which still takes SIGNAL frames).
-awaitable<void> ExecCommand::feed_stdin() {
+awaitable<void> ExecCommand::feed_stdin(FrameSink& out) {
   for (;;) {
     auto [ec, data] = co_await stdin_queue_.async_receive(use_tuple);
     if (ec == asio::error::eof) {
@@ -242,27 +254,46 @@ awaitable<void> ExecCommand::feed_stdin() {
     }
     // Only cancellation fails the wait (run() is done with us; it closes the queue after).
     if (ec) co_return;
-    if (!stdin_.is_open()) {  // the command closed its stdin: drop what follows
-      --stdin_pending_;
-      continue;
-    }
-    auto [wec, n] = co_await asio::async_write(stdin_, asio::buffer(data), use_tuple);
+    std::error_code wec;
+    if (stdin_.is_open())  // else the command closed its stdin: drop what follows
+      std::tie(wec, std::ignore) =
+          co_await asio::async_write(stdin_, asio::buffer(data), use_tuple);
     --stdin_pending_;
+    stdin_bytes_ -= data.size();
+    stdin_drained_.try_send(std::error_code{}, true);  // a full token slot already says the same
     // EPIPE (the command closed its stdin) or aborted by terminate(), which closed it: what
     // follows is dropped. Never return from here: returning would end run() early.
     if (wec && !pty_) {
       std::error_code ignored;
       stdin_.close(ignored);
     }
+    co_await grant_stdin(out, data.size());
   }
+}
+
+// Grants back what the command has read, batched (a frame per quarter of the window, or when the
+// queue ran empty), while more input can still be taken.
+awaitable<void> ExecCommand::grant_stdin(FrameSink& out, std::size_t drained) {
+  stdin_freed_ += drained;
+  if (stdin_ended_ || !stdin_.is_open() || stdin_freed_ == 0) co_return;
+  if (stdin_freed_ < kStdinQueue / 4 && stdin_pending_ != 0) co_return;
+  const auto bytes = static_cast<std::uint32_t>(std::exchange(stdin_freed_, 0));
+  (void)co_await out.send(wire::MsgType::stdin_window, Payload::of(wire::StdinWindow{bytes}));
+}
+
+bool ExecCommand::stdin_fits(std::size_t n) const noexcept {
+  // An empty queue takes any piece (at most kChunk), so a waiting writer always progresses.
+  return stdin_bytes_ == 0 || stdin_bytes_ + n <= kStdinQueue;
 }
 
 std::size_t ExecCommand::try_write_stdin(ByteView data) {
   std::size_t queued = 0;
   while (queued < data.size()) {
     const auto piece = data.subspan(queued, std::min(kChunk, data.size() - queued));
+    if (!stdin_fits(piece.size())) break;
     if (!stdin_queue_.try_send(std::error_code{}, Bytes(piece.begin(), piece.end()))) break;
     ++stdin_pending_;
+    stdin_bytes_ += piece.size();
     queued += piece.size();
   }
   return queued;
@@ -271,15 +302,20 @@ std::size_t ExecCommand::try_write_stdin(ByteView data) {
 awaitable<void> ExecCommand::write_stdin(ByteView data) {
   for (std::size_t queued = 0; queued < data.size();) {
     const auto piece = data.subspan(queued, std::min(kChunk, data.size() - queued));
-    auto [ec] = co_await stdin_queue_.async_send(std::error_code{},
-                                                 Bytes(piece.begin(), piece.end()), use_tuple);
-    if (ec) co_return;  // the command ended: its input is dropped
+    while (!stdin_fits(piece.size())) {
+      auto [ec, ignored] = co_await stdin_drained_.async_receive(use_tuple);
+      if (ec) co_return;  // the command ended: its input is dropped
+    }
+    if (!stdin_queue_.try_send(std::error_code{}, Bytes(piece.begin(), piece.end())))
+      co_return;  // closed: the command ended
     ++stdin_pending_;
+    stdin_bytes_ += piece.size();
     queued += piece.size();
   }
 }
 
 bool ExecCommand::try_close_stdin() {
+  stdin_ended_ = true;
   // Nothing queued or being written before it: end the input now, without a hop to the writer.
   if (stdin_pending_ == 0) {
     end_stdin();
@@ -301,6 +337,7 @@ void ExecCommand::end_stdin() noexcept {
 }
 
 awaitable<void> ExecCommand::close_stdin() {
+  stdin_ended_ = true;
   co_await stdin_queue_.async_send(make_error_code(asio::error::eof), Bytes{}, use_tuple);
 }
 
@@ -345,6 +382,8 @@ awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy) 
   class Collector final : public FrameSink {
    public:
     awaitable<bool> send(wire::MsgType type, Payload payload) override {
+      // The seed protocol has no stdin to grant: only the output is kept.
+      if (type != wire::MsgType::stdout_data && type != wire::MsgType::stderr_data) co_return true;
       Bytes& to = type == wire::MsgType::stderr_data ? err : out;
       if (out.size() + err.size() < kRawReplyCap)
         to.insert(to.end(), payload.data().begin(), payload.data().end());

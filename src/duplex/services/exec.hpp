@@ -27,8 +27,11 @@ namespace duplex::services {
 /// full pipe; a client that writes faster than its command reads waits in write_stdin().
 class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  public:
-  /// Client input held for a command that has not read it yet. Beyond it the session's reader
-  /// waits, so signals sent behind this much input still arrive while the command is busy.
+  /// Client input held for a command that has not read it yet, in bytes. It is also the stdin
+  /// window: run() grants it to the client in STDIN_WINDOW, then grants back what the command
+  /// reads, so a client that keeps to its window never fills the queue, and the session's reader
+  /// never stops: SIGNAL, WINDOW_SIZE and STDIN_EOF are read as soon as they arrive. A client
+  /// that sends more than granted is served as before: beyond the queue the reader waits.
   static constexpr std::size_t kStdinQueue = 256 * 1024;
 
   /// Spawns the command. The error is proc::spawn's: the errno of execve (std::system_category),
@@ -38,7 +41,8 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
                                                     const ExecPolicy& policy);
   ~ExecCommand();
 
-  /// Feeds stdin and streams output until both output streams end and the leader has exited;
+  /// Grants the stdin window (STDIN_WINDOW), feeds stdin, grants back what the command read, and
+  /// streams output until both output streams end and the leader has exited;
   /// returns the EXIT for the caller to send once its own bookkeeping is done (so a client that
   /// starts its next command as soon as it reads EXIT never races it).
   awaitable<wire::Exit> run(FrameSink& out);
@@ -48,7 +52,8 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   /// Queues `data` for the command's stdin, waiting while the queue is full. Input that arrives
   /// after the command ended, or after it closed its stdin, is dropped.
   awaitable<void> write_stdin(ByteView data);
-  /// Queues the end of input without waiting; false when the queue is full.
+  /// Queues the end of input without waiting (no more stdin is granted from here); false when the
+  /// queue is closed.
   bool try_close_stdin();
   /// EOF on the command's stdin after the input queued before it (for a pty: the terminal's EOF
   /// character). Waits like write_stdin() when the queue is full.
@@ -73,7 +78,9 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  private:
   awaitable<void> pump(asio::posix::stream_descriptor& from, wire::MsgType type,
                        std::uint64_t& count, FrameSink& out);
-  awaitable<void> feed_stdin();
+  awaitable<void> feed_stdin(FrameSink& out);
+  awaitable<void> grant_stdin(FrameSink& out, std::size_t drained);
+  bool stdin_fits(std::size_t n) const noexcept;
   void end_stdin() noexcept;
   awaitable<void> wait_exit();
   awaitable<void> watch_deadline(std::chrono::milliseconds timeout);
@@ -85,9 +92,16 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   ExecPolicy policy_;
   std::chrono::milliseconds timeout_;
   asio::posix::stream_descriptor stdin_, stdout_, stderr_, pidfd_;
-  // Input in order, in pieces of at most 64 KiB; an eof error code marks the end of input.
+  // Input in order, in pieces of at most 64 KiB; an eof error code marks the end of input. Bounded
+  // in bytes (kStdinQueue, by stdin_fits()), not in pieces: a client may send small frames.
   asio::experimental::channel<void(std::error_code, Bytes)> stdin_queue_;
   std::size_t stdin_pending_ = 0;  // pieces queued and not yet written (or dropped)
+  std::size_t stdin_bytes_ = 0;    // their bytes
+  std::size_t stdin_freed_ = 0;    // bytes the command read and the client was not granted yet
+  bool stdin_ended_ = false;       // STDIN_EOF seen: nothing more is granted
+  // A token after each piece leaves the queue, for write_stdin() waiting for room.
+  // (void(error_code) alone is ambiguous to Asio's channel_traits: hence the bool.)
+  asio::experimental::channel<void(std::error_code, bool)> stdin_drained_;
   asio::steady_timer kill_timer_;
   proc::ExitStatus status_{};
   wire::Exit::Limit limit_ = wire::Exit::Limit::none;

@@ -189,16 +189,23 @@ class ExecClientTest : public ::testing::Test {
   std::string out_, err_;
 };
 
-// Reads EXEC_START, then upper-cases stdin onto stdout; at STDIN_EOF says "bye" on stderr and
-// exits 5. A SIGNAL ends the command as killed by it.
+constexpr std::uint32_t kWindow = 256 * 1024;  // the stdin window the scripted servers grant
+
+// Reads EXEC_START and grants kWindow of stdin, then upper-cases stdin onto stdout (granting back
+// what it took); at STDIN_EOF says "bye" on stderr and exits 5. A SIGNAL ends the command as
+// killed by it.
 awaitable<void> echo_script(Peer& p, Seen& seen) {
   auto start = co_await p.read();
   if (!start || start->type != wire::MsgType::exec_start) co_return;
   seen.start = *wire::decode_exec_start(start->payload);
+  const wire::StdinWindow window{kWindow};
+  co_await p.send(window);
   for (;;) {
     auto f = co_await p.read();
     if (!f) co_return;
     if (f->type == wire::MsgType::stdin_data) {
+      const wire::StdinWindow grant{static_cast<std::uint32_t>(f->payload.size())};
+      co_await p.send(grant);
       std::string s(as_chars(f->payload));
       seen.stdin_bytes += s;
       seen.largest_stdin_frame = std::max(seen.largest_stdin_frame, s.size());
@@ -277,6 +284,46 @@ TEST_F(ExecClientTest, StdinIsChunkedWithinTheServersFrameLimit) {
   EXPECT_EQ(seen_.stdin_bytes, data);
   EXPECT_LE(seen_.largest_stdin_frame, 1000u);
   EXPECT_EQ(out_, std::string(300'000, 'X'));
+}
+
+TEST_F(ExecClientTest, StdinKeepsWithinTheServersWindow) {
+  // The server grants 1000 bytes at a time, each once the previous grant has arrived in full:
+  // the client never sends more than it was granted (nor anything before the first grant).
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  const std::string data(100'000, 'w');
+  std::thread writer([&] {
+    ASSERT_EQ(::write(p[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ::close(p[1]);
+  });
+  req_.stdin_fd = p[0];
+  std::uint64_t granted = 0, most_ahead = 0;
+  const auto r = run([&](Peer& peer, Seen& seen) -> awaitable<void> {
+    co_await peer.read();  // EXEC_START
+    const wire::StdinWindow grant{1000};
+    for (;;) {
+      if (seen.stdin_bytes.size() == granted) {
+        co_await peer.send(grant);
+        granted += grant.bytes;
+      }
+      auto f = co_await peer.read();
+      if (!f) co_return;
+      if (f->type == wire::MsgType::stdin_data) {
+        seen.stdin_bytes += as_chars(f->payload);
+        most_ahead = std::max<std::uint64_t>(most_ahead, seen.stdin_bytes.size());
+        if (seen.stdin_bytes.size() > granted) co_return;  // over the window: the test fails
+      } else if (f->type == wire::MsgType::stdin_eof) {
+        const wire::Exit done{wire::Exit::How::exited, 0, 1, wire::Exit::Limit::none};
+        co_await peer.send(done);
+        co_return;
+      }
+    }
+  });
+  writer.join();
+  ::close(p[0]);
+  ASSERT_TRUE(r.exit()) << error_of(r);
+  EXPECT_EQ(seen_.stdin_bytes, data);
+  EXPECT_LE(most_ahead, granted);
 }
 
 TEST_F(ExecClientTest, WrongTokenIsAuthenticationFailed) {
@@ -365,9 +412,10 @@ TEST_F(ExecClientTest, CommandTooLongForTheFrameLimitIsRefusedHere) {
 }
 
 // --- Signals while stdin fills the connection (issue 6, bug 5) ---------------------------------
-// The client's stdin is /dev/zero and the command never reads it: the scripted server reads
-// EXEC_START and then nothing, so the socket fills, the client's writer blocks in the middle of a
-// STDIN_DATA frame and its queue of stdin frames fills behind it.
+// The client's stdin is /dev/zero and the command never reads it: the scripted server grants a
+// window far larger than the connection holds (as a careless server might), reads EXEC_START and
+// then nothing, so the socket fills, the client's writer blocks in the middle of a STDIN_DATA
+// frame and its queue of stdin frames fills behind it.
 
 constexpr std::size_t kChunk = 64 * 1024;  // the client's largest STDIN_DATA payload
 
@@ -385,6 +433,13 @@ awaitable<bool> wait_until_full(Peer& p) {
     last = now;
   }
   co_return same >= 5;
+}
+
+// EXEC_START, then a window no connection holds.
+awaitable<void> start_with_huge_window(Peer& p) {
+  co_await p.read();
+  const wire::StdinWindow huge{0xffffffffu};
+  co_await p.send(huge);
 }
 
 class StdinFloodTest : public ExecClientTest {
@@ -408,7 +463,7 @@ TEST_F(StdinFloodTest, SecondInterruptEndsTheSessionAtOnce) {
   bool full = false;
   std::chrono::steady_clock::time_point interrupted;
   const auto r = run([&](Peer& p, Seen&) -> awaitable<void> {
-    co_await p.read();  // EXEC_START
+    co_await start_with_huge_window(p);
     full = co_await wait_until_full(p);
     interrupted = std::chrono::steady_clock::now();
     ::raise(SIGINT);  // forwarded: its SIGNAL cannot get through, the server reads nothing
@@ -425,7 +480,7 @@ TEST_F(StdinFloodTest, StopSignalEndsTheSessionAtOnce) {
   req_.stop_signals = {SIGUSR2};
   bool full = false;
   const auto r = run([&](Peer& p, Seen&) -> awaitable<void> {
-    co_await p.read();  // EXEC_START
+    co_await start_with_huge_window(p);
     full = co_await wait_until_full(p);
     ::raise(SIGUSR2);
     co_await client_done();
@@ -441,7 +496,7 @@ TEST_F(StdinFloodTest, ForwardedSignalGoesAheadOfQueuedStdin) {
   std::size_t in_socket = 0;      // stdin already in the socket when the signal was queued
   std::size_t before_signal = 0;  // stdin bytes the server read before the SIGNAL
   const auto r = run([&](Peer& p, Seen& seen) -> awaitable<void> {
-    co_await p.read();  // EXEC_START
+    co_await start_with_huge_window(p);
     full = co_await wait_until_full(p);
     if (!full) co_return;
     auto ex = co_await asio::this_coro::executor;

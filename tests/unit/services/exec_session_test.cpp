@@ -47,6 +47,20 @@ class FakeSession final : public SessionContext, public FrameSink {
       if (s.type == MsgType::exit) return *wire::decode_exit(as_bytes(s.payload));
     return std::nullopt;
   }
+  // STDIN_WINDOW grants, in order.
+  std::vector<std::uint32_t> windows() const {
+    std::vector<std::uint32_t> out;
+    for (const auto& s : sent)
+      if (s.type == MsgType::stdin_window)
+        out.push_back(wire::decode_stdin_window(as_bytes(s.payload))->bytes);
+    return out;
+  }
+  std::uint64_t granted() const {
+    std::uint64_t n = 0;
+    for (auto w : windows())
+      n += w;
+    return n;
+  }
   std::string output(MsgType type) const {
     std::string out;
     for (const auto& s : sent)
@@ -339,6 +353,72 @@ TEST_F(ExecSessionTest, ASignalArrivesWhileTheCommandDoesNotReadItsInput) {
   EXPECT_EQ(fake_->exit()->how, wire::Exit::How::signaled);
   EXPECT_EQ(fake_->exit()->code, SIGUSR1);
   EXPECT_EQ(fake_->exit()->limit, wire::Exit::Limit::none);
+}
+
+TEST_F(ExecSessionTest, TheStdinQueueIsTheFirstWindowAndSmallFramesWithinItNeverStopTheReader) {
+  // A client that keeps to its window sends a whole window in 1 KiB frames to a command that
+  // never reads. Each is taken at once (the queue is bounded in bytes, not in frames), so the
+  // SIGNAL behind them arrives.
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
+    asio::steady_timer t(io_);
+    for (int i = 0; i < 500 && fake_->windows().empty(); ++i) {
+      t.expires_after(10ms);
+      co_await t.async_wait(net::use_tuple);
+    }
+    EXPECT_EQ(fake_->windows(), std::vector<std::uint32_t>{ExecCommand::kStdinQueue});
+    for (std::size_t sent = 0; sent < ExecCommand::kStdinQueue; sent += 1024)
+      EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string(1024, 'i')));
+    EXPECT_TRUE(co_await feed(MsgType::signal, signal_payload(SIGUSR1)));
+    co_await until_exit();
+  });
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->how, wire::Exit::How::signaled);
+  EXPECT_EQ(fake_->exit()->code, SIGUSR1);
+  // Only what the pipe's buffer (64 KiB) took from the queue is granted back.
+  EXPECT_GE(fake_->granted(), ExecCommand::kStdinQueue);
+  EXPECT_LE(fake_->granted(), ExecCommand::kStdinQueue + 64 * 1024) << "the command read nothing";
+}
+
+TEST_F(ExecSessionTest, WhatTheCommandReadsIsGrantedBackInBatchesUntilStdinEof) {
+  // A client that keeps to its window: 2 MiB through cat, never more in flight than granted.
+  make();
+  constexpr std::size_t kTotal = 2u << 20, kFrame = 16 * 1024;
+  std::size_t grants_at_eof = 0;
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("cat")));
+    asio::steady_timer t(io_);
+    std::uint64_t sent = 0;
+    for (int waits = 0; sent < kTotal && waits < 2000;) {
+      const std::uint64_t credit = fake_->granted() - sent;
+      if (credit == 0) {
+        ++waits;
+        t.expires_after(5ms);
+        co_await t.async_wait(net::use_tuple);
+        continue;
+      }
+      const std::size_t n = std::min<std::uint64_t>({credit, kFrame, kTotal - sent});
+      EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string(n, 'x')));
+      sent += n;
+    }
+    EXPECT_EQ(sent, kTotal) << "the window stopped opening";
+    grants_at_eof = fake_->windows().size();
+    EXPECT_TRUE(co_await feed(MsgType::stdin_eof, std::string("")));
+    co_await until_exit();
+  });
+  EXPECT_EQ(fake_->output(MsgType::stdout_data).size(), kTotal);
+  ASSERT_TRUE(fake_->exit());
+  EXPECT_EQ(fake_->exit()->code, 0);
+  const auto w = fake_->windows();
+  ASSERT_FALSE(w.empty());
+  EXPECT_EQ(w.front(), ExecCommand::kStdinQueue);
+  for (auto g : w)
+    EXPECT_GT(g, 0u) << "an empty grant";
+  EXPECT_LE(fake_->granted(), kTotal + ExecCommand::kStdinQueue) << "granted what was not read";
+  EXPECT_EQ(w.size(), grants_at_eof) << "a grant after STDIN_EOF";
 }
 
 TEST_F(ExecSessionTest, AClientThatHangsUpWhileItsInputWaitsEndsTheSession) {
