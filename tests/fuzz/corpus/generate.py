@@ -14,6 +14,7 @@ HELLO, WELCOME, ERROR, PING, PONG, AUTH, AUTH_OK = 0x01, 0x02, 0x03, 0x04, 0x05,
 UPPER_REQ, UPPER_REP = 0x10, 0x11
 EXEC_START, STDIN_DATA, STDIN_EOF, STDOUT_DATA, STDERR_DATA = 0x20, 0x21, 0x22, 0x23, 0x24
 SIGNAL, WINDOW_SIZE, EXIT, STATS_REQ, STATS_REP = 0x25, 0x26, 0x27, 0x30, 0x31
+STDIN_WINDOW = 0x28
 
 
 def s(b):
@@ -106,6 +107,7 @@ MESSAGES = {
     "signal_zero": bytes([SIGNAL]) + struct.pack(">i", 0),
     "signal_negative": bytes([SIGNAL]) + struct.pack(">i", -1),
     "window_size": bytes([WINDOW_SIZE]) + struct.pack(">HH", 24, 80),
+    "stdin_window": bytes([STDIN_WINDOW]) + struct.pack(">I", 256 * 1024),
     "exit_signaled": bytes([EXIT]) + exit_(how=1, code=9, limit=1),
     "exit_not_started": bytes([EXIT]) + exit_(how=2, code=2),
     "exit_bad_how": bytes([EXIT]) + exit_(how=3),
