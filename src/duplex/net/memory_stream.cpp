@@ -74,16 +74,16 @@ awaitable<std::error_code> MemoryStream::wait_on(bool reading) {
   co_return std::error_code{};
 }
 
-awaitable<std::error_code> MemoryStream::wait_readable() {
+awaitable<std::tuple<std::error_code>> MemoryStream::wait_readable() {
   for (;;) {
-    if (!open_) co_return aborted();
-    if (!in_->data.empty() || in_->eof || in_->reset) co_return std::error_code{};
-    if (auto ec = co_await wait_on(true)) co_return ec;
+    if (!open_) co_return std::tuple{aborted()};
+    if (!in_->data.empty() || in_->eof || in_->reset) co_return std::tuple{std::error_code{}};
+    if (auto ec = co_await wait_on(true)) co_return std::tuple{ec};
   }
 }
 
 awaitable<IoResult> MemoryStream::read_some(asio::mutable_buffer into) {
-  if (auto ec = co_await wait_readable()) co_return IoResult{ec, 0};
+  if (auto [ec] = co_await wait_readable(); ec) co_return IoResult{ec, 0};
   if (in_->data.empty()) {
     if (in_->reset) co_return IoResult{make_error_code(asio::error::connection_reset), 0};
     co_return IoResult{make_error_code(asio::error::eof), 0};

@@ -31,7 +31,7 @@ class MemoryStream final : public Stream {
   ~MemoryStream() override;
 
   asio::any_io_executor get_executor() override { return ex_; }
-  awaitable<std::error_code> wait_readable() override;
+  awaitable<std::tuple<std::error_code>> wait_readable() override;
   awaitable<IoResult> read_some(asio::mutable_buffer into) override;
   awaitable<std::error_code> wait_hangup() override;
   awaitable<void> shutdown_send() override;

@@ -27,11 +27,11 @@ asio::any_io_executor SocketStream::get_executor() {
   return std::visit([](auto& s) -> asio::any_io_executor { return s.get_executor(); }, s_);
 }
 
-awaitable<std::error_code> SocketStream::wait_readable() {
-  // Nothing is buffered above a plain socket, so the socket's readiness is the answer.
-  auto [ec] = co_await std::visit(
-      [](auto& s) { return s.async_wait(asio::socket_base::wait_read, use_tuple); }, s_);
-  co_return ec;
+awaitable<std::tuple<std::error_code>> SocketStream::wait_readable() {
+  // Nothing is buffered above a plain socket, so the socket's readiness is the answer. Not a
+  // coroutine: Asio's awaitable is returned as it is (one frame less per idle connection).
+  return std::visit([](auto& s) { return s.async_wait(asio::socket_base::wait_read, use_tuple); },
+                    s_);
 }
 
 awaitable<IoResult> SocketStream::read_some(asio::mutable_buffer into) {

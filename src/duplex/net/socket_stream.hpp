@@ -23,7 +23,7 @@ class SocketStream final : public Stream {
   ConnectedSocket release() &&;
 
   asio::any_io_executor get_executor() override;
-  awaitable<std::error_code> wait_readable() override;
+  awaitable<std::tuple<std::error_code>> wait_readable() override;
   awaitable<IoResult> read_some(asio::mutable_buffer into) override;
   awaitable<std::error_code> wait_hangup() override;
   awaitable<void> shutdown_send() override;

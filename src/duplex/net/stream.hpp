@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <tuple>
 
 #include "duplex/net/asio.hpp"
 
@@ -52,8 +53,10 @@ class Stream {
 
   /// Completes when read_some() would not block: bytes already held above the socket count
   /// (a TLS layer may have decrypted bytes while the socket is not readable). Takes no buffer, so
-  /// an idle connection holds none.
-  virtual awaitable<std::error_code> wait_readable() = 0;
+  /// an idle connection holds none. `auto [ec] = co_await s.wait_readable();` — a tuple, as
+  /// Asio's as_tuple gives it, so that a plain socket hands Asio's own wait back without a
+  /// coroutine frame of its own: this is what every idle connection waits in.
+  virtual awaitable<std::tuple<std::error_code>> wait_readable() = 0;
   /// Reads at least one byte into `into`; asio::error::eof when the peer finished sending.
   virtual awaitable<IoResult> read_some(asio::mutable_buffer into) = 0;
   /// Writes all of `bufs` (gathered into as few system calls as possible).

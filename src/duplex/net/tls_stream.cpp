@@ -112,18 +112,19 @@ awaitable<Status> TlsStream::handshake(HandshakeType type, asio::const_buffer in
   co_return Status{};
 }
 
-awaitable<std::error_code> TlsStream::wait_readable() {
-  if (has_held_ || ended_ || SSL_pending(native_handle()) > 0) co_return std::error_code{};
+awaitable<std::tuple<std::error_code>> TlsStream::wait_readable() {
+  if (has_held_ || ended_ || SSL_pending(native_handle()) > 0)
+    co_return std::tuple{std::error_code{}};
   // Asio keeps undecrypted bytes where SSL_pending cannot see them, and a readable socket may
   // hold only a session ticket: decrypting one byte is the only exact test.
   auto [ec, n] = co_await std::visit(
       [&](auto& s) { return s.async_read_some(asio::buffer(held_), use_tuple); }, s_);
-  if (ec == asio::error::operation_aborted) co_return ec;
+  if (ec == asio::error::operation_aborted) co_return std::tuple{ec};
   if (ec)
     ended_ = ec;  // readable, in the sense that read_some will not wait: it reports the end
   else
     has_held_ = n == 1;
-  co_return std::error_code{};
+  co_return std::tuple{std::error_code{}};
 }
 
 awaitable<IoResult> TlsStream::read_some(asio::mutable_buffer into) {

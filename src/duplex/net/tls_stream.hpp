@@ -40,7 +40,7 @@ class TlsStream final : public Stream {
   /// Completes at once when OpenSSL holds decrypted bytes or unprocessed records; otherwise reads
   /// until one byte of application data is decrypted (kept for read_some), so that records that
   /// carry no data (session tickets) do not wake the caller.
-  awaitable<std::error_code> wait_readable() override;
+  awaitable<std::tuple<std::error_code>> wait_readable() override;
   awaitable<IoResult> read_some(asio::mutable_buffer into) override;
   /// Watches the socket, as SocketStream does: the peer's FIN (it follows close_notify).
   awaitable<std::error_code> wait_hangup() override;

@@ -127,7 +127,7 @@ class FramedSession final : public services::SessionContext {
       }
       if (in_.empty()) {
         in_.release();
-        if (auto wec = co_await stream_.wait_readable()) co_return co_await ended(wec);
+        if (auto [wec] = co_await stream_.wait_readable(); wec) co_return co_await ended(wec);
       }
       auto space = in_.prepare(bytes_wanted());
       auto [ec, n] = co_await stream_.read_some(asio::buffer(space.data(), space.size()));

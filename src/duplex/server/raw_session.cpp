@@ -40,7 +40,7 @@ awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer
     if (wec) co_return;
     entry.bytes_out += written;
     buf.release();  // hold no buffer while waiting for the next message
-    if (auto ec = co_await stream.wait_readable()) co_return;
+    if (auto [ec] = co_await stream.wait_readable(); ec) co_return;
     buf = PooledBuffer(chunk);
     auto [rec, m] = co_await stream.read_some(asio::buffer(buf.data(), buf.size()));
     if (rec == asio::error::eof) {
@@ -94,7 +94,7 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
     auto [wec, written] = co_await stream.write(asio::buffer(reply));
     if (wec) co_return;
     entry.bytes_out += written;
-    if (auto ec = co_await stream.wait_readable()) co_return;
+    if (auto [ec] = co_await stream.wait_readable(); ec) co_return;
     buf = PooledBuffer(state.limits.read_chunk);
     auto [rec, m] = co_await stream.read_some(asio::buffer(buf.data(), buf.size()));
     if (rec) {

@@ -19,7 +19,7 @@ using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
 awaitable<void> serve(net::Stream& stream, ServerState& state, SessionEntry& entry) {
-  if (auto wec = co_await stream.wait_readable()) co_return;
+  if (auto [wec] = co_await stream.wait_readable(); wec) co_return;
   PooledBuffer first(state.limits.read_chunk);
   auto [ec, n] = co_await stream.read_some(asio::buffer(first.data(), first.size()));
   if (ec) co_return;  // closed before saying anything
