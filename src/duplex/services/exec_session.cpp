@@ -113,8 +113,9 @@ awaitable<Handled> ExecSession::on_stdin(ByteView payload) {
   auto cmd = cmd_;                     // the command may end while we wait on its input queue
   const std::size_t queued = cmd->try_write_stdin(payload);
   if (queued == payload.size()) co_return Next::read_on;
-  // The command has not read what it was given: read nothing more from the client either
-  // (backpressure), but notice a client that hangs up meanwhile (bug: a FIN is not an error).
+  // Only a client that sends beyond its STDIN_WINDOW gets here: the command has not read what it
+  // was given, so read nothing more from the client either (backpressure), but notice a client
+  // that hangs up meanwhile (bug: a FIN is not an error).
   auto r = co_await (cmd->write_stdin(payload.subspan(queued)) || session_.client_gone());
   co_return r.index() == 1 ? Next::end : Next::read_on;
 }
