@@ -147,13 +147,15 @@ Status append_known_host(const std::string& path, std::string_view host, std::ui
                          std::string_view fingerprint) {
   if (auto ok = check_fingerprint(fingerprint); !ok) return ok;
   // A hand-edited file may lack its last newline: the new line must not join the old one.
-  std::string line = known_hosts_line(host, port, fingerprint);
+  bool needs_newline = false;
   if (auto text = read_private_file(path, FileTrust::trusted); text) {
-    if (!text->empty() && text->back() != '\n') line.insert(0, "\n");
+    needs_newline = !text->empty() && text->back() != '\n';
   } else if (text.error() != std::error_code(ENOENT, std::system_category())) {
     return std::move(text).failure();
   }
-  return append_private_file(path, line);
+  // Built in one go (GCC 12's -Wrestrict misreads a string insert at the front at -O2).
+  return append_private_file(
+      path, (needs_newline ? "\n" : "") + known_hosts_line(host, port, fingerprint));
 }
 
 }  // namespace duplex
