@@ -10,7 +10,7 @@
 
 namespace duplex::app {
 
-/// Exit codes (PRODUCT.md): 0 ok, 1 runtime failure, 2 usage, 255 connection/protocol/auth
+/// Exit codes (README): 0 ok, 1 runtime failure, 2 usage, 255 connection/protocol/auth
 /// failure of the exec client, 128+N killed by signal N.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;

@@ -155,8 +155,8 @@ TEST(ExecAuth, UnixSocketDisallowedUidWithWrongTokenIsRefused) {
 }
 
 TEST(ExecAuth, UnixSocketDisallowedUidWithTheTokenRuns) {
-  // The token is valid on every transport (PRODUCT.md: "a secret token ...; or, on a Unix socket,
-  // the peer's uid").
+  // The token is valid on every transport (the security contract: "a secret token ...; or, on a
+  // Unix socket, the peer's uid").
   ExecServer server({.args = {"--allow-uid", "12345"}, .tcp = false, .unix_socket = true});
   const auto marker = server.dir().file("ran");
   const auto o = exec_once(server.unix_url(), server.token(), touch(marker));

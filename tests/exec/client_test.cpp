@@ -1,4 +1,4 @@
-// `duplex exec` (issue 3, tests 2 and 8, and PRODUCT.md's command line): exit codes like ssh,
+// `duplex exec` (issue 3, tests 2 and 8, and the documented command line): exit codes like ssh,
 // streams to the right fds, argv kept exact, stdin and -n, --json, tokens from the environment
 // and files, 255 with one line for our own failures, signals forwarded, client death; a missing
 // --cwd (issue 6, bug 7) and signals while stdin floods a command that never reads (bug 5).

@@ -34,7 +34,7 @@ struct ExecResult {
   }
 };
 
-/// ssh's convention (PRODUCT.md): the remote status; 128+N killed by signal N; 127 not found,
+/// ssh's convention (README): the remote status; 128+N killed by signal N; 127 not found,
 /// 126 cannot execute or no such working directory; 255 (kExitConnection) for our own failure;
 /// 128+N for a local signal N that ended us.
 int exit_status(const ExecResult& r) noexcept;

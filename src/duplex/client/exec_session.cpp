@@ -44,8 +44,8 @@ Bytes encoded(const M& m) {
   return f;
 }
 
-// The line for a failure. A refused client prints exactly "authentication failed" (PRODUCT.md),
-// whatever text the server sent with the code.
+// The line for a failure. A refused client prints exactly "authentication failed"
+// (docs/PROTOCOL.md), whatever text the server sent with the code.
 Failure described(Failure f, bool started) {
   if (f.code == errc::auth_failed)
     f.detail = "authentication failed";

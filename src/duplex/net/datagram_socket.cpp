@@ -1,4 +1,4 @@
-// DatagramSocket: binding with the rules of PRODUCT.md (no port sharing for unicast, owner-only
+// DatagramSocket: binding with the server's address rules (no port sharing for unicast, owner-only
 // Unix files, stale files replaced only when dead), multicast membership, and recvmmsg/sendmmsg
 // over reusable slots.
 #include "duplex/net/datagram_socket.hpp"

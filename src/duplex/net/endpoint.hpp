@@ -1,4 +1,5 @@
-// Endpoint: every address form of PRODUCT.md parsed into one value. Pure: no Asio, no DNS, no I/O.
+// Endpoint: every address form (README "Addresses") parsed into one value. Pure: no Asio, no DNS,
+// no I/O.
 #pragma once
 
 #include <cstdint>

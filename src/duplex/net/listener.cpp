@@ -1,4 +1,4 @@
-// Listener: bind/listen with the safety rules of PRODUCT.md (reuse on restart, no port sharing,
+// Listener: bind/listen with the server's address rules (reuse on restart, no port sharing,
 // owner-only Unix sockets, stale socket files replaced only when dead).
 #include "duplex/net/listener.hpp"
 

@@ -1,4 +1,4 @@
-// Tests for net/endpoint: every URL form of PRODUCT.md, every rejection and its reason, garbage.
+// Tests for net/endpoint: every URL form the README lists, every rejection and its reason, garbage.
 #include "duplex/net/endpoint.hpp"
 
 #include <gtest/gtest.h>
