@@ -317,8 +317,16 @@ TEST(Abuse, FdsAndMemoryReturnToBaselineAfterThousandAbusiveConnections) {
                          std::chrono::seconds(10)))
       << "fds: " << fd_count(pid) << " (" << socket_fd_count(pid) << " sockets), baseline "
       << fds_baseline;
+  // ThreadSanitizer keeps 4 bytes of shadow per byte of application memory and releases freed
+  // memory to the system lazily: the same server reads 4x larger there (seen: 9-12 MiB of
+  // growth with the pre-seams server too), so the bound scales with the shadow.
+#if defined(__SANITIZE_THREAD__)
+  constexpr long kGrowthKib = 4 * 8 * 1024;
+#else
+  constexpr long kGrowthKib = 8 * 1024;
+#endif
   const long rss_after = rss_kib(pid);
-  EXPECT_LE(rss_after, rss_baseline + 8 * 1024)
+  EXPECT_LE(rss_after, rss_baseline + kGrowthKib)
       << "RSS grew from " << rss_baseline << " KiB to " << rss_after << " KiB";
   expect_server_still_serves(server);
 }
