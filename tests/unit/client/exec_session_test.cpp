@@ -173,6 +173,7 @@ class ExecClientTest : public ::testing::Test {
       ctx.stop();
     });
     ctx.run();
+    client_done_.reset();  // its service dies with ctx, at the end of this scope
     EXPECT_TRUE(r.has_value());
     return r.value_or(ExecResult{});
   }
