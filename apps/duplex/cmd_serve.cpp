@@ -1,8 +1,11 @@
 // `duplex serve`: run the server until SIGINT/SIGTERM.
+#include <pwd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -10,9 +13,11 @@
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
+#include "duplex/core/authorized_keys.hpp"
 #include "duplex/core/token_file.hpp"
 #include "duplex/core/version.hpp"
 #include "duplex/server/server.hpp"
+#include "duplex/services/auth.hpp"
 #include "duplex/services/exec_settings.hpp"
 
 namespace duplex::app {
@@ -43,7 +48,43 @@ struct ServeOptions {
   double command_timeout_s = seconds(services::ExecPolicy{}.max_timeout);
   std::uint64_t max_output = services::ExecPolicy{}.max_output;
   double kill_grace_s = seconds(services::ExecPolicy{}.kill_grace);
+  // TLS and who may connect (issue 7)
+  bool tls = false;
+  bool tls_only = false;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string authorized_keys;
+  double auth_timeout_s = seconds(Limits{}.auth_deadline);
+  std::uint32_t max_frame_unauthenticated = Limits{}.max_frame_unauthenticated;
+  std::size_t max_unauthenticated = Limits{}.max_unauthenticated;
+  std::size_t max_connections_per_address = Limits{}.max_connections_per_address;
+  std::size_t reserved_connections = Limits{}.reserved_connections;
+  std::size_t max_auth_failures = services::PenaltySettings{}.max_failures;
+  double penalty_s = seconds(services::PenaltySettings{}.penalty);
+  std::string user;
+  bool allow_root = false;
+  std::vector<std::string> env_allow = services::ExecPolicy{}.env_allow;
 };
+
+// --user NAME: the account commands run as, looked up once (getpwnam_r: no static buffer).
+Result<services::RunAs> lookup_user(const std::string& name) {
+  long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<std::size_t>(size) : 16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  const int rc = ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0 || found == nullptr)
+    return fail(std::errc::invalid_argument,
+                fmt::format("--user {}: no such user{}", name,
+                            rc != 0 ? fmt::format(" ({})", std::strerror(rc)) : ""));
+  services::RunAs r;
+  r.name = pw.pw_name;
+  r.uid = pw.pw_uid;
+  r.gid = pw.pw_gid;
+  r.home = pw.pw_dir ? pw.pw_dir : "/";
+  r.shell = pw.pw_shell && *pw.pw_shell ? pw.pw_shell : "/bin/sh";
+  return r;
+}
 
 // Each connection is an fd: the usual soft limit (1024) would cap the server far below its
 // --max-connections default, so raise it to the hard limit, as nginx and Go's runtime do.
@@ -73,6 +114,16 @@ int run_serve(const ServeOptions& o) {
   cfg.limits.max_frame = o.max_frame;
   cfg.grace = std::chrono::milliseconds(static_cast<std::int64_t>(o.grace_s * 1000));
   cfg.agent = std::string(duplex::agent());
+  cfg.limits.auth_deadline =
+      std::chrono::milliseconds(static_cast<std::int64_t>(o.auth_timeout_s * 1000));
+  cfg.limits.max_frame_unauthenticated = std::min(o.max_frame_unauthenticated, o.max_frame);
+  cfg.limits.max_unauthenticated = o.max_unauthenticated;
+  cfg.limits.max_connections_per_address = o.max_connections_per_address;
+  cfg.limits.reserved_connections = o.reserved_connections;
+  cfg.tls.enabled = o.tls || o.tls_only;
+  cfg.tls.only = o.tls_only;
+  cfg.tls.key_path = o.tls_key;
+  cfg.tls.cert_path = o.tls_cert;
 
   auto& ex = cfg.exec;
   ex.enabled = o.exec;
@@ -87,6 +138,20 @@ int run_serve(const ServeOptions& o) {
   ex.policy.max_output = o.max_output;
   ex.policy.kill_grace =
       std::chrono::milliseconds(static_cast<std::int64_t>(o.kill_grace_s * 1000));
+  ex.policy.env_allow = o.env_allow;
+  ex.penalties.max_failures = o.max_auth_failures;
+  ex.penalties.penalty = std::chrono::milliseconds(static_cast<std::int64_t>(o.penalty_s * 1000));
+  if ((ex.enabled || ex.raw) && !o.user.empty()) {
+    auto who = lookup_user(o.user);
+    if (!who) throw UsageError(who.message());
+    if (::geteuid() != 0 && who->uid != ::geteuid())
+      throw UsageError(
+          fmt::format("--user {}: only a server started as root can run commands as "
+                      "another user",
+                      o.user));
+    ex.policy.run_as = std::move(*who);
+  }
+  // Root without --user: refused unless --allow-root (issue 7, privilege part).
   if (ex.enabled || ex.raw) {
     // A remote shell on the network without TLS would send the token and every byte in clear.
     for (const auto& ep : cfg.listen)
@@ -104,9 +169,21 @@ int run_serve(const ServeOptions& o) {
       return kExitFailure;
     }
     ex.auth.token = *token;
+    ex.auth.token_key = services::token_key(*token);
     ex.auth.allowed_uids = o.allow_uids.empty() ? std::vector<uid_t>{::getuid()} : o.allow_uids;
     spdlog::info("exec enabled: token in {}; Unix-socket peers with uid {} need no token", path,
                  fmt::join(ex.auth.allowed_uids, ","));
+  }
+  if (ex.enabled && !o.authorized_keys.empty()) {
+    auto keys = load_authorized_keys(o.authorized_keys);
+    if (!keys) {
+      spdlog::error("{}", keys.message());
+      return kExitFailure;
+    }
+    ex.auth.authorized_keys = std::make_shared<const AuthorizedKeys>(std::move(*keys));
+    ex.auth.authorized_keys_path = o.authorized_keys;
+    spdlog::info("exec: {} client key(s) from {}", ex.auth.authorized_keys->keys().size(),
+                 o.authorized_keys);
   }
   if (ex.raw)
     spdlog::warn(
@@ -192,6 +269,67 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "Seconds between SIGTERM and SIGKILL when a command is ended")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_flag("--tls", o->tls,
+                "Also take TLS 1.3 clients on every stream listener (told apart by their first "
+                "byte); the key and certificate are made on first use");
+  cmd->add_flag("--tls-only", o->tls_only,
+                "Refuse plaintext clients on every stream listener (implies --tls; a tls:// "
+                "listener does this for itself)");
+  cmd->add_option("--tls-cert", o->tls_cert,
+                  "Certificate FILE (PEM) (default server_cert.pem beside the token)")
+      ->type_name("FILE");
+  cmd->add_option("--tls-key", o->tls_key,
+                  "Private key FILE (PEM, 0600) (default server_key.pem beside the token)")
+      ->type_name("FILE");
+  cmd->add_option("--authorized-keys", o->authorized_keys,
+                  "Client keys allowed to run commands over TLS: one SHA256:… fingerprint per "
+                  "line, optionally restricted by command=\"…\" and from=\"…\"")
+      ->type_name("FILE");
+  cmd->add_option("--auth-timeout", o->auth_timeout_s,
+                  "SECONDS from connect by which TLS and authentication must be done (0: none)")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--max-frame-unauthenticated", o->max_frame_unauthenticated,
+                  "Largest frame payload, in BYTES, from a client that has not authenticated")
+      ->type_name("BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(256u, 1u << 30));
+  cmd->add_option("--max-unauthenticated", o->max_unauthenticated,
+                  "Connections not yet authenticated at once; past it the oldest is dropped "
+                  "(0: no cap)")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--max-connections-per-address", o->max_connections_per_address,
+                  "Open connections from one client address (0: no cap)")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--reserved-connections", o->reserved_connections,
+                  "Of --max-connections, slots kept for Unix-socket clients of an allowed uid")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--max-auth-failures", o->max_auth_failures,
+                  "Failed authentications from one address within a minute before it is refused "
+                  "for a while (0: never)")
+      ->type_name("N")
+      ->capture_default_str();
+  cmd->add_option("--penalty", o->penalty_s,
+                  "SECONDS an address is refused after too many failures (doubles while it goes "
+                  "on failing, up to 10 minutes)")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  cmd->add_option("--user", o->user,
+                  "Run commands as this account (server started as root); no supplementary "
+                  "groups")
+      ->type_name("NAME");
+  cmd->add_flag("--allow-root", o->allow_root,
+                "Let a server started as root run commands as root (without --user)");
+  cmd->add_option("--env-allow", o->env_allow,
+                  "Names of client-supplied environment variables let through, repeatable; "
+                  "NAME* matches a prefix (LD_*, BASH_ENV, ENV, IFS never)")
+      ->type_name("NAME")
+      ->capture_default_str();
   cmd->callback([o, &result] { result.code = run_serve(*o); });
   return cmd;
 }

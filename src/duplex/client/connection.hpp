@@ -24,10 +24,22 @@ enum class Protocol {
   raw,     // the seed's protocol: send bytes, read as many back
 };
 
+/// How a TLS client decides to believe a server's key (ssh's StrictHostKeyChecking, in small).
+struct TrustOptions {
+  std::string fingerprint;   // --fingerprint SHA256:…: the key expected; pinned when it matches
+  bool accept_new = false;   // --trust accept-new: pin an unknown key without asking
+  bool interactive = false;  // stdin and stderr are terminals: ask about an unknown key
+  std::string known_hosts;   // empty: ${XDG_CONFIG_HOME:-~/.config}/duplex/known_hosts
+  std::string identity;      // client key to present; empty: the default one when it exists
+  std::string sessions;      // TLS session cache file; empty: the default; "-": none
+};
+
 struct ClientOptions {
   Protocol protocol = Protocol::detect;
   std::chrono::milliseconds timeout{10'000};  // for each reply; zero waits forever
   std::string agent = "duplex";
+  bool tls = false;    // --tls: as if the URL were tls:// (the endpoint's own flag also counts)
+  TrustOptions trust;  // for TLS connections
 };
 
 struct Frame {

@@ -70,6 +70,8 @@ awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
   // deadline (connect_deadline), and after EXEC_START the server's limits apply.
   opt.timeout = std::chrono::milliseconds(0);
   opt.agent = req.agent;
+  opt.tls = req.tls;
+  opt.trust = req.trust;
   auto conn = co_await Connection::open(req.endpoint, opt);
   if (!conn) co_return described(std::move(conn).failure(), false);
   // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "duplex/client/connection.hpp"
 #include "duplex/client/exec_result.hpp"
 #include "duplex/core/bytes.hpp"
 #include "duplex/net/asio.hpp"
@@ -28,6 +29,8 @@ struct ExecRequest {
                                      // server kills the command
   bool double_interrupt_stops = false;  // a SIGINT within 2 s of a forwarded one ends the session
   std::string agent = "duplex";         // HELLO's agent string
+  bool tls = false;                     // --tls (or the endpoint is tls://)
+  TrustOptions trust;                   // for TLS: known_hosts, --fingerprint, client key
 };
 
 /// Where the command's output goes and how the local terminal is consulted. All hooks run on

@@ -19,6 +19,9 @@ struct Endpoint {
   std::string host;
   std::uint16_t port = 0;
   std::string path;
+  /// tls://HOST:PORT or tls+unix:///path: TLS over the stream (tcp or unix_stream). A client
+  /// speaks TLS; a server listener refuses plaintext clients.
+  bool tls = false;
 
   bool is_unix() const noexcept {
     return transport == Transport::unix_stream || transport == Transport::unix_dgram;

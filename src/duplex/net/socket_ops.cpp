@@ -123,4 +123,23 @@ void enable_tcp_keepalive(int fd, std::chrono::seconds idle,
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
+bool bound_to_loopback(int fd) noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  switch (ss.ss_family) {
+    case AF_UNIX: return true;
+    case AF_INET: {
+      const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
+      return (ntohl(a.sin_addr.s_addr) >> 24) == 127;
+    }
+    case AF_INET6: {
+      const auto& a = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
+      if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+      return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127;
+    }
+    default: return false;
+  }
+}
+
 }  // namespace duplex::net

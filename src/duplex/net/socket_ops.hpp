@@ -43,4 +43,8 @@ awaitable<std::error_code> wait_socket_hangup(asio::any_io_executor ex, int fd);
 void enable_tcp_keepalive(int fd, std::chrono::seconds idle,
                           std::chrono::seconds interval) noexcept;
 
+/// Whether a bound socket can be reached from this machine only: its own address (getsockname,
+/// not the name it was bound by) is a Unix path, 127.0.0.0/8, ::1 or ::ffff:127.x.
+bool bound_to_loopback(int fd) noexcept;
+
 }  // namespace duplex::net

@@ -4,14 +4,17 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <tuple>
 
+#include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
 
 namespace duplex::net {
@@ -93,6 +96,16 @@ class Stream {
 
   /// Read once, when the connection was made.
   const Peer& peer() const noexcept { return peer_; }
+
+  /// True when the bytes travel encrypted (TLS): what protected mode asks of a network listener.
+  virtual bool encrypted() const noexcept { return false; }
+  /// 32 bytes both ends derive from this connection's secrets under `label` (TLS exporter, RFC
+  /// 8446 §7.5): what authentication binds itself to, so that a relay between two connections
+  /// cannot forward it. Fails on a stream that has no such secrets (plain sockets, memory).
+  virtual Result<std::array<std::byte, 32>> channel_binding(std::string_view label) {
+    (void)label;
+    return fail(std::errc::operation_not_supported, "no channel binding on a plain stream");
+  }
 
  protected:
   /// The transport's gathered write of everything in `bufs`.

@@ -64,6 +64,10 @@ class TlsStream final : public Stream {
   /// SSL_export_keying_material): what an authentication exchange binds itself to, so that a relay
   /// between two TLS connections cannot forward it.
   Result<std::array<std::byte, 32>> exporter(std::string_view label);
+  bool encrypted() const noexcept override { return true; }
+  Result<std::array<std::byte, 32>> channel_binding(std::string_view label) override {
+    return exporter(label);
+  }
 
   /// Runs the handshake (used by tls_accept / tls_connect): `initial` are bytes already read from
   /// the socket (the server's sniff), which must stay valid until it completes; all within

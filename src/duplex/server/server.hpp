@@ -13,6 +13,14 @@
 
 namespace duplex::server {
 
+/// TLS for stream listeners. On when `enabled` or when any listener is tls://.
+struct TlsSettings {
+  bool enabled = false;   // --tls: every stream listener also takes TLS clients (first-byte sniff)
+  bool only = false;      // --tls-only: every stream listener refuses plaintext clients
+  std::string key_path;   // empty: ${XDG_CONFIG_HOME:-~/.config}/duplex/server_key.pem
+  std::string cert_path;  // empty: server_cert.pem beside it; made on first use with the key
+};
+
 struct ServerConfig {
   std::vector<net::Endpoint> listen;
   std::size_t threads = 0;  // 0: one per core
@@ -21,6 +29,7 @@ struct ServerConfig {
   std::string agent = "duplex";
   std::string multicast_if;  // interface for joining multicast groups; empty: the kernel's choice
   ExecSettings exec;
+  TlsSettings tls;
 };
 
 class Server {

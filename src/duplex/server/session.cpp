@@ -80,8 +80,9 @@ awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout) {
   }
 }
 
-awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state,
-                            Worker& worker) {
+awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
+                            ListenerTraits listener) {
+  (void)listener;  // TLS-only listeners and protected mode: issue 7
   SessionEntry entry;
   entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
   entry.peer = stream->peer().address;

@@ -39,9 +39,17 @@ struct Worker {
   awaitable<void> idle_sweep(std::chrono::milliseconds timeout);
 };
 
+/// What a session knows of the listener that accepted it (decided once, when it was bound).
+struct ListenerTraits {
+  bool tls_only = false;  // a tls:// listener, or --tls-only: plaintext clients are refused
+  /// Bound to 127.0.0.0/8, ::1 or a Unix socket, judged from the bound socket's own address
+  /// (never from the name it was given): only such a listener serves exec without TLS.
+  bool loopback = false;
+};
+
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.
-awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state,
-                            Worker& worker);
+awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
+                            ListenerTraits listener);
 
 /// Refuses a connection over the limit: a framed client (first byte NUL) gets an ERROR frame
 /// (too_many_connections), anyone else is closed at once.

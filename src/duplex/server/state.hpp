@@ -4,12 +4,17 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <asio/ssl/context.hpp>
 #include "duplex/core/limits.hpp"
+
+#include "duplex/net/asio.hpp"
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec_settings.hpp"
+#include "duplex/services/penalty_box.hpp"
 
 namespace duplex::server {
 
@@ -29,6 +34,15 @@ struct ServerState {
   std::atomic<std::uint64_t> next_id{1};
   std::atomic<bool> stopping{false};
   ExecSettings exec;
+  /// TLS (--tls or a tls:// listener): the server's context, shared by every worker (OpenSSL
+  /// makes connections from one SSL_CTX on many threads); null when no listener has TLS.
+  std::shared_ptr<asio::ssl::context> tls;
+  std::string tls_fingerprint;     // of the server's key, as clients pin it
+  bool tls_only = false;           // --tls-only: every stream listener refuses plaintext
+  services::PenaltyBox penalties;  // sources refused after failed authentications
+  std::atomic<std::size_t> unauthenticated{0};  // connections not yet past AUTH (or TLS)
+  std::atomic<std::uint64_t> auth_failures{0};
+  std::atomic<std::uint64_t> penalised{0};  // connections refused by the penalty box
   services::CommandSlots commands;  // running and queued commands, per server and per client
   std::atomic<std::uint64_t> commands_started{0};
   /// Called from a worker thread when `stopping` is set and the last session ended.

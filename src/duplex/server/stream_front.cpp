@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "duplex/net/listener.hpp"
+#include "duplex/net/socket_ops.hpp"
 #include "duplex/proc/unique_fd.hpp"
 #include "duplex/server/io_pool.hpp"
 #include "duplex/server/refusals.hpp"
@@ -35,7 +36,10 @@ proc::UniqueFd open_spare() noexcept {
 class StreamFront final : public Front {
  public:
   StreamFront(net::Listener listener, const FrontContext& ctx)
-      : listener_(std::move(listener)), ctx_(ctx), backoff_timer_(ctx.control) {}
+      : listener_(std::move(listener)), ctx_(ctx), backoff_timer_(ctx.control) {
+    traits_.tls_only = listener_.endpoint().tls || ctx.state.tls_only;
+    traits_.loopback = net::bound_to_loopback(listener_.native_handle());
+  }
 
   const net::Endpoint& endpoint() const noexcept override { return listener_.endpoint(); }
 
@@ -57,6 +61,7 @@ class StreamFront final : public Front {
 
   net::Listener listener_;
   FrontContext ctx_;
+  ListenerTraits traits_;
   asio::steady_timer backoff_timer_;
   // Held so that when accept fails for want of fds, one can be freed to accept-and-close a client.
   proc::UniqueFd spare_ = open_spare();
@@ -104,14 +109,15 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   state.live.fetch_add(1);
   state.accepted.fetch_add(1, std::memory_order_relaxed);
   auto ex = stream->get_executor();
-  asio::co_spawn(ex, run_session(std::move(stream), state, worker), [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      spdlog::error("session ended by an unexpected error: {}", x.what());
-    }
-  });
+  asio::co_spawn(ex, run_session(std::move(stream), state, worker, traits_),
+                 [](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& x) {
+                     spdlog::error("session ended by an unexpected error: {}", x.what());
+                   }
+                 });
 }
 
 // Out of fds: accept() fails while the client stays in the backlog, so the loop would wake

@@ -10,6 +10,13 @@
 
 namespace duplex::services {
 
+std::array<std::byte, 32> token_key(std::string_view token) {
+  std::array<std::byte, 32> key{};
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
+         reinterpret_cast<unsigned char*>(key.data()));
+  return key;
+}
+
 Result<std::string> authenticate(const AuthPolicy& policy, std::string_view token,
                                  const net::Peer& peer) {
   if (peer.uid && std::find(policy.allowed_uids.begin(), policy.allowed_uids.end(), *peer.uid) !=

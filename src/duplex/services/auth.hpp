@@ -2,6 +2,8 @@
 // uid as the kernel reported it when the connection was made.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -10,6 +12,10 @@
 #include "duplex/services/exec_settings.hpp"
 
 namespace duplex::services {
+
+/// The key of the token's challenge-response: SHA-256 of the token. The server keeps this, not
+/// the token.
+std::array<std::byte, 32> token_key(std::string_view token);
 
 /// Checks a client's AUTH. On success returns how the client is known ("uid 1000", "token");
 /// errc::auth_failed otherwise (the reason is not told: no oracle for guessing). The token is
