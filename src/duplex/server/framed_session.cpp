@@ -58,7 +58,9 @@ class FramedSession final : public services::SessionContext {
         entry_(entry),
         in_(in),
         out_(stream.get_executor(), state.limits.out_queue_frames),
-        services_({.exec = {state.exec, state.commands, state.commands_started}}, *this) {
+        services_({.exec = {state.exec, state.commands, state.commands_started, state.penalties,
+                            state.auth_failures}},
+                  *this) {
     // A client that cannot be written to is gone: end what its services run.
     out_.on_broken([this] { services_.end(wire::Exit::Limit::none); });
   }
@@ -84,6 +86,16 @@ class FramedSession final : public services::SessionContext {
   }
   void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) override {
     stream_.enable_keepalive(idle, interval);
+  }
+  bool channel_protected() const noexcept override {
+    return stream_.encrypted() || entry_.listener.loopback;
+  }
+  Result<std::array<std::byte, 32>> channel_binding(std::string_view label) override {
+    return stream_.channel_binding(label);
+  }
+  void set_authenticated(std::string identity) override {
+    entry_.identity = std::move(identity);
+    entry_.authenticated = true;
   }
 
  private:

@@ -82,12 +82,12 @@ awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout) {
 
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
                             ListenerTraits listener) {
-  (void)listener;  // TLS-only listeners and protected mode: issue 7
   SessionEntry entry;
   entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
   entry.peer = stream->peer().address;
   entry.started = entry.last_read = Clock::now();
   entry.stream = stream.get();
+  entry.listener = listener;
   worker.sessions.push_front(&entry);
   // Unregisters on every way out, including cancellation at shutdown.
   struct Registration {

@@ -14,6 +14,14 @@
 
 namespace duplex::server {
 
+/// What a session knows of the listener that accepted it (decided once, when it was bound).
+struct ListenerTraits {
+  bool tls_only = false;  // a tls:// listener, or --tls-only: plaintext clients are refused
+  /// Bound to 127.0.0.0/8, ::1 or a Unix socket, judged from the bound socket's own address
+  /// (never from the name it was given): only such a listener serves exec without TLS.
+  bool loopback = false;
+};
+
 /// What the server knows of one open connection; lives in the session's coroutine frame.
 struct SessionEntry {
   std::uint64_t id = 0;
@@ -24,7 +32,10 @@ struct SessionEntry {
   bool idle_expired = false;                        // set by the worker's idle sweep
   bool busy = false;                                // a command runs: not idle while it does
   std::uint64_t bytes_in = 0, bytes_out = 0;
-  net::Stream* stream = nullptr;
+  net::Stream* stream = nullptr;  // the outermost stream (the TLS one once TLS is up)
+  ListenerTraits listener;
+  bool authenticated = false;
+  std::string identity;  // how the client authenticated ("token", "uid 1000", "key SHA256:…")
 };
 
 /// One event-loop thread and the sessions it runs. `sessions` is touched only on that thread.
@@ -37,14 +48,6 @@ struct Worker {
   /// cancelled (a framed client is then told why); one still there a period later is closed.
   /// One sweep per thread instead of a timer per connection keeps idle connections cheap.
   awaitable<void> idle_sweep(std::chrono::milliseconds timeout);
-};
-
-/// What a session knows of the listener that accepted it (decided once, when it was bound).
-struct ListenerTraits {
-  bool tls_only = false;  // a tls:// listener, or --tls-only: plaintext clients are refused
-  /// Bound to 127.0.0.0/8, ::1 or a Unix socket, judged from the bound socket's own address
-  /// (never from the name it was given): only such a listener serves exec without TLS.
-  bool loopback = false;
 };
 
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.

@@ -11,6 +11,7 @@
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec.hpp"
 #include "duplex/services/exec_settings.hpp"
+#include "duplex/services/penalty_box.hpp"
 #include "duplex/services/service.hpp"
 
 namespace duplex::services {
@@ -21,6 +22,8 @@ struct ExecContext {
   const ExecSettings& settings;
   CommandSlots& slots;
   std::atomic<std::uint64_t>& commands_started;
+  PenaltyBox& penalties;                      // failed authentications, per source address
+  std::atomic<std::uint64_t>& auth_failures;  // counted for stats
 };
 
 /// One connection's exec service. handle() runs on the session's reader; run() runs beside it

@@ -2,7 +2,10 @@
 // replies, the peer's identity, and whether the client is still there. Never a socket.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <string>
+#include <string_view>
 
 #include "duplex/core/bytes.hpp"
 #include "duplex/core/result.hpp"
@@ -59,6 +62,15 @@ class SessionContext {
   /// Probes a silent peer so that a vanished host ends the session (TCP keepalive; a no-op on
   /// transports where a peer cannot vanish unnoticed).
   virtual void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) = 0;
+
+  /// The connection is TLS, or came through a loopback or Unix-socket listener: protected mode
+  /// lets exec run only on such a channel.
+  virtual bool channel_protected() const noexcept = 0;
+  /// The stream's channel binding (TLS exporter under `label`); fails on a plain stream.
+  virtual Result<std::array<std::byte, 32>> channel_binding(std::string_view label) = 0;
+  /// The client has authenticated as `identity` ("token", "uid 1000", "key SHA256:…"): the
+  /// session lifts its pre-authentication limits (small frames, the auth deadline).
+  virtual void set_authenticated(std::string identity) = 0;
 };
 
 }  // namespace duplex::services

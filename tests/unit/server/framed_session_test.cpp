@@ -100,7 +100,7 @@ class FramedSession : public ::testing::Test {
     client_stream_ = std::move(pair.a);
     client_.emplace(*client_stream_);
     state_.live = 1;
-    asio::co_spawn(io_, run_session(std::move(pair.b), state_, worker_),
+    asio::co_spawn(io_, run_session(std::move(pair.b), state_, worker_, listener_),
                    [this](std::exception_ptr e) {
                      session_ended_ = true;
                      if (e) session_error_ = e;
@@ -130,6 +130,7 @@ class FramedSession : public ::testing::Test {
   asio::io_context io_;
   ServerState state_;
   Worker worker_;
+  server::ListenerTraits listener_{.tls_only = false, .loopback = true};
   std::unique_ptr<net::MemoryStream> client_stream_;
   std::optional<Client> client_;
   bool session_ended_ = false;

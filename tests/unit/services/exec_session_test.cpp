@@ -85,6 +85,14 @@ class FakeSession final : public SessionContext, public FrameSink {
     keepalive_idle = idle;
     keepalive_interval = interval;
   }
+  bool channel_protected() const noexcept override { return channel_protected_; }
+  Result<std::array<std::byte, 32>> channel_binding(std::string_view) override {
+    return fail(std::errc::operation_not_supported, "no channel binding in the fake session");
+  }
+  void set_authenticated(std::string who) override { identity = std::move(who); }
+
+  std::string identity;
+  bool channel_protected_ = true;
 
  private:
   asio::any_io_executor ex_;
@@ -139,7 +147,7 @@ class ExecSessionTest : public ::testing::Test {
 
   void make(net::Peer peer = {}) {
     fake_.emplace(io_, std::move(peer));
-    session_.emplace(ExecContext{settings_, slots_, started_}, *fake_);
+    session_.emplace(ExecContext{settings_, slots_, started_, penalties_, auth_failures_}, *fake_);
   }
 
   // Feeds one message to the session.
@@ -177,6 +185,8 @@ class ExecSessionTest : public ::testing::Test {
   ExecSettings settings_;
   CommandSlots slots_;
   std::atomic<std::uint64_t> started_{0};
+  PenaltyBox penalties_;
+  std::atomic<std::uint64_t> auth_failures_{0};
   std::optional<FakeSession> fake_;
   std::optional<ExecSession> session_;
 };
