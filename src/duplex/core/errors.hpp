@@ -27,6 +27,9 @@ enum class errc : std::uint16_t {
   auth_failed = 34,
   auth_required = 35,
   limit_exceeded = 36,
+  tls_required = 37,      // a plaintext client on a TLS-only listener
+  insecure_channel = 38,  // exec asked over plaintext on a network listener (protected mode)
+  penalised = 39,         // the source address failed authentication too often: refused a while
   // exec
   exec_failed = 50,
   internal = 99,

@@ -55,6 +55,10 @@ awaitable<void> serve(net::Stream& stream, ServerState& state, SessionEntry& ent
 
 }  // namespace
 
+void settle(SessionEntry& entry) noexcept {
+  entry.pending = false;
+}
+
 void Worker::close_all() noexcept {
   for (auto* s : sessions)
     s->stream->close();

@@ -34,6 +34,10 @@ struct SessionEntry {
   std::uint64_t bytes_in = 0, bytes_out = 0;
   net::Stream* stream = nullptr;  // the outermost stream (the TLS one once TLS is up)
   ListenerTraits listener;
+  /// From accept until the protocol is settled (raw: the first byte; TLS: the handshake;
+  /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
+  /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
+  bool pending = true;
   bool authenticated = false;
   std::string identity;  // how the client authenticated ("token", "uid 1000", "key SHA256:…")
 };
@@ -49,6 +53,10 @@ struct Worker {
   /// One sweep per thread instead of a timer per connection keeps idle connections cheap.
   awaitable<void> idle_sweep(std::chrono::milliseconds timeout);
 };
+
+/// The session's protocol is settled (see SessionEntry::pending): it leaves the pending count.
+/// Idempotent; called on the session's thread.
+void settle(SessionEntry& entry) noexcept;
 
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,

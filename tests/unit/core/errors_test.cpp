@@ -26,6 +26,9 @@ constexpr errc kAll[] = {
     errc::auth_failed,
     errc::auth_required,
     errc::limit_exceeded,
+    errc::tls_required,
+    errc::insecure_channel,
+    errc::penalised,
     errc::exec_failed,
     errc::internal,
 };
@@ -82,6 +85,9 @@ TEST(Errc, WireNumbersAreStable) {
   EXPECT_EQ(static_cast<int>(errc::auth_failed), 34);
   EXPECT_EQ(static_cast<int>(errc::auth_required), 35);
   EXPECT_EQ(static_cast<int>(errc::limit_exceeded), 36);
+  EXPECT_EQ(static_cast<int>(errc::tls_required), 37);
+  EXPECT_EQ(static_cast<int>(errc::insecure_channel), 38);
+  EXPECT_EQ(static_cast<int>(errc::penalised), 39);
   EXPECT_EQ(static_cast<int>(errc::exec_failed), 50);
   EXPECT_EQ(static_cast<int>(errc::internal), 99);
 }
