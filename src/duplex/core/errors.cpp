@@ -25,10 +25,7 @@ class Category final : public std::error_category {
       case errc::service_disabled: return "service not enabled on this server";
       case errc::auth_failed: return "authentication failed";
       case errc::auth_required: return "authentication required";
-      case errc::limit_exceeded:
-      case errc::tls_required:
-      case errc::insecure_channel:
-      case errc::penalised: return "limit exceeded";
+      case errc::limit_exceeded: return "limit exceeded";
       case errc::tls_required: return "this listener takes TLS clients only";
       case errc::insecure_channel: return "exec needs TLS on a network connection";
       case errc::penalised: return "too many failed authentications from this address";
