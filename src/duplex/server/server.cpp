@@ -118,10 +118,11 @@ void Server::run() {
   for (auto& f : I.fronts)
     f->start();
   asio::co_spawn(I.control, I.stop_sequence(), asio::detached);
-  if (I.cfg.limits.idle_timeout.count() > 0) {
+  if (I.cfg.limits.idle_timeout.count() > 0 || I.cfg.limits.auth_deadline.count() > 0) {
     for (std::size_t i = 0; i < I.pool.size(); ++i) {
       Worker& w = I.pool.worker(i);
-      asio::co_spawn(*w.ctx, w.idle_sweep(I.cfg.limits.idle_timeout), asio::detached);
+      asio::co_spawn(*w.ctx, w.idle_sweep(I.cfg.limits.idle_timeout, I.cfg.limits.auth_deadline),
+                     asio::detached);
     }
   }
   I.pool.start();

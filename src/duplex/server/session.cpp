@@ -64,17 +64,30 @@ void Worker::close_all() noexcept {
     s->stream->close();
 }
 
-awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout) {
-  const auto period = std::clamp<std::chrono::milliseconds>(
-      timeout / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
+awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout,
+                                   std::chrono::milliseconds deadline) {
+  using std::chrono::milliseconds;
+  // The shorter of the two sets the pace: a deadline is kept to within a quarter of itself.
+  const milliseconds basis = timeout.count() == 0    ? deadline
+                             : deadline.count() == 0 ? timeout
+                                                     : std::min(timeout, deadline);
+  const auto period = std::clamp<milliseconds>(basis / 4, milliseconds(50), milliseconds(1000));
   asio::steady_timer timer(*ctx);
   for (;;) {
     timer.expires_after(period);
     auto [ec] = co_await timer.async_wait(use_tuple);
     if (ec) co_return;
-    const auto cutoff = Clock::now() - timeout;
+    const auto now = Clock::now();
+    const auto cutoff = now - timeout;
     for (auto* s : sessions) {
-      if (s->idle_expired) {
+      if (s->deadline <= now) {
+        // Still not through TLS, HELLO or AUTH in time: a trickle of bytes does not buy time.
+        spdlog::debug("session {} ({}): not authenticated within the deadline", s->id, s->peer);
+        s->deadline = Clock::time_point::max();
+        s->stream->close();
+      } else if (timeout.count() == 0) {
+        continue;
+      } else if (s->idle_expired) {
         s->stream->close();  // told a period ago and still here (e.g. it does not read): drop it
       } else if (s->last_read < cutoff && !s->busy) {
         s->idle_expired = true;

@@ -38,6 +38,9 @@ struct SessionEntry {
   /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
   /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
   bool pending = true;
+  /// When set (not max), the worker's sweep closes the session at this time: the end of the
+  /// TLS handshake / HELLO / AUTH phase (Limits::auth_deadline), cleared once it is done.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool authenticated = false;
   std::string identity;  // how the client authenticated ("token", "uid 1000", "key SHA256:…")
 };
@@ -48,10 +51,11 @@ struct Worker {
   std::list<SessionEntry*> sessions;
   /// Closes every session's socket; their coroutines then end on their own. Run on this thread.
   void close_all() noexcept;
-  /// Every `period`, ends sessions that have read nothing for `timeout`: their pending read is
-  /// cancelled (a framed client is then told why); one still there a period later is closed.
-  /// One sweep per thread instead of a timer per connection keeps idle connections cheap.
-  awaitable<void> idle_sweep(std::chrono::milliseconds timeout);
+  /// Ends sessions that have read nothing for `timeout` (zero: never): their pending read is
+  /// cancelled (a framed client is then told why); one still there a sweep later is closed.
+  /// Closes sessions past their SessionEntry::deadline. One sweep per thread instead of a timer
+  /// per connection keeps idle connections cheap.
+  awaitable<void> idle_sweep(std::chrono::milliseconds timeout, std::chrono::milliseconds deadline);
 };
 
 /// The session's protocol is settled (see SessionEntry::pending): it leaves the pending count.

@@ -313,7 +313,7 @@ TEST_F(FramedSession, StatsAreNotServedYet) {
 
 TEST_F(FramedSession, IdleTimeoutTellsTheClientOnceAndIsNoProtocolError) {
   open();
-  asio::co_spawn(io_, worker_.idle_sweep(200ms), asio::detached);
+  asio::co_spawn(io_, worker_.idle_sweep(200ms, 0ms), asio::detached);
   run([&]() -> awaitable<void> {
     co_await client().send(test::preface_and_hello());
     EXPECT_EQ((co_await client().expect()).type, msg::welcome);
