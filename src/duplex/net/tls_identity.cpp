@@ -198,6 +198,15 @@ Result<TlsIdentity> generate_identity(std::string_view common_name) {
   return id;
 }
 
+Result<std::string> key_file_fingerprint(const std::string& key_path) {
+  auto key_text = read_private_file(key_path, FileTrust::secret, 1 << 16);
+  if (!key_text) return std::move(key_text).failure();
+  Wiped secret{std::move(*key_text)};
+  auto key = parse_key(secret.text, key_path);
+  if (!key) return std::move(key).failure();
+  return key_fingerprint(key->get());
+}
+
 Result<TlsIdentity> load_identity(const std::string& key_path, const std::string& cert_path) {
   auto key_text = read_private_file(key_path, FileTrust::secret, 1 << 16);
   if (!key_text) return std::move(key_text).failure();
