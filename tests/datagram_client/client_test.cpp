@@ -149,6 +149,14 @@ TEST(DatagramClient, ALateDuplicateIsNotTakenForTheNextReply) {
   EXPECT_EQ(r.out, "ONE\nTWO\nTHREE\n");
 }
 
+TEST(DatagramClient, AServerThatRepeatsItselfIsStillHeard) {
+  // Not an upper service: every reply is the same. None of them is a late duplicate.
+  FakePeer peer(Family::v4, {.drop = {}, .wrong_source_first = false, .constant_reply = "OK"});
+  const auto r = run({duplex_bin(), "send", peer.url(), "one", "two", "three"});
+  EXPECT_EQ(r.status, kOk) << r.err;
+  EXPECT_EQ(r.out, "OK\nOK\nOK\n");
+}
+
 TEST(DatagramClient, NothingListeningIsOneLineAtOnce) {
   // A port that was just ours and is closed again: the kernel answers port-unreachable.
   std::string url;

@@ -164,9 +164,11 @@ void FakePeer::run() {
       const std::string wrong = "WRONG SOURCE";
       ::sendto(other_fd_, wrong.data(), wrong.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
     }
-    std::string reply = upper(std::string(buf.data(), static_cast<std::size_t>(n)));
-    // All copies in one system call: a duplicate is queued at the client before the client,
-    // woken by the first, can send its next request.
+    std::string reply = policy_.constant_reply.empty()
+                            ? upper(std::string(buf.data(), static_cast<std::size_t>(n)))
+                            : policy_.constant_reply;
+    // All copies in one system call: usually a duplicate is queued at the client before the
+    // client, woken by the first, sends its next request; not always (the client must cope).
     std::vector<iovec> iov(static_cast<std::size_t>(policy_.copies),
                            iovec{reply.data(), reply.size()});
     std::vector<mmsghdr> msgs(iov.size());

@@ -37,6 +37,14 @@ using namespace asio::experimental::awaitable_operators;
 using Generic = asio::generic::datagram_protocol;
 using Clock = std::chrono::steady_clock;
 
+// ASCII only, as the upper service does it: other bytes are left as they are.
+std::string ascii_upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return out;
+}
+
 std::error_code sys_error(int e) {
   return {e, std::system_category()};
 }
@@ -206,6 +214,9 @@ struct DatagramClient::State {
   bool group = false;
   std::unique_ptr<ReplyPath> reply;
   std::vector<char> buf;
+  // The last exchange, to tell a late duplicate of its reply from the reply to the next request.
+  std::string last_reply;
+  bool last_was_upper = false;  // that reply was the upper-cased request: an upper service
 
   // Replies that arrived after their request was answered (the answer to a resent copy) must
   // not be read as the reply to the next request.
@@ -316,6 +327,17 @@ awaitable<Result<std::vector<DatagramReply>>> DatagramClient::request(std::strin
                                    url_of(from), got->n, s.buf.size()));
       DatagramReply r{url_of(from), std::string(s.buf.data(), got->n)};
       if (!s.group) {
+        // drop_stale() takes the duplicates that arrived before this request; one may still be
+        // on its way. From an upper service (its last reply was its request upper-cased), a copy
+        // of the last reply that is not this request's upper-cased form is that duplicate. Any
+        // other server's replies are taken as they come: they may well repeat themselves.
+        const std::string want = ascii_upper(msg);
+        if (s.last_was_upper && r.payload == s.last_reply && r.payload != want) {
+          spdlog::debug("{}: a late copy of the previous reply, skipped", url);
+          continue;
+        }
+        s.last_was_upper = r.payload == want;
+        s.last_reply = r.payload;
         replies.push_back(std::move(r));
         co_return replies;
       }
