@@ -28,6 +28,8 @@ constexpr std::size_t kMaxLabel = 63;
 constexpr std::size_t kMaxZoneId = 64;
 // Quoted fragments in reasons are cut here, so that a 1 MB input gives a one-line error.
 constexpr std::size_t kMaxQuoted = 48;
+// What an unknown scheme's reason suggests.
+constexpr std::string_view kSchemes = "use tcp, tls, udp, unix, tls+unix or unixgram";
 
 bool is_digit(char c) noexcept {
   return c >= '0' && c <= '9';
@@ -40,6 +42,13 @@ bool is_alnum(char c) noexcept {
 }
 char to_lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string to_lower_copy(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = to_lower(c);
+  return out;
 }
 
 bool all_digits(std::string_view s) noexcept {
@@ -134,14 +143,21 @@ bool Parser::parse(std::string_view url, Endpoint& out) {
 
   const std::string_view scheme = url.substr(0, colon);
   const std::string_view rest = url.substr(colon + 3);
-  if (scheme.empty()) return fail("missing scheme before '://' (use tcp, udp, unix or unixgram)");
+  if (scheme.empty()) return fail("missing scheme before '://' (" + std::string(kSchemes) + ")");
   if (iequals(scheme, "unix") || iequals(scheme, "unixgram")) return parse_unix(scheme, rest, out);
+  if (iequals(scheme, "tls+unix")) {
+    out.tls = true;
+    return parse_unix(scheme, rest, out);
+  }
   if (iequals(scheme, "tcp")) {
     out.transport = Transport::tcp;
+  } else if (iequals(scheme, "tls")) {
+    out.transport = Transport::tcp;
+    out.tls = true;
   } else if (iequals(scheme, "udp")) {
     out.transport = Transport::udp;
   } else {
-    return fail("unknown scheme " + quote(scheme) + " (use tcp, udp, unix or unixgram)");
+    return fail("unknown scheme " + quote(scheme) + " (" + std::string(kSchemes) + ")");
   }
   if (rest.empty()) return fail("missing host and port after " + quote(url));
   return parse_host_port(rest, out);
@@ -171,34 +187,36 @@ bool Parser::parse_schemeless_prefix(std::string_view url) {
   if (colon == std::string_view::npos || colon == 0) return true;
   const std::string_view prefix = url.substr(0, colon);
   const std::string_view rest = url.substr(colon + 1);
-  if (iequals(prefix, "unix") || iequals(prefix, "unixgram")) {
-    if (rest.empty()) return fail("unix socket path is empty (write unix:///abs/path)");
+  if (iequals(prefix, "unix") || iequals(prefix, "unixgram") || iequals(prefix, "tls+unix")) {
+    const std::string example = to_lower_copy(prefix) + ":///abs/path";
+    if (rest.empty()) return fail("unix socket path is empty (write " + example + ")");
     if (rest.starts_with('/')) {
-      return fail("missing '//' after " + quote(url.substr(0, colon + 1)) +
-                  " (write unix:///abs/path, with three slashes)");
+      return fail("missing '//' after " + quote(url.substr(0, colon + 1)) + " (write " + example +
+                  ", with three slashes)");
     }
-    return fail("unix socket path must be absolute (write unix:///abs/path)");
+    return fail("unix socket path must be absolute (write " + example + ")");
   }
   for (char c : prefix) {
     if (!is_alpha(c)) return true;  // a host name with a digit, '-' or '.': not a scheme
   }
-  if (iequals(prefix, "tcp") || iequals(prefix, "udp")) {
+  if (iequals(prefix, "tcp") || iequals(prefix, "udp") || iequals(prefix, "tls")) {
     if (all_digits(rest)) return true;  // "tcp:80" is the host named tcp, port 80
     return fail("missing '//' after " + quote(url.substr(0, colon + 1)) + " (write " +
                 std::string(prefix) + "://HOST:PORT)");
   }
   if (rest.starts_with('/')) {
-    return fail("unknown scheme " + quote(prefix) + " (use tcp, udp, unix or unixgram)");
+    return fail("unknown scheme " + quote(prefix) + " (" + std::string(kSchemes) + ")");
   }
   return true;
 }
 
 bool Parser::parse_unix(std::string_view scheme, std::string_view rest, Endpoint& out) {
-  out.transport = iequals(scheme, "unix") ? Transport::unix_stream : Transport::unix_dgram;
-  if (rest.empty()) return fail("unix socket path is empty (write unix:///abs/path)");
+  out.transport = iequals(scheme, "unixgram") ? Transport::unix_dgram : Transport::unix_stream;
+  const std::string_view example = out.tls ? "tls+unix:///abs/path" : "unix:///abs/path";
+  if (rest.empty()) return fail("unix socket path is empty (write " + std::string(example) + ")");
   if (!rest.starts_with('/')) {
-    return fail("unix socket path must be absolute, got " + quote(rest) +
-                " (write unix:///abs/path)");
+    return fail("unix socket path must be absolute, got " + quote(rest) + " (write " +
+                std::string(example) + ")");
   }
   if (rest.ends_with('/')) {
     return fail("unix socket path " + quote(rest) + " ends with '/' (it names a directory)");
@@ -430,11 +448,12 @@ bool is_ipv6_loopback(const std::string& host) noexcept {
   return bytes[15] == 1;
 }
 
-std::string_view scheme_of(Transport t) noexcept {
+// TLS is spelled only on the stream transports, the only ones the parser gives it to.
+std::string_view scheme_of(Transport t, bool tls) noexcept {
   switch (t) {
-    case Transport::tcp: return "tcp";
+    case Transport::tcp: return tls ? "tls" : "tcp";
     case Transport::udp: return "udp";
-    case Transport::unix_stream: return "unix";
+    case Transport::unix_stream: return tls ? "tls+unix" : "unix";
     case Transport::unix_dgram: return "unixgram";
   }
   return "tcp";
@@ -450,7 +469,7 @@ bool Endpoint::is_loopback() const noexcept {
 }
 
 std::string Endpoint::url() const {
-  std::string out(scheme_of(transport));
+  std::string out(scheme_of(transport, tls));
   out += "://";
   if (is_unix()) {
     out += path;

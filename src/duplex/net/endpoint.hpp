@@ -33,15 +33,18 @@ struct Endpoint {
   bool is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
   /// 127.0.0.0/8, ::1, "localhost", or a Unix socket: reachable from this machine only.
   bool is_loopback() const noexcept;
-  /// Canonical URL: tcp://127.0.0.1:8080, tcp://[::1]:8080, udp://…, unix:///p, unixgram:///p.
+  /// Canonical URL: tcp://127.0.0.1:8080, tcp://[::1]:8080, tls://…, udp://…, unix:///p,
+  /// tls+unix:///p, unixgram:///p.
   std::string url() const;
 
   bool operator==(const Endpoint&) const = default;
 };
 
-/// Parses `tcp://HOST:PORT`, `HOST:PORT` (= tcp), `tcp://[V6]:PORT`, `udp://HOST:PORT`,
-/// `unix:///abs/path`, `unixgram:///abs/path`. On failure the code is errc::bad_url and the
-/// detail is a short reason naming what is wrong ("port 70000 is out of range (0-65535)").
+/// Parses `tcp://HOST:PORT`, `HOST:PORT` (= tcp), `tcp://[V6]:PORT`, `tls://HOST:PORT` (tcp with
+/// `tls` set), `udp://HOST:PORT`, `unix:///abs/path`, `tls+unix:///abs/path` (unix_stream with
+/// `tls` set), `unixgram:///abs/path`. Schemes are case-insensitive. On failure the code is
+/// errc::bad_url and the detail is a short reason naming what is wrong ("port 70000 is out of
+/// range (0-65535)").
 Result<Endpoint> parse_endpoint(std::string_view url);
 
 }  // namespace duplex::net

@@ -19,7 +19,7 @@ namespace duplex::net {
 // gtest prints values of failed EXPECT_EQs through this (found by ADL).
 void PrintTo(const Endpoint& e, std::ostream* os) {
   *os << "Endpoint{" << e.url() << ", host='" << e.host << "', port=" << e.port << ", path='"
-      << e.path << "'}";
+      << e.path << "', tls=" << e.tls << "}";
 }
 
 namespace {
@@ -201,6 +201,91 @@ TEST(EndpointParse, ClassifiesTransport) {
   EXPECT_TRUE(ug.is_unix());
 }
 
+// tls:// and tls+unix:// are the stream transports with `tls` set; nothing else differs.
+TEST(EndpointParse, AcceptsTlsForms) {
+  struct TlsGood {
+    std::string input;
+    Transport transport;
+    std::string host;
+    std::uint16_t port;
+    std::string path;
+    std::string canonical;
+  };
+  const TlsGood cases[] = {
+      {"tls://127.0.0.1:8443", Transport::tcp, "127.0.0.1", 8443, "", "tls://127.0.0.1:8443"},
+      {"TLS://Example.com:443", Transport::tcp, "Example.com", 443, "", "tls://Example.com:443"},
+      {"tls://[::1]:8443", Transport::tcp, "::1", 8443, "", "tls://[::1]:8443"},
+      {"tls://[0:0::1]:1", Transport::tcp, "::1", 1, "", "tls://[::1]:1"},
+      {"tls://localhost:0", Transport::tcp, "localhost", 0, "", "tls://localhost:0"},
+      {"tls+unix:///tmp/d.sock", Transport::unix_stream, "", 0, "/tmp/d.sock",
+       "tls+unix:///tmp/d.sock"},
+      {"TLS+Unix:///x", Transport::unix_stream, "", 0, "/x", "tls+unix:///x"},
+  };
+  for (const TlsGood& g : cases) {
+    SCOPED_TRACE("input: '" + g.input + "'");
+    auto r = parse_endpoint(g.input);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_TRUE(r->tls);
+    EXPECT_TRUE(r->is_stream());
+    EXPECT_EQ(r->transport, g.transport);
+    EXPECT_EQ(r->host, g.host);
+    EXPECT_EQ(r->port, g.port);
+    EXPECT_EQ(r->path, g.path);
+    EXPECT_EQ(r->url(), g.canonical);
+    EXPECT_EQ(must_parse(r->url()), *r) << "round trip";
+    check_invariants(g.input);
+  }
+  for (const Good& g : good_cases()) {
+    SCOPED_TRACE("input: '" + g.input + "'");
+    EXPECT_FALSE(must_parse(g.input).tls) << "only tls:// and tls+unix:// set it";
+  }
+  EXPECT_NE(must_parse("tls://h:1"), must_parse("tcp://h:1"));
+  EXPECT_NE(must_parse("tls+unix:///s"), must_parse("unix:///s"));
+  EXPECT_EQ(must_parse("tls:80").host, "tls") << "the host named tls, as tcp:80 is";
+  EXPECT_FALSE(must_parse("tls:80").tls);
+}
+
+TEST(EndpointParse, RejectsBadTlsForms) {
+  expect_bad("tls://h", {"missing port"});
+  expect_bad("tls://", {"missing host and port"});
+  expect_bad("tls://h:70000", {"out of range"});
+  expect_bad("tls://::1:80", {"must be in brackets", "[::1]:80"});
+  expect_bad("tls:h:80", {"missing '//' after 'tls:'", "tls://HOST:PORT"});
+  expect_bad("tls+unix://", {"unix socket path is empty", "tls+unix:///abs/path"});
+  expect_bad("tls+unix://rel/x", {"must be absolute", "tls+unix:///abs/path"});
+  expect_bad("tls+unix:/tmp/x", {"missing '//' after 'tls+unix:'", "tls+unix:///abs/path"});
+  expect_bad("tls+unix:x", {"must be absolute", "tls+unix:///abs/path"});
+  expect_bad("tls+unix:///tmp/dir/", {"ends with '/'"});
+  expect_bad("tls+unix:///" + std::string(200, 'p'), {"bytes long"});
+  expect_bad("tls+udp://h:1", {"unknown scheme 'tls+udp'"});
+  expect_bad("tls+unixgram:///x", {"unknown scheme 'tls+unixgram'"});
+  expect_bad("dtls://h:1", {"unknown scheme 'dtls'"});
+}
+
+TEST(EndpointUrl, PrintsTlsOnlyOnStreamTransports) {
+  Endpoint tcp{Transport::tcp, "127.0.0.1", 8443, ""};
+  tcp.tls = true;
+  EXPECT_EQ(tcp.url(), "tls://127.0.0.1:8443");
+  Endpoint v6{Transport::tcp, "::1", 8443, ""};
+  v6.tls = true;
+  EXPECT_EQ(v6.url(), "tls://[::1]:8443");
+  Endpoint unix_s{Transport::unix_stream, "", 0, "/s"};
+  unix_s.tls = true;
+  EXPECT_EQ(unix_s.url(), "tls+unix:///s");
+  Endpoint udp{Transport::udp, "h", 1, ""};
+  udp.tls = true;
+  EXPECT_EQ(udp.url(), "udp://h:1");
+}
+
+TEST(EndpointLoopback, TlsDoesNotChangeIt) {
+  EXPECT_TRUE(must_parse("tls://127.0.0.1:1").is_loopback());
+  EXPECT_TRUE(must_parse("tls://[::1]:1").is_loopback());
+  EXPECT_TRUE(must_parse("tls://localhost:1").is_loopback());
+  EXPECT_TRUE(must_parse("tls+unix:///s").is_loopback());
+  EXPECT_FALSE(must_parse("tls://0.0.0.0:1").is_loopback());
+  EXPECT_FALSE(must_parse("tls://example.com:1").is_loopback());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rejections: each names what is wrong
 
@@ -275,7 +360,8 @@ TEST(EndpointParse, RejectsUserinfo) {
 }
 
 TEST(EndpointParse, RejectsUnknownScheme) {
-  expect_bad("http://h:80", {"unknown scheme 'http' (use tcp, udp, unix or unixgram)"});
+  expect_bad("http://h:80",
+             {"unknown scheme 'http' (use tcp, tls, udp, unix, tls+unix or unixgram)"});
   expect_bad("HTTPS://example.com:443", {"unknown scheme 'HTTPS'"});
   expect_bad("tcp6://h:1", {"unknown scheme 'tcp6'"});
   expect_bad("file:///tmp/x", {"unknown scheme 'file'"});
@@ -457,11 +543,15 @@ TEST(EndpointGarbage, OnlyPunctuation) {
 TEST(EndpointGarbage, EveryPrefixAndSingleByteChangeOfGoodUrls) {
   std::mt19937 rng(99);
   std::uniform_int_distribution<int> byte(0, 255);
-  for (const Good& g : good_cases()) {
-    for (std::size_t n = 0; n <= g.input.size(); ++n)
-      check_invariants(g.input.substr(0, n));
-    for (std::size_t i = 0; i < g.input.size(); ++i) {
-      std::string s = g.input;
+  std::vector<std::string> inputs = {"tls://127.0.0.1:8443", "tls://[::1]:8443",
+                                     "tls+unix:///tmp/d.sock"};
+  for (const Good& g : good_cases())
+    inputs.push_back(g.input);
+  for (const std::string& input : inputs) {
+    for (std::size_t n = 0; n <= input.size(); ++n)
+      check_invariants(input.substr(0, n));
+    for (std::size_t i = 0; i < input.size(); ++i) {
+      std::string s = input;
       s[i] = static_cast<char>(byte(rng));
       check_invariants(s);
       s.erase(i, 1);
