@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,7 +51,7 @@ class ErrnoCategory final : public std::error_category {
 };
 
 /// Which step of the child's set-up failed; sent to the parent with the errno.
-enum class Stage : int { setup = 1, chdir = 2, exec = 3 };
+enum class Stage : int { setup = 1, chdir = 2, exec = 3, credentials = 4 };
 struct ChildReport {
   int stage;
   int error;
@@ -60,9 +61,11 @@ struct ChildReport {
 struct Plan {
   std::vector<std::string> candidates;  // paths to try with execve, in PATH order
   std::vector<const char*> candidate_ptrs;
-  std::vector<char*> argv;               // null-terminated, pointing into SpawnOptions
-  std::vector<char*> envp;               // null-terminated, pointing into SpawnOptions
-  const char* cwd = nullptr;             // nullptr: keep ours
+  std::vector<char*> argv;             // null-terminated, pointing into SpawnOptions
+  std::vector<char*> envp;             // null-terminated, pointing into SpawnOptions
+  const char* cwd = nullptr;           // nullptr: keep ours
+  const char* cwd_fallback = nullptr;  // where to go when cwd cannot be entered
+  std::optional<Credentials> credentials;
   std::array<int, 3> stdio{-1, -1, -1};  // become the child's 0, 1, 2
   bool controlling_tty = false;          // stdio[0] is a pty slave to make our controlling tty
   bool path_search = false;              // candidates come from PATH, not from a name with a '/'
@@ -131,6 +134,41 @@ int lift_above_stdio(int fd, int report_fd) noexcept {
   return moved;
 }
 
+// The ids are set by raw system calls, not glibc's setuid() family: in a multithreaded process
+// glibc makes every thread change its ids (nptl's setxid, a signal to each thread it knows), and
+// a vfork child shares the parent's memory, thread list included, so the wrapper would act on
+// the server's own threads. The kernel's calls change the calling thread, which is the whole
+// child. 32-bit ABIs have 16-bit ids in the old calls: take the 32-bit ones there.
+#ifdef SYS_setresuid32
+constexpr long kSetgroups = SYS_setgroups32, kSetresgid = SYS_setresgid32,
+               kSetresuid = SYS_setresuid32, kSetuid = SYS_setuid32;
+#else
+constexpr long kSetgroups = SYS_setgroups, kSetresgid = SYS_setresgid, kSetresuid = SYS_setresuid,
+               kSetuid = SYS_setuid;
+#endif
+
+// OpenSSH's permanently_set_uid, then its check that the change cannot be undone: groups first
+// (after setuid we could no longer drop them), gid before uid (the same), then verify rather
+// than trust.
+void switch_credentials(const Credentials& c, int report) noexcept {
+  if (::syscall(kSetgroups, 0, nullptr) != 0) child_fail(report, Stage::credentials, errno);
+  if (::syscall(kSetresgid, c.gid, c.gid, c.gid) != 0)
+    child_fail(report, Stage::credentials, errno);
+  if (::syscall(kSetresuid, c.uid, c.uid, c.uid) != 0)
+    child_fail(report, Stage::credentials, errno);
+  uid_t ru = 0, eu = 0, su = 0;
+  gid_t rg = 0, eg = 0, sg = 0;
+  if (::getresuid(&ru, &eu, &su) != 0 || ru != c.uid || eu != c.uid || su != c.uid)
+    child_fail(report, Stage::credentials, EPERM);
+  if (::getresgid(&rg, &eg, &sg) != 0 || rg != c.gid || eg != c.gid || sg != c.gid)
+    child_fail(report, Stage::credentials, EPERM);
+  gid_t groups[1] = {};
+  const int n = ::getgroups(0, nullptr);
+  if (n < 0 || n > 1 || (n == 1 && (::getgroups(1, groups) != 1 || groups[0] != c.gid)))
+    child_fail(report, Stage::credentials, EPERM);
+  if (c.uid != 0 && ::syscall(kSetuid, 0) == 0) child_fail(report, Stage::credentials, EPERM);
+}
+
 [[noreturn]] void run_child(const Plan& p) noexcept {
   // Every signal to its default. exec resets handlers but keeps SIG_IGN, and a server ignores
   // SIGPIPE: a command must get the default (session.c: signal(SIGPIPE, SIG_DFL)), or the writer
@@ -179,7 +217,14 @@ int lift_above_stdio(int fd, int report_fd) noexcept {
       ::close(fd);  // kernels before 5.9, or seccomp
   }
 
-  if (p.cwd != nullptr && ::chdir(p.cwd) != 0) child_fail(report, Stage::chdir, errno);
+  // Before anything of the command's own: the working directory is entered with its rights.
+  if (p.credentials) switch_credentials(*p.credentials, report);
+
+  if (p.cwd != nullptr && ::chdir(p.cwd) != 0) {
+    const int err = errno;
+    if (p.cwd_fallback == nullptr || ::chdir(p.cwd_fallback) != 0)
+      child_fail(report, Stage::chdir, err);
+  }
 
   sigset_t none;
   ::sigemptyset(&none);
@@ -213,6 +258,7 @@ std::error_code report_to_error(const ChildReport& r) noexcept {
   switch (static_cast<Stage>(r.stage)) {
     case Stage::exec: return {r.error, std::system_category()};
     case Stage::chdir: return {r.error, chdir_error_category()};
+    case Stage::credentials: return {r.error, credentials_error_category()};
     case Stage::setup: break;
   }
   return {r.error, child_setup_error_category()};
@@ -230,6 +276,12 @@ const std::error_category& child_setup_error_category() noexcept {
   return c;
 }
 
+const std::error_category& credentials_error_category() noexcept {
+  static const ErrnoCategory c("duplex.credentials",
+                               "cannot switch the command to its account (--user): ");
+  return c;
+}
+
 int exit_code_for_spawn_error(std::error_code ec) noexcept {
   // chdir and the child's set-up report in their own categories: a missing working directory
   // is not a missing program.
@@ -238,7 +290,7 @@ int exit_code_for_spawn_error(std::error_code ec) noexcept {
 }
 
 Result<Child> spawn(const SpawnOptions& opts) noexcept {
-  if (opts.argv.empty() || has_nul(opts.cwd))
+  if (opts.argv.empty() || has_nul(opts.cwd) || has_nul(opts.cwd_fallback))
     return std::make_error_code(std::errc::invalid_argument);
   for (const auto& s : opts.argv)
     if (has_nul(s)) return std::make_error_code(std::errc::invalid_argument);
@@ -263,6 +315,8 @@ Result<Child> spawn(const SpawnOptions& opts) noexcept {
     return std::make_error_code(std::errc::not_enough_memory);
   }
   if (!opts.cwd.empty()) plan.cwd = opts.cwd.c_str();
+  if (!opts.cwd_fallback.empty()) plan.cwd_fallback = opts.cwd_fallback.c_str();
+  plan.credentials = opts.credentials;
   plan.fd_limit = open_file_limit();
 
   Child child;
@@ -288,6 +342,12 @@ Result<Child> spawn(const SpawnOptions& opts) noexcept {
     // from becoming our controlling tty, the child takes it with TIOCSCTTY.
     child_ends[0].reset(::open(pty->slave_name.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (!child_ends[0]) return std::error_code(errno, std::system_category());
+    // The terminal belongs to whoever uses it: the account's, readable by nobody else (sshd's
+    // pty_setowner: owner rw, group w for write(1), the group left as devpts gives it).
+    if (opts.credentials &&
+        (::fchown(child_ends[0].get(), opts.credentials->uid, static_cast<gid_t>(-1)) != 0 ||
+         ::fchmod(child_ends[0].get(), 0620) != 0))
+      return std::error_code(errno, std::system_category());
     child.pty_ = std::move(pty->master);
     plan.stdio = {child_ends[0].get(), child_ends[0].get(), child_ends[0].get()};
     plan.controlling_tty = true;
@@ -435,31 +495,52 @@ void Child::signal_group(int sig) noexcept {
 
 // ---- Environment ----
 
-std::vector<std::string> minimal_environment(std::string_view term) {
-  std::vector<std::string> env;
-  env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
-  // getpwuid_r: getpwuid returns a static buffer shared by every thread.
+std::optional<Account> lookup_account(uid_t uid) {
   passwd pw{};
   passwd* found = nullptr;
-  long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  const long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
   std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 16384);
   int e = 0;
-  while ((e = ::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found)) == ERANGE &&
+  while ((e = ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found)) == ERANGE &&
          buf.size() < (std::size_t{1} << 20))
     buf.resize(buf.size() * 2);
-  std::string shell = "/bin/sh";
-  if (e == 0 && found != nullptr) {
-    env.push_back(std::string("HOME=") + pw.pw_dir);
-    env.push_back(std::string("USER=") + pw.pw_name);
-    env.push_back(std::string("LOGNAME=") + pw.pw_name);
-    if (pw.pw_shell != nullptr && pw.pw_shell[0] != '\0') shell = pw.pw_shell;
+  if (e != 0 || found == nullptr) return std::nullopt;
+  Account a;
+  a.name = pw.pw_name;
+  a.uid = pw.pw_uid;
+  a.gid = pw.pw_gid;
+  if (pw.pw_dir != nullptr && pw.pw_dir[0] != '\0') a.home = pw.pw_dir;
+  if (pw.pw_shell != nullptr && pw.pw_shell[0] != '\0') a.shell = pw.pw_shell;
+  return a;
+}
+
+namespace {
+
+std::vector<std::string> environment(const Account* account, std::string_view term) {
+  std::vector<std::string> env;
+  env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
+  if (account != nullptr) {
+    env.push_back("HOME=" + account->home);
+    env.push_back("USER=" + account->name);
+    env.push_back("LOGNAME=" + account->name);
   }
-  env.push_back("SHELL=" + shell);
-  for (const char* name : {"LANG", "LC_ALL"}) {
-    if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
-  }
+  env.push_back("SHELL=" + (account != nullptr ? account->shell : std::string("/bin/sh")));
+  // The one setting of ours a command gets: the language the server's operator chose.
+  const char* lang = std::getenv("LANG");
+  env.push_back(std::string("LANG=") + (lang != nullptr && lang[0] != '\0' ? lang : "C.UTF-8"));
   if (!term.empty()) env.push_back("TERM=" + std::string(term));
   return env;
+}
+
+}  // namespace
+
+std::vector<std::string> account_environment(const Account& account, std::string_view term) {
+  return environment(&account, term);
+}
+
+std::vector<std::string> minimal_environment(std::string_view term) {
+  const auto me = lookup_account(::getuid());
+  return environment(me ? &*me : nullptr, term);
 }
 
 }  // namespace duplex::proc

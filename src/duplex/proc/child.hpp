@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -22,6 +23,12 @@ enum class StdioMode {
   pty,    // one pseudo-terminal, the child's controlling tty on 0/1/2; the parent keeps pty_fd()
 };
 
+/// The account a child switches to before exec, when the server runs as root (`--user`).
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
 struct SpawnOptions {
   /// The exact argv; never re-split by a shell. argv[0] names the program: with a '/' it is a
   /// path, otherwise it is searched in the PATH of `env` like execvp (default "/bin:/usr/bin").
@@ -29,8 +36,17 @@ struct SpawnOptions {
   /// The child's complete environment, "KEY=VALUE" each; nothing of ours is inherited.
   /// Start from minimal_environment().
   std::vector<std::string> env;
-  /// Working directory; empty keeps ours. A failed chdir fails the spawn (chdir_error_category()).
+  /// Working directory; empty keeps ours. A failed chdir fails the spawn (chdir_error_category()),
+  /// unless `cwd_fallback` is set: then that one (sshd starts in "/" when the home directory
+  /// cannot be entered: nobody's is /nonexistent). Entered after the switch of account, so with
+  /// its permissions.
   std::string cwd;
+  std::string cwd_fallback;
+  /// Set: the child drops every supplementary group, then takes this gid, then this uid (all
+  /// three of real, effective and saved), and checks that it holds exactly these and can no
+  /// longer become root, before anything else of the command runs; a pty's slave is handed to
+  /// the uid (mode 0620, as sshd does). Needs root. Unset: the child keeps our credentials.
+  std::optional<Credentials> credentials;
   StdioMode stdio = StdioMode::pipes;
   /// Initial window size when stdio == pty (0 = leave unset).
   std::uint16_t rows = 0, cols = 0;
@@ -118,6 +134,8 @@ class Child {
 ///  - the program: the errno of execve in std::system_category (ENOENT -> 127, others -> 126);
 ///  - the working directory: the errno of chdir in chdir_error_category();
 ///  - setting up the child (setsid, TIOCSCTTY, dup2): the errno in child_setup_error_category();
+///  - switching to `credentials`, or finding the switch incomplete: the errno in
+///    credentials_error_category() (EPERM when a check found the wrong ids or groups);
 ///  - in the parent: EINVAL for an empty argv or a NUL inside a string; pipe, pty, fork errors;
 ///    all in std::system_category.
 /// Writing to stdin_fd() after the child has gone raises SIGPIPE in the caller: a server ignores
@@ -132,10 +150,28 @@ int exit_code_for_spawn_error(std::error_code ec) noexcept;
 /// Error categories whose values are errno values, for failures in the child before exec.
 const std::error_category& chdir_error_category() noexcept;
 const std::error_category& child_setup_error_category() noexcept;
+const std::error_category& credentials_error_category() noexcept;
 
-/// The environment a remote command gets, built from our own identity, not inherited wholesale:
-/// PATH=/usr/local/bin:/usr/bin:/bin, HOME, USER, LOGNAME and SHELL from getpwuid_r(getuid()),
-/// LANG and LC_ALL copied from our environment when set, TERM only when `term` is not empty.
+/// Who a command runs as, for its environment: the account's name, home and login shell.
+struct Account {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string home = "/";
+  std::string shell = "/bin/sh";
+};
+
+/// The passwd entry of uid (getpwuid_r: no static buffer shared between threads); nullopt when
+/// there is none.
+std::optional<Account> lookup_account(uid_t uid);
+
+/// The environment of a command run as `account`, built from nothing: PATH=/usr/local/bin:
+/// /usr/bin:/bin, HOME, USER, LOGNAME, SHELL (the account's), LANG (ours when set, else
+/// C.UTF-8), and TERM only when `term` is not empty. Nothing else of ours is inherited.
+std::vector<std::string> account_environment(const Account& account, std::string_view term = {});
+
+/// account_environment() of our own account (getuid()); without a passwd entry, HOME, USER and
+/// LOGNAME are left out and SHELL is /bin/sh.
 std::vector<std::string> minimal_environment(std::string_view term = {});
 
 }  // namespace duplex::proc

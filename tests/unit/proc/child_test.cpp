@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -194,8 +195,10 @@ std::set<std::string> open_fds(pid_t pid) {
 std::string status_field(pid_t pid, const std::string& key) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);)
-    if (line.rfind(key + ":", 0) == 0)
-      return line.substr(line.find_first_not_of(" \t", key.size() + 1));
+    if (line.rfind(key + ":", 0) == 0) {
+      const auto value = line.find_first_not_of(" \t", key.size() + 1);
+      return value == std::string::npos ? std::string() : line.substr(value);  // "Groups:\t"
+    }
   return {};
 }
 
@@ -609,6 +612,175 @@ TEST(Child, PtyCtrlCInterruptsTheForegroundCommand) {
   EXPECT_TRUE(s.signaled);
   EXPECT_EQ(s.code, SIGINT);
   EXPECT_EQ(s.shell_code(), 130);
+}
+
+// ---- credentials (--user) ----
+
+/// The `nobody` account; the tests that switch to it need root (GTEST_SKIP otherwise).
+std::optional<Account> nobody() {
+  passwd* pw = ::getpwnam("nobody");  // single-threaded here
+  if (pw == nullptr) return std::nullopt;
+  return lookup_account(pw->pw_uid);
+}
+
+#define SKIP_UNLESS_ROOT_AND_NOBODY(who)                                          \
+  if (::geteuid() != 0) GTEST_SKIP() << "switching a child's account needs root"; \
+  const auto who = nobody();                                                      \
+  if (!who) GTEST_SKIP() << "no account named nobody"
+
+SpawnOptions as(const Account& a, std::vector<std::string> argv) {
+  SpawnOptions o = command(std::move(argv));
+  o.env = account_environment(a);
+  o.credentials = Credentials{a.uid, a.gid};
+  o.cwd = "/";
+  return o;
+}
+
+TEST(ChildCredentials, RunsAsTheAccountWithNoSupplementaryGroups) {
+  SKIP_UNLESS_ROOT_AND_NOBODY(who);
+  // Root has groups of its own here (at least 0): the child must keep none of them.
+  const auto r = run(as(*who, {"sh", "-c", "id -u; id -g; id -G"}));
+  EXPECT_EQ(r.status.code, 0) << r.err;
+  const auto u = std::to_string(who->uid), g = std::to_string(who->gid);
+  EXPECT_EQ(r.out, u + "\n" + g + "\n" + g + "\n");
+}
+
+TEST(ChildCredentials, AllIdsAreSwitchedAndNoCapabilityIsLeft) {
+  SKIP_UNLESS_ROOT_AND_NOBODY(who);
+  // The read keeps it alive while /proc is read from outside.
+  SpawnOptions o = as(*who, {"sh", "-c", "echo ready; read x"});
+  Child c = spawn_ok(o);
+  EXPECT_EQ(read_line(c.stdout_fd()), "ready\n");
+  const auto u = std::to_string(who->uid), g = std::to_string(who->gid);
+  // real, effective, saved, filesystem
+  EXPECT_EQ(status_field(c.pid(), "Uid"), u + "\t" + u + "\t" + u + "\t" + u);
+  EXPECT_EQ(status_field(c.pid(), "Gid"), g + "\t" + g + "\t" + g + "\t" + g);
+  EXPECT_EQ(status_field(c.pid(), "Groups"), "");
+  EXPECT_EQ(status_field(c.pid(), "CapEff"), "0000000000000000");
+  EXPECT_EQ(status_field(c.pid(), "CapPrm"), "0000000000000000");
+  ASSERT_TRUE(write_all(c.stdin_fd(), "\n"));
+  c.take_stdin();
+  drain({c.stdout_fd(), c.stderr_fd()});
+  EXPECT_EQ(wait_exit(c).code, 0);
+}
+
+TEST(ChildCredentials, OurOwnThreadsKeepTheirIds) {
+  SKIP_UNLESS_ROOT_AND_NOBODY(who);
+  // glibc's setuid() family changes every thread of the process it runs in, walking a thread
+  // list that a vfork child shares with us: the child must switch alone (raw system calls).
+  // A thread of ours waits while children switch; it and the main thread stay root.
+  std::atomic<bool> done{false};
+  std::thread idle([&] {
+    while (!done.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(run(as(*who, {"true"})).status.code, 0);
+  std::vector<std::string> ids;
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "status");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("Uid:", 0) == 0 || line.rfind("Gid:", 0) == 0) ids.push_back(line);
+  }
+  done = true;
+  idle.join();
+  ASSERT_GE(ids.size(), 4u);  // two threads at least, Uid and Gid each
+  for (const auto& line : ids)
+    EXPECT_EQ(line.substr(4), "\t0\t0\t0\t0") << line;
+  EXPECT_EQ(::geteuid(), 0u);
+}
+
+TEST(ChildCredentials, WorkingDirectoryIsEnteredWithTheAccountsRights) {
+  SKIP_UNLESS_ROOT_AND_NOBODY(who);
+  TempDir dir;
+  fs::permissions(dir.path(), fs::perms::owner_all);  // root's alone: nobody cannot enter
+  SpawnOptions o = as(*who, {"pwd"});
+  o.cwd = dir.path().string();
+  auto r = spawn(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().category(), chdir_error_category());
+  EXPECT_EQ(r.error(), std::errc::permission_denied);
+}
+
+TEST(ChildCredentials, AHomeThatCannotBeEnteredFallsBackToTheRoot) {
+  SpawnOptions o = command({"pwd"});
+  o.cwd = "/nonexistent/duplex-home";
+  o.cwd_fallback = "/";
+  const auto r = run(o);
+  EXPECT_EQ(r.status.code, 0);
+  EXPECT_EQ(r.out, "/\n");
+}
+
+TEST(ChildCredentials, PtyBelongsToTheAccount) {
+  SKIP_UNLESS_ROOT_AND_NOBODY(who);
+  SpawnOptions o = as(*who, {"sh", "-c", "stat -c '%u %a' \"$(tty)\""});
+  o.stdio = StdioMode::pty;
+  Child c = spawn_ok(o);
+  const std::string out = drain({c.pty_fd()})[0];
+  EXPECT_EQ(out, std::to_string(who->uid) + " 620\r\n");
+  EXPECT_EQ(wait_exit(c).code, 0);
+}
+
+TEST(ChildCredentials, AFailedSwitchIsReportedAndNothingRuns) {
+  // Without root the switch fails at its first step: the error says so and the program does
+  // not run. As root, a child of ours that gave up root first shows the same.
+  TempDir dir;
+  const auto marker = dir.path() / "ran";
+  auto attempt = [&] {
+    SpawnOptions o = command({"touch", marker.string()});
+    o.credentials = Credentials{0, 0};
+    return spawn(o);
+  };
+  if (::geteuid() != 0) {
+    auto r = attempt();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category(), credentials_error_category());
+    EXPECT_EQ(r.error(), std::errc::operation_not_permitted);
+    EXPECT_NE(r.error().message().find("--user"), std::string::npos) << r.error().message();
+    EXPECT_EQ(exit_code_for_spawn_error(r.error()), 126);
+  } else {
+    const auto who = nobody();
+    if (!who) GTEST_SKIP() << "no account named nobody";
+    fs::permissions(dir.path(), fs::perms::all);  // so that only the switch can stop the touch
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      if (::setresgid(who->gid, who->gid, who->gid) != 0 ||
+          ::setresuid(who->uid, who->uid, who->uid) != 0)
+        ::_exit(10);
+      auto r = attempt();
+      if (r) ::_exit(11);
+      if (r.error().category() != credentials_error_category()) ::_exit(12);
+      ::_exit(r.error() == std::errc::operation_not_permitted ? 0 : 13);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "10: setresuid, 11: spawned, 12: category, 13: errno";
+  }
+  EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST(ChildEnvironment, AccountEnvironmentIsTheAccountsAndLangDefaults) {
+  const char* lang = std::getenv("LANG");
+  const std::optional<std::string> old_lang =
+      lang ? std::optional<std::string>(lang) : std::nullopt;
+  ::unsetenv("LANG");
+  ::setenv("LC_ALL", "de_DE.UTF-8", 1);
+  Account a{"alice", 1234, 1234, "/home/alice", "/bin/zsh"};
+  const auto env = account_environment(a);
+  EXPECT_EQ(env, (std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/alice",
+                                           "USER=alice", "LOGNAME=alice", "SHELL=/bin/zsh",
+                                           "LANG=C.UTF-8"}));
+  ::setenv("LANG", "fr_FR.UTF-8", 1);
+  const auto with_term = account_environment(a, "vt100");
+  EXPECT_EQ(with_term.back(), "TERM=vt100");
+  EXPECT_EQ(std::count(with_term.begin(), with_term.end(), "LANG=fr_FR.UTF-8"), 1);
+  ::unsetenv("LC_ALL");
+  if (old_lang)
+    ::setenv("LANG", old_lang->c_str(), 1);
+  else
+    ::unsetenv("LANG");
 }
 
 // ---- no leaks ----
