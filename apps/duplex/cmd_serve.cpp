@@ -14,6 +14,7 @@
 
 #include "cli.hpp"
 #include "duplex/core/authorized_keys.hpp"
+#include "duplex/core/errors.hpp"
 #include "duplex/core/token_file.hpp"
 #include "duplex/core/version.hpp"
 #include "duplex/server/server.hpp"
@@ -86,21 +87,34 @@ Result<services::RunAs> lookup_user(const std::string& name) {
   return r;
 }
 
-// Each connection is an fd: the usual soft limit (1024) would cap the server far below its
-// --max-connections default, so raise it to the hard limit, as nginx and Go's runtime do.
-void raise_fd_limit(std::size_t wanted) {
+// Fds a server keeps apart from its connections, per worker thread: listeners, each command's
+// pipes, pidfds and files (the usual soft limit, 1024, is far below --max-connections' default).
+constexpr std::size_t kFdReservePerThread = 64;
+
+// Raises the open-file limit to the hard limit, as nginx and Go's runtime do, and returns how many
+// connections fit in it: `wanted`, or fewer (with one warning saying why) when the fds do not.
+std::size_t raise_fd_limit(std::size_t wanted, std::size_t threads) {
   rlimit r{};
-  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
-  r.rlim_cur = r.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &r);
-  if (r.rlim_cur < wanted + 64)
-    spdlog::warn("open-file limit is {}: fewer than --max-connections ({}) can be served",
-                 r.rlim_cur, wanted);
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return wanted;
+  if (r.rlim_cur < r.rlim_max) {
+    rlimit raised = r;
+    raised.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
+  }
+  if (r.rlim_cur == RLIM_INFINITY) return wanted;
+  const std::size_t limit = static_cast<std::size_t>(r.rlim_cur);
+  const std::size_t reserve = kFdReservePerThread * (threads + 1);
+  const std::size_t fits = limit > reserve + 1 ? limit - reserve : 1;
+  if (wanted <= fits) return wanted;
+  spdlog::warn(
+      "--max-connections lowered from {} to {}: the open-file limit is {} (RLIMIT_NOFILE, raised "
+      "to its hard limit) and {} fds are kept for listeners, commands' pipes and files",
+      wanted, fits, limit, reserve);
+  return fits;
 }
 
 int run_serve(const ServeOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/true);
-  raise_fd_limit(o.max_connections);
   server::ServerConfig cfg;
   for (const auto& url :
        o.listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:8080"} : o.listen) {
@@ -108,7 +122,9 @@ int run_serve(const ServeOptions& o) {
   }
   cfg.multicast_if = o.multicast_if;
   cfg.threads = o.threads;
-  cfg.limits.max_connections = o.max_connections;
+  const std::size_t threads =
+      o.threads != 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  cfg.limits.max_connections = raise_fd_limit(o.max_connections, threads);
   cfg.limits.idle_timeout =
       std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
   cfg.limits.max_frame = o.max_frame;
@@ -152,15 +168,6 @@ int run_serve(const ServeOptions& o) {
     ex.policy.run_as = std::move(*who);
   }
   // Root without --user: refused unless --allow-root (issue 7, privilege part).
-  if (ex.enabled || ex.raw) {
-    // A remote shell on the network without TLS would send the token and every byte in clear.
-    for (const auto& ep : cfg.listen)
-      if (!ep.is_loopback())
-        throw UsageError(
-            fmt::format("refusing {} on {}: it is not a loopback address or a Unix socket, and "
-                        "duplex has no TLS yet; listen on 127.0.0.1, [::1] or unix:// instead",
-                        ex.raw ? "--raw-exec" : "--exec", ep.url()));
-  }
   if (ex.enabled) {
     const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
     auto token = load_or_create_token_file(path);
@@ -191,12 +198,16 @@ int run_serve(const ServeOptions& o) {
 
   server::Server server(std::move(cfg));
   if (auto opened = server.open(); !opened) {
+    // Protected mode (judged from the bound sockets) is a matter of flags: usage, exit 2.
+    if (opened.error() == errc::insecure_channel) throw UsageError(opened.message());
     spdlog::error("{}", opened.message());
     return kExitFailure;
   }
-  // The contract with scripts and tests: one line per listener, once every listener is ready.
+  // The contract with scripts and tests: one line per listener, once every listener is ready,
+  // then the TLS key's fingerprint when there is TLS (what clients pin).
   for (const auto& url : server.urls())
     std::printf("listening on %s\n", url.c_str());
+  if (const auto fp = server.fingerprint(); !fp.empty()) std::printf("fingerprint %s\n", fp.c_str());
   std::fflush(stdout);
   server.run();
   spdlog::info("stopped");

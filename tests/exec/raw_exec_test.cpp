@@ -2,8 +2,15 @@
 // server; the documented reply to a command without output; refusal on non-loopback listeners.
 // Issue 6: a half-close means "no more commands" (bug 6), a reset ends the command; a Unix client
 // counts as its uid, as in the framed protocol (bug 2); a command over the share waits its turn.
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,37 +96,117 @@ TEST(RawExec, WithoutRawExecARawCommandIsOnlyUpperCased) {
   EXPECT_FALSE(std::filesystem::exists(marker));
 }
 
-void expect_refused_at_start(std::vector<std::string> args, const std::string& flag) {
+// Protected mode is judged from the bound sockets (exit 2, one line saying which flag fixes it).
+void expect_refused_at_start(std::vector<std::string> args, const std::string& flag,
+                             const std::string& fix) {
   std::vector<std::string> argv{duplex_bin(), "serve"};
   argv.insert(argv.end(), args.begin(), args.end());
   const auto r = run(argv, {}, std::chrono::seconds(10));
   EXPECT_EQ(r.status, (ExitStatus{true, 2})) << r.err;
   EXPECT_EQ(r.out, "") << "it must not start listening";
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line, got:\n" << r.err;
-  EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("loopback"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("refusing " + flag), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(fix), std::string::npos) << r.err;
 }
 
+constexpr const char* kRawFix = "loopback addresses or Unix sockets only; use --exec with --tls-only";
+constexpr const char* kExecFix = "without TLS: add --tls-only";
+
 TEST(RawExec, RefusedOnANonLoopbackListener) {
-  expect_refused_at_start({"--raw-exec", "--listen", "tcp://0.0.0.0:0"}, "--raw-exec");
+  expect_refused_at_start({"--raw-exec", "--listen", "tcp://0.0.0.0:0"}, "--raw-exec", kRawFix);
 }
 
 TEST(RawExec, RefusedWhenAnyListenerIsNotLoopback) {
   expect_refused_at_start(
-      {"--raw-exec", "--listen", "tcp://127.0.0.1:0", "--listen", "tcp://0.0.0.0:0"}, "--raw-exec");
+      {"--raw-exec", "--listen", "tcp://127.0.0.1:0", "--listen", "tcp://0.0.0.0:0"}, "--raw-exec",
+      kRawFix);
+}
+
+TEST(RawExec, RefusedOnANonLoopbackListenerEvenWithTls) {
+  TempDir dir;
+  expect_refused_at_start({"--raw-exec", "--tls-only", "--tls-key", dir.file("key.pem"),
+                           "--listen", "tcp://0.0.0.0:0"},
+                          "--raw-exec", kRawFix);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("key.pem"))) << "refused before making a key";
 }
 
 TEST(RawExec, ExecRefusedOnANonLoopbackListener) {
   TempDir dir;
   expect_refused_at_start(
-      {"--exec", "--token-file", dir.file("token"), "--listen", "tcp://0.0.0.0:0"}, "--exec");
-  EXPECT_FALSE(std::filesystem::exists(dir.file("token"))) << "refused before creating anything";
+      {"--exec", "--token-file", dir.file("token"), "--listen", "tcp://0.0.0.0:0"}, "--exec",
+      kExecFix);
 }
 
 TEST(RawExec, ExecRefusedOnIpv6Any) {
   TempDir dir;
   expect_refused_at_start({"--exec", "--token-file", dir.file("token"), "--listen", "tcp://[::]:0"},
-                          "--exec");
+                          "--exec", kExecFix);
+}
+
+// Audit item 5: "localhost" was accepted by its spelling and bound to whatever the resolver said.
+// Here the resolver says 0.0.0.0 (a hosts file bind-mounted over /etc/hosts in a mount namespace
+// of the server's own; a network namespace of its own too, so 0.0.0.0 reaches nobody).
+bool can_unshare() {
+  return ::geteuid() == 0 && run({"unshare", "--mount", "--net", "true"}).status == (ExitStatus{true, 0});
+}
+
+std::vector<std::string> with_hosts_saying_localhost_is_any(const std::string& hosts,
+                                                           std::vector<std::string> serve_args) {
+  std::vector<std::string> argv{"unshare", "--mount", "--net", "--propagation", "private", "sh",
+                                "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts,
+                                duplex_bin(), "serve"};
+  argv.insert(argv.end(), serve_args.begin(), serve_args.end());
+  return argv;
+}
+
+TEST(RawExec, RefusedWhenLocalhostResolvesToTheAnyAddress) {
+  if (!can_unshare()) GTEST_SKIP() << "needs root and unshare(1) for a mount namespace";
+  TempDir dir;
+  const std::string hosts = dir.file("hosts");
+  {
+    std::ofstream f(hosts);
+    f << "0.0.0.0 localhost\n";
+  }
+  // Control: the trick works, i.e. without --raw-exec the server really listens on 0.0.0.0.
+  {
+    Process plain(with_hosts_saying_localhost_is_any(hosts, {"--listen", "tcp://localhost:0"}));
+    const auto line = plain.read_line(15s);
+    ASSERT_TRUE(line.has_value()) << plain.read_all_stderr(1s);
+    const int port = std::stoi(line->substr(line->rfind(':') + 1));
+    std::ifstream tcp("/proc/" + std::to_string(plain.pid()) + "/net/tcp");
+    std::string text((std::istreambuf_iterator<char>(tcp)), std::istreambuf_iterator<char>());
+    char want[32];
+    std::snprintf(want, sizeof want, "00000000:%04X 00000000:0000 0A", port);
+    EXPECT_NE(text.find(want), std::string::npos) << "not on 0.0.0.0:" << port << "\n" << text;
+    plain.signal(SIGTERM);
+    EXPECT_TRUE(plain.wait(5s).has_value());
+  }
+  const auto r = run(with_hosts_saying_localhost_is_any(
+                         hosts, {"--raw-exec", "--listen", "tcp://localhost:0"}),
+                     {}, 15s);
+  EXPECT_EQ(r.status, (ExitStatus{true, 2})) << r.out << r.err;
+  EXPECT_EQ(r.out, "") << "it must not start listening";
+  EXPECT_NE(r.err.find("refusing --raw-exec on tcp://localhost:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not loopback"), std::string::npos) << r.err;
+}
+
+// --exec with --tls (not --tls-only) on a network listener starts: plaintext clients there may
+// use the upper service, and the exec service refuses them (errc::insecure_channel). In a
+// network namespace of its own, so that 0.0.0.0 reaches nobody.
+TEST(RawExec, ExecWithTlsStartsOnANetworkListener) {
+  if (!can_unshare()) GTEST_SKIP() << "needs root and unshare(1) for a network namespace";
+  TempDir dir;
+  Process server({"unshare", "--net", duplex_bin(), "serve", "--exec", "--allow-root", "--tls",
+                  "--tls-key", dir.file("key.pem"), "--token-file", dir.file("token"), "--listen",
+                  "tcp://0.0.0.0:0"});
+  const auto line = server.read_line(15s);
+  ASSERT_TRUE(line.has_value()) << server.read_all_stderr(1s);
+  EXPECT_EQ(line->rfind("listening on tcp://0.0.0.0:", 0), 0u) << *line;
+  const auto fp = server.read_line(5s);
+  ASSERT_TRUE(fp.has_value());
+  EXPECT_EQ(fp->rfind("fingerprint SHA256:", 0), 0u) << *fp;
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait(5s), (std::optional<ExitStatus>(ExitStatus{true, 0})));
 }
 
 TEST(RawExec, HalfCloseAfterACommandStillGetsTheReply) {

@@ -35,6 +35,10 @@ class Front {
   /// The bound address, with the real port when port 0 was asked.
   virtual const net::Endpoint& endpoint() const noexcept = 0;
   std::string url() const { return endpoint().url(); }
+  /// The bound socket's own address is loopback (127.0.0.0/8, ::1) or a Unix socket: judged from
+  /// the socket after bind, never from the name it was given (which a resolver may map anywhere).
+  /// Only such a stream front serves exec without TLS. Datagram fronts serve no exec: false.
+  virtual bool loopback() const noexcept { return false; }
   /// Starts serving and returns at once: on the control loop (streams) or on a thread of the
   /// front's own (datagrams). Control thread.
   virtual void start() = 0;

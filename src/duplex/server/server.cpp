@@ -7,9 +7,13 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "duplex/core/errors.hpp"
 #include "duplex/net/asio.hpp"
+#include "duplex/net/tls_context.hpp"
+#include "duplex/net/tls_identity.hpp"
 #include "duplex/server/front.hpp"
 #include "duplex/server/io_pool.hpp"
 #include "duplex/server/refusals.hpp"
@@ -44,6 +48,8 @@ struct Server::Impl {
     state.agent = cfg.agent;
     state.multicast_if = cfg.multicast_if;
     state.exec = cfg.exec;
+    state.tls_only = cfg.tls.only;
+    state.pending.set_cap(cfg.limits.max_unauthenticated);
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
   }
   ~Impl() { pool.stop(); }
@@ -54,7 +60,69 @@ struct Server::Impl {
     stop_timer.cancel();
   }
   awaitable<void> stop_sequence();
+  Status open_tls();
+  Status check_protected() const;
 };
+
+namespace {
+bool is_stream(const net::Endpoint& ep) {
+  return ep.transport == net::Transport::tcp || ep.transport == net::Transport::unix_stream;
+}
+}  // namespace
+
+// The key and certificate, when some stream listener has TLS.
+Status Server::Impl::open_tls() {
+  const bool wanted = std::any_of(cfg.listen.begin(), cfg.listen.end(), [&](const auto& ep) {
+    return is_stream(ep) && (ep.tls || cfg.tls.enabled);
+  });
+  if (!wanted) return {};
+  const std::string key =
+      cfg.tls.key_path.empty() ? net::default_server_key_path() : cfg.tls.key_path;
+  const std::string cert = !cfg.tls.cert_path.empty() ? cfg.tls.cert_path
+                           : cfg.tls.key_path.empty() ? net::default_server_cert_path()
+                                                      : cfg.tls.key_path;
+  auto id = net::load_or_create_identity(key, cert, "duplex server");
+  if (!id) return std::move(id).failure();
+  auto ctx = net::make_server_context(*id);
+  if (!ctx) return std::move(ctx).failure();
+  state.tls = std::make_shared<asio::ssl::context>(std::move(*ctx));
+  state.tls_fingerprint = id->fingerprint;
+  if (id->created)
+    spdlog::info("TLS: key fingerprint {}  (new key in {}: clients must pin it)", id->fingerprint,
+                 key);
+  else
+    spdlog::info("TLS: key fingerprint {}", id->fingerprint);
+  return {};
+}
+
+// Protected mode (Redis's idea), judged from each bound socket's own address: a name such as
+// "localhost" may resolve to anything (issue 7, audit item 5).
+Status Server::Impl::check_protected() const {
+  if (!cfg.exec.raw && !cfg.exec.enabled) return {};
+  for (const auto& f : fronts) {
+    const net::Endpoint& ep = f->endpoint();
+    if (!is_stream(ep) || f->loopback()) continue;
+    // A name that is not an address literal: say where it went, since its spelling looked safe.
+    std::error_code literal;
+    asio::ip::make_address(ep.host, literal);
+    const std::string where =
+        ep.transport == net::Transport::tcp && literal
+            ? fmt::format("{} (bound to an address that is not loopback)", f->url())
+            : f->url();
+    if (cfg.exec.raw)
+      return fail(errc::insecure_channel,
+                  fmt::format("refusing --raw-exec on {}: raw exec has no authentication, so it "
+                              "listens on loopback addresses or Unix sockets only; use --exec "
+                              "with --tls-only to serve commands on a network",
+                              where));
+    if (!ep.tls && !cfg.tls.enabled)
+      return fail(errc::insecure_channel,
+                  fmt::format("refusing --exec on {} without TLS: add --tls-only (or listen on "
+                              "tls://HOST:PORT)",
+                              where));
+  }
+  return {};
+}
 
 // Waits for a stop request, then: no new connections, every session told to close, at most
 // `grace` for them to end, then the worker loops are stopped (ending whatever still runs).
@@ -96,8 +164,20 @@ Status Server::open() {
     }
     impl_->fronts.push_back(std::move(*front));
   }
+  // Fronts take no connection before run(): the key can come after the binds, and is made only
+  // for a server that will start.
+  Status ok = impl_->check_protected();
+  if (ok) ok = impl_->open_tls();
+  if (!ok) {
+    impl_->fronts.clear();  // nothing stays bound
+    return ok;
+  }
   impl_->state.urls = urls();  // what a discovery reply lists
   return {};
+}
+
+std::string Server::fingerprint() const {
+  return impl_->state.tls_fingerprint;
 }
 
 std::vector<std::string> Server::urls() const {

@@ -18,7 +18,9 @@ struct TlsSettings {
   bool enabled = false;   // --tls: every stream listener also takes TLS clients (first-byte sniff)
   bool only = false;      // --tls-only: every stream listener refuses plaintext clients
   std::string key_path;   // empty: ${XDG_CONFIG_HOME:-~/.config}/duplex/server_key.pem
-  std::string cert_path;  // empty: server_cert.pem beside it; made on first use with the key
+  /// Empty: server_cert.pem beside the default key, or the key's own file when key_path is given
+  /// (one PEM file with both blocks); made on first use with the key.
+  std::string cert_path;
 };
 
 struct ServerConfig {
@@ -39,11 +41,17 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// Binds every --listen address. On failure nothing listens, and the detail is one line
-  /// naming the address ("cannot listen on tcp://127.0.0.1:80: permission denied").
+  /// Loads (or makes, on first use) the TLS key when some listener has TLS, then binds every
+  /// --listen address. On failure nothing listens, and the detail is one line naming the file or
+  /// the address ("cannot listen on tcp://127.0.0.1:80: permission denied"). Protected mode,
+  /// judged from the bound sockets: --raw-exec on a listener that is not loopback or Unix, or
+  /// --exec on one without TLS, fails with errc::insecure_channel and a line saying which flag
+  /// fixes it.
   Status open();
   /// The bound URLs in --listen order, with real ports (valid after open()).
   std::vector<std::string> urls() const;
+  /// The TLS key's fingerprint ("SHA256:…"), empty without TLS (valid after open()).
+  std::string fingerprint() const;
   /// Serves until SIGINT/SIGTERM or stop(): then stops accepting, closes sessions, waits up to
   /// `grace` for them to end, and returns once every thread has finished.
   void run();

@@ -3,9 +3,17 @@
 #include "duplex/server/session.hpp"
 
 #include <algorithm>
+#include <array>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <variant>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "duplex/net/socket_stream.hpp"
+#include "duplex/net/tls_stream.hpp"
 #include "duplex/server/buffer_pool.hpp"
 #include "duplex/server/framed_session.hpp"
 #include "duplex/server/raw_session.hpp"
@@ -18,14 +26,137 @@ using Clock = std::chrono::steady_clock;
 using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
-awaitable<void> serve(net::Stream& stream, ServerState& state, SessionEntry& entry) {
-  if (auto [wec] = co_await stream.wait_readable(); wec) co_return;
+constexpr std::string_view kTlsOnlyFramed =
+    "this listener takes TLS clients only; connect with tls://HOST:PORT";
+constexpr std::string_view kTlsOnlyRaw =
+    "duplex: this port takes TLS clients only (try: openssl s_client -connect HOST:PORT)\n";
+
+// The protocol inside the connection (inside TLS too), from its first chunk. Not a coroutine:
+// it returns the chosen session's awaitable, so a session's frames are only the ones it uses
+// (docs/BENCHMARKS.md: idle connections are counted in bytes).
+awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEntry& entry,
+                              PooledBuffer first, std::size_t n, wire::Opening opening,
+                              std::string_view prefix) {
+  if (opening == wire::Opening::framed) {
+    // Pending until WELCOME (and again during AUTH): the framed session settles itself.
+    entry.mode = fmt::format("{}framed", prefix);
+    // A separate coroutine: a frame holds the locals of every branch, and raw sessions must not
+    // pay for the framed session's outbox and channels (docs/BENCHMARKS.md).
+    return serve_framed(stream, state, entry, std::move(first), n);
+  }
+  settle(entry);  // a raw client has spoken: nothing more to wait for before serving it
+  if (state.exec.raw) {
+    entry.mode = fmt::format("{}raw-exec", prefix);
+    return serve_raw_exec(stream, state, entry, std::move(first), n);
+  }
+  entry.mode = fmt::format("{}raw", prefix);
+  return serve_raw(stream, entry, std::move(first), n, state.limits.read_chunk);
+}
+
+// A plaintext client on a TLS-only listener: told why in its own protocol, then closed.
+awaitable<void> refuse_plaintext(net::Stream& stream, SessionEntry& entry, wire::Opening opening) {
+  entry.mode = "plaintext-refused";
+  spdlog::debug("session {} ({}): a plaintext client on a TLS-only listener", entry.id, entry.peer);
+  const Bytes frame = error_frame(errc::tls_required, std::string(kTlsOnlyFramed));
+  const asio::const_buffer reply = opening == wire::Opening::framed
+                                       ? asio::buffer(frame)
+                                       : asio::buffer(kTlsOnlyRaw.data(), kTlsOnlyRaw.size());
+  asio::steady_timer limit(stream.get_executor(), std::chrono::milliseconds(500));
+  auto sent = co_await (stream.write(reply) || limit.async_wait(use_tuple));
+  if (sent.index() != 0 || std::get<0>(sent).ec) co_return;
+  entry.bytes_out += reply.size();
+  // Half-close, then read until the client closes (briefly): closing with its unread bytes in
+  // our receive buffer would send a reset, which may destroy the reply before it is read.
+  co_await stream.shutdown_send();
+  limit.expires_after(std::chrono::milliseconds(500));
+  std::array<std::byte, 512> sink{};
+  for (;;) {
+    auto r = co_await (stream.read_some(asio::buffer(sink)) || limit.async_wait(use_tuple));
+    if (r.index() != 0 || std::get<0>(r).ec) co_return;
+  }
+}
+
+// How long the TLS handshake may take from now: what is left of the auth deadline since accept.
+std::chrono::milliseconds handshake_budget(const ServerState& state, const SessionEntry& entry) {
+  using std::chrono::milliseconds;
+  if (state.limits.auth_deadline.count() == 0) {
+    // No deadline asked for: still never wait forever for a handshake.
+    return state.limits.idle_timeout.count() != 0 ? state.limits.idle_timeout
+                                                   : milliseconds(std::chrono::minutes(5));
+  }
+  return std::chrono::duration_cast<milliseconds>(entry.deadline - Clock::now());
+}
+
+// A TLS ClientHello on a listener with TLS: the handshake (within the auth deadline), then the
+// connection's own protocol inside it, sniffed from its first decrypted byte. `stream` becomes
+// the TLS stream, so that the idle sweep, the early drop and the stop close the right one.
+awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& state,
+                          SessionEntry& entry, PooledBuffer first, std::size_t n) {
+  entry.mode = "tls";
+  auto* plain = dynamic_cast<net::SocketStream*>(stream.get());
+  if (plain == nullptr) co_return;  // not a socket (tests' memory streams): no TLS to speak
+  if (state.limits.auth_deadline.count() != 0)
+    entry.deadline = entry.started + state.limits.auth_deadline;
+  const auto budget = handshake_budget(state, entry);
+  if (budget.count() <= 0) co_return;
+  net::Peer peer = plain->peer();
+  net::ConnectedSocket socket = std::move(*plain).release();
+  std::unique_ptr<net::TlsStream> tls;
+  try {
+    tls = std::visit(
+        [&](auto& s) {
+          using Socket = std::decay_t<decltype(s)>;
+          return std::make_unique<net::TlsStream>(
+              asio::ssl::stream<Socket>(std::move(s), *state.tls), std::move(peer));
+        },
+        socket);
+  } catch (const std::system_error& e) {  // SSL_new failed: out of memory
+    spdlog::warn("session {} ({}): cannot start TLS: {}", entry.id, entry.peer,
+                 e.code().message());
+    co_return;
+  }
+  net::TlsStream& t = *tls;
+  stream = std::move(tls);
+  entry.stream = &t;
+  auto shaken = co_await t.handshake(asio::ssl::stream_base::server,
+                                     asio::buffer(first.data(), n), budget);
+  if (!shaken) {
+    spdlog::debug("session {}: {}", entry.id, shaken.message());
+    co_return;
+  }
+  // The handshake is what the deadline bounds here: what the client says inside TLS, and when,
+  // is the inner protocol's business (a framed session sets its own deadline).
+  entry.deadline = Clock::time_point::max();
+  spdlog::debug("session {} ({}): {}{}{}", entry.id, entry.peer, t.description(),
+                t.session_reused() ? ", resumed" : "",
+                t.peer().key_fingerprint.empty() ? "" : ", client key " + t.peer().key_fingerprint);
+  if (auto [wec] = co_await t.wait_readable(); wec) co_return;
+  auto [ec, m] = co_await t.read_some(asio::buffer(first.data(), first.size()));
+  if (ec) co_return;
+  entry.bytes_in += m;
+  entry.last_read = Clock::now();
+  // Inside TLS a 0x16 is only a typed ^V: raw.
+  auto opening = wire::sniff(first.data()[0]);
+  if (opening == wire::Opening::tls) opening = wire::Opening::raw;
+  co_await serve_opening(t, state, entry, std::move(first), m, opening, "tls+");
+  // close_notify (bounded): clients such as socat and s_client see a clean end, and a client's
+  // session stays resumable.
+  if (t.is_open()) co_await t.shutdown_send();
+}
+
+awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
+                      SessionEntry& entry) {
+  // Before the first byte a connection is held only by the early drop and the idle timeout: the
+  // tutorial's client connects, then waits for its user to type.
+  if (auto [wec] = co_await stream->wait_readable(); wec) co_return;
   PooledBuffer first(state.limits.read_chunk);
-  auto [ec, n] = co_await stream.read_some(asio::buffer(first.data(), first.size()));
+  auto [ec, n] = co_await stream->read_some(asio::buffer(first.data(), first.size()));
   if (ec) co_return;  // closed before saying anything
   entry.bytes_in += n;
   entry.last_read = Clock::now();
   const wire::Opening opening = wire::sniff(first.data()[0]);
+  if (opening == wire::Opening::tls && state.tls)
+    co_return co_await serve_tls(stream, state, entry, std::move(first), n);
   if (opening == wire::Opening::tls) {
     // A TLS client on a listener without TLS: answer with a TLS alert (RFC 8446 §6:
     // handshake_failure, fatal) so that it reports a handshake failure instead of reading our
@@ -36,27 +167,26 @@ awaitable<void> serve(net::Stream& stream, ServerState& state, SessionEntry& ent
     static constexpr std::byte kAlert[] = {std::byte{0x15}, std::byte{0x03}, std::byte{0x03},
                                            std::byte{0x00}, std::byte{0x02}, std::byte{0x02},
                                            std::byte{0x28}};
-    co_await stream.write(asio::buffer(kAlert));
+    co_await stream->write(asio::buffer(kAlert));
     co_return;
   }
-  if (opening == wire::Opening::raw && state.exec.raw) {
-    entry.mode = "raw-exec";
-    co_return co_await serve_raw_exec(stream, state, entry, std::move(first), n);
-  }
-  if (opening == wire::Opening::raw) {
-    entry.mode = "raw";
-    co_return co_await serve_raw(stream, entry, std::move(first), n, state.limits.read_chunk);
-  }
-  entry.mode = "framed";
-  // A separate coroutine: a frame holds the locals of every branch, and raw sessions must not
-  // pay for the framed session's outbox and channels (docs/BENCHMARKS.md).
-  co_await serve_framed(stream, state, entry, std::move(first), n);
+  if (entry.listener.tls_only) co_return co_await refuse_plaintext(*stream, entry, opening);
+  co_await serve_opening(*stream, state, entry, std::move(first), n, opening, "");
 }
 
 }  // namespace
 
 void settle(SessionEntry& entry) noexcept {
+  if (!entry.pending) return;
   entry.pending = false;
+  if (entry.pending_set != nullptr) entry.pending_set->remove(entry.pending_key);
+}
+
+void unsettle(SessionEntry& entry) {
+  if (entry.pending) return;
+  entry.pending = true;
+  if (entry.pending_set != nullptr && entry.worker != nullptr)
+    entry.pending_key = entry.pending_set->add(*entry.worker, entry.id, entry.peer);
 }
 
 void Worker::close_all() noexcept {
@@ -105,20 +235,26 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
   entry.started = entry.last_read = Clock::now();
   entry.stream = stream.get();
   entry.listener = listener;
+  entry.worker = &worker;
   worker.sessions.push_front(&entry);
   // Unregisters on every way out, including cancellation at shutdown.
   struct Registration {
     Worker& w;
     ServerState& st;
+    SessionEntry& e;
     std::list<SessionEntry*>::iterator it;
     ~Registration() {
+      settle(e);
       w.sessions.erase(it);
       if (st.live.fetch_sub(1) == 1 && st.stopping.load() && st.on_drained) st.on_drained();
     }
-  } registration{worker, state, worker.sessions.begin()};
+  } registration{worker, state, entry, worker.sessions.begin()};
+  // Pending until its protocol is settled; at the cap, the oldest pending one is dropped.
+  entry.pending_set = &state.pending;
+  entry.pending_key = state.pending.add(worker, entry.id, entry.peer);
   spdlog::debug("session {} from {}: open", entry.id, entry.peer);
 
-  co_await serve(*stream, state, entry);
+  co_await serve(stream, state, entry);
   if (entry.idle_expired) spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer);
   stream->close();
   spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer,

@@ -14,6 +14,8 @@
 
 namespace duplex::server {
 
+struct Worker;
+
 /// What a session knows of the listener that accepted it (decided once, when it was bound).
 struct ListenerTraits {
   bool tls_only = false;  // a tls:// listener, or --tls-only: plaintext clients are refused
@@ -26,7 +28,8 @@ struct ListenerTraits {
 struct SessionEntry {
   std::uint64_t id = 0;
   std::string peer;
-  std::string mode = "new";  // new | raw | raw-exec | framed | tls-refused
+  std::string mode = "new";  // new | [tls+]raw | [tls+]raw-exec | [tls+]framed | tls | tls-refused
+                             // | plaintext-refused
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point last_read;  // pushed forward by every read
   bool idle_expired = false;                        // set by the worker's idle sweep
@@ -38,6 +41,11 @@ struct SessionEntry {
   /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
   /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
   bool pending = true;
+  /// Where a pending session is counted (null in tests that build an entry by hand), the key it
+  /// has there, and its worker (the early drop closes it there).
+  PendingSessions* pending_set = nullptr;
+  std::uint64_t pending_key = 0;
+  Worker* worker = nullptr;
   /// When set (not max), the worker's sweep closes the session at this time: the end of the
   /// TLS handshake / HELLO / AUTH phase (Limits::auth_deadline), cleared once it is done.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -61,6 +69,10 @@ struct Worker {
 /// The session's protocol is settled (see SessionEntry::pending): it leaves the pending count.
 /// Idempotent; called on the session's thread.
 void settle(SessionEntry& entry) noexcept;
+/// The session is pending again (a framed client began AUTH): counted, and capped, as a new
+/// connection is (the newest pending one, so the last to be dropped). Idempotent; the session's
+/// thread.
+void unsettle(SessionEntry& entry);
 
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,

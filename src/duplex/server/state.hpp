@@ -12,6 +12,7 @@
 #include "duplex/core/limits.hpp"
 
 #include "duplex/net/asio.hpp"
+#include "duplex/server/pending.hpp"
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec_settings.hpp"
 #include "duplex/services/penalty_box.hpp"
@@ -41,6 +42,8 @@ struct ServerState {
   bool tls_only = false;           // --tls-only: every stream listener refuses plaintext
   services::PenaltyBox penalties;  // sources refused after failed authentications
   std::atomic<std::size_t> unauthenticated{0};  // connections not yet past AUTH (or TLS)
+  /// The sessions counted in `unauthenticated`, capped at limits.max_unauthenticated (early drop).
+  PendingSessions pending{unauthenticated};
   std::atomic<std::uint64_t> auth_failures{0};
   std::atomic<std::uint64_t> penalised{0};  // connections refused by the penalty box
   services::CommandSlots commands;  // running and queued commands, per server and per client

@@ -42,6 +42,7 @@ class StreamFront final : public Front {
   }
 
   const net::Endpoint& endpoint() const noexcept override { return listener_.endpoint(); }
+  bool loopback() const noexcept override { return traits_.loopback; }
 
   void start() override {
     asio::co_spawn(ctx_.control, accept_loop(), [url = url()](std::exception_ptr e) {
