@@ -19,6 +19,7 @@
 #include "duplex/core/version.hpp"
 #include "duplex/server/server.hpp"
 #include "duplex/services/auth.hpp"
+#include "duplex/services/exec.hpp"
 #include "duplex/services/exec_settings.hpp"
 
 namespace duplex::app {
@@ -168,6 +169,11 @@ int run_serve(const ServeOptions& o) {
     ex.policy.run_as = std::move(*who);
   }
   // Root without --user: refused unless --allow-root (issue 7, privilege part).
+  if ((ex.enabled || ex.raw) && ::geteuid() == 0 && !ex.policy.run_as && !o.allow_root)
+    throw UsageError(
+        "refusing to run commands as root: add --user NAME (commands run as that account), or "
+        "--allow-root if root is really meant");
+  if (auto ok = services::check_env_allow(ex.policy.env_allow); !ok) throw UsageError(ok.message());
   if (ex.enabled) {
     const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
     auto token = load_or_create_token_file(path);

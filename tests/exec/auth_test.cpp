@@ -168,9 +168,9 @@ TEST(ExecAuth, TokenFileReadableByOthersIsRefusedAtStart) {
   TempDir dir;
   const auto path = dir.file("token");
   write_file(path, std::string(64, 'a') + "\n", 0644);
-  const auto r =
-      run({duplex_bin(), "serve", "--exec", "--token-file", path, "--listen", "tcp://127.0.0.1:0"},
-          {}, std::chrono::seconds(10));
+  const auto r = run({duplex_bin(), "serve", "--exec", "--allow-root", "--token-file", path,
+                      "--listen", "tcp://127.0.0.1:0"},
+                     {}, std::chrono::seconds(10));
   EXPECT_TRUE(r.status.exited);
   EXPECT_NE(r.status.code, 0);
   EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
@@ -183,9 +183,9 @@ TEST(ExecAuth, EmptyTokenFileIsRefusedAtStart) {
   TempDir dir;
   const auto path = dir.file("token");
   write_file(path, "\n", 0600);
-  const auto r =
-      run({duplex_bin(), "serve", "--exec", "--token-file", path, "--listen", "tcp://127.0.0.1:0"},
-          {}, std::chrono::seconds(10));
+  const auto r = run({duplex_bin(), "serve", "--exec", "--allow-root", "--token-file", path,
+                      "--listen", "tcp://127.0.0.1:0"},
+                     {}, std::chrono::seconds(10));
   EXPECT_TRUE(r.status.exited);
   EXPECT_NE(r.status.code, 0);
   EXPECT_NE(r.err.find("empty"), std::string::npos) << r.err;

@@ -2,6 +2,7 @@
 #include "support/test_server.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -23,6 +24,17 @@ TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
                                  [](const std::string& a) { return a == "--listen" || a == "-l"; }))
                            : 1;
   argv.insert(argv.end(), args.begin(), args.end());
+  // A server that runs commands refuses to start as root without --user or --allow-root; the
+  // tests run as root here (CI machines too), and mean it. A test of the refusal runs the server
+  // itself.
+  const auto has = [&](std::string_view flag) {
+    return std::any_of(args.begin(), args.end(), [&](const std::string& a) {
+      return a == flag || (a.starts_with(flag) && a[flag.size()] == '=');
+    });
+  };
+  if (::geteuid() == 0 && (has("--exec") || has("--raw-exec")) && !has("--user") &&
+      !has("--allow-root"))
+    argv.push_back("--allow-root");
   proc_ = std::make_unique<Process>(argv);
   while (urls_.size() < listeners) {
     auto line = proc_->read_line(15s);

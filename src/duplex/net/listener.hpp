@@ -24,8 +24,12 @@ class Listener {
   /// ("cannot listen on tcp://127.0.0.1:80: permission denied").
   static Result<Listener> open(asio::io_context& ctx, const Endpoint& ep);
 
-  Listener(Listener&&) noexcept = default;
-  Listener& operator=(Listener&&) noexcept = default;
+  // The socket file goes with the move: the moved-from listener must not remove it.
+  Listener(Listener&& o) noexcept
+      : acceptor_(std::move(o.acceptor_)),
+        bound_(std::move(o.bound_)),
+        owned_path_id_(std::exchange(o.owned_path_id_, std::nullopt)) {}
+  Listener& operator=(Listener&&) = delete;
   ~Listener();
 
   /// The bound address, with the real port when port 0 was asked.

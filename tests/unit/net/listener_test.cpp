@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -53,6 +54,24 @@ TEST(ListenerOpen, UnixSocketIsOwnerOnlyAndRemovedWithTheListener) {
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
     EXPECT_EQ(st.st_mode & 0777, 0600u);
   }
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(path)));
+}
+
+TEST(ListenerOpen, AMovedFromListenerLeavesTheSocketFileToTheNewOwner) {
+  test::TempDir dir;
+  // The moved-from listener must not remove the file (it used to get away with it only because
+  // its moved-from path happened to be empty).
+  const std::string path = dir.file("s");
+  asio::io_context ctx;
+  auto l = Listener::open(ctx, must_parse("unix://" + path));
+  ASSERT_TRUE(l) << l.message();
+  std::optional<Listener> moved;
+  {
+    Listener from = std::move(*l);
+    moved.emplace(std::move(from));
+  }  // `from`, moved from, is destroyed here
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::symlink_status(path)));
+  moved.reset();
   EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(path)));
 }
 
