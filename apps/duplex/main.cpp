@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   add_exec(app, result);
   add_shell(app, result);
   add_discover(app, result);
+  add_keygen(app, result);
   add_fingerprint(app, result);
 
   try {
