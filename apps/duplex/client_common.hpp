@@ -1,17 +1,74 @@
-// Helpers shared by the upper-service clients (send, chat): options and running a coroutine.
+// Helpers shared by the stream clients (send, chat, exec, shell): TLS and trust flags, options,
+// and running a coroutine.
 #pragma once
+
+#include <unistd.h>
 
 #include <exception>
 #include <optional>
+#include <string>
 #include <utility>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "cli.hpp"
 #include "duplex/client/connection.hpp"
+#include "duplex/core/fingerprint.hpp"
 #include "duplex/core/version.hpp"
 #include "duplex/net/asio.hpp"
 
 namespace duplex::app {
+
+/// --tls, --fingerprint, --trust, -i/--identity, --known-hosts: how a client speaks TLS and
+/// decides to believe the server's key (client/trust.hpp).
+struct TlsClientFlags {
+  bool tls = false;
+  std::string fingerprint;
+  std::string trust = "ask";
+  std::string identity;
+  std::string known_hosts;
+
+  void add_to(CLI::App& cmd) {
+    cmd.add_flag("--tls", tls, "Speak TLS, as if the URL were tls:// (or tls+unix://)");
+    cmd.add_option("--fingerprint", fingerprint,
+                   "The server key expected (SHA256:..., from `duplex fingerprint` on the server); "
+                   "pinned in known_hosts when it matches, refused when it does not")
+        ->type_name("SHA256:...");
+    cmd.add_option("--trust", trust,
+                   "A server key known_hosts does not list: accept-new pins it, ask asks on a "
+                   "terminal (else refuses), strict always refuses; a changed key is always "
+                   "refused")
+        ->check(CLI::IsMember({"accept-new", "ask", "strict"}))
+        ->capture_default_str();
+    cmd.add_option("-i,--identity", identity,
+                   "Client key to present over TLS (default: ~/.config/duplex/id_ed25519 when it "
+                   "exists; make one with `duplex keygen`)")
+        ->type_name("FILE");
+    cmd.add_option("--known-hosts", known_hosts,
+                   "Pinned server keys (default: ~/.config/duplex/known_hosts)")
+        ->type_name("FILE");
+  }
+
+  /// Throws UsageError for a --fingerprint that is not one.
+  client::TrustOptions trust_options() const {
+    if (!fingerprint.empty()) {
+      if (auto ok = check_fingerprint(fingerprint); !ok)
+        throw UsageError(fmt::format("--fingerprint: {}", ok.message()));
+    }
+    client::TrustOptions t;
+    t.fingerprint = fingerprint;
+    t.accept_new = trust == "accept-new";
+    // ssh asks only when someone is there to answer; the answer is read from /dev/tty.
+    t.interactive = trust == "ask" && ::isatty(STDIN_FILENO) == 1 && ::isatty(STDERR_FILENO) == 1;
+    t.known_hosts = known_hosts;
+    t.identity = identity;
+    return t;
+  }
+
+  /// True when a TLS flag was given for an address that is not a stream (udp://, unixgram://).
+  bool given() const { return tls || !fingerprint.empty() || !identity.empty(); }
+};
 
 /// --raw / --framed / --timeout, as understood by every upper-service client.
 struct UpperClientFlags {
@@ -19,8 +76,10 @@ struct UpperClientFlags {
   bool framed = false;
   double timeout_s = 10.0;
   CLI::Option* timeout_option = nullptr;
+  TlsClientFlags tls;
 
   void add_to(CLI::App& cmd) {
+    tls.add_to(cmd);
     auto* r = cmd.add_flag("--raw", raw, "Speak the seed tutorial's raw protocol (no handshake)");
     cmd.add_flag("--framed", framed, "Require a duplex server (no fallback to the raw protocol)")
         ->excludes(r);
@@ -40,6 +99,8 @@ struct UpperClientFlags {
                           : client::Protocol::detect;
     o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
     o.agent = std::string(duplex::agent());
+    o.tls = tls.tls;
+    o.trust = tls.trust_options();
     return o;
   }
 };

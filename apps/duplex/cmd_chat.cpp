@@ -102,7 +102,12 @@ int run_chat_datagram(const ChatOptions& o, const net::Endpoint& ep) {
 int run_chat(const ChatOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const auto ep = parse_url(o.url);
-  if (is_datagram(ep)) return run_chat_datagram(o, ep);
+  if (is_datagram(ep)) {
+    if (o.flags.tls.given())
+      throw UsageError("--tls, --fingerprint and --identity need a stream address (tls://, "
+                       "tls+unix://, tcp://, unix://), not " + o.url);
+    return run_chat_datagram(o, ep);
+  }
   asio::io_context ctx(1);
   auto conn = run_sync(ctx, client::Connection::open(ep, o.flags.options()));
   if (!conn) {
@@ -121,7 +126,11 @@ int run_chat(const ChatOptions& o) {
     std::fputc('\n', stdout);
     std::fflush(stdout);
   }
-  return kExitOk;
+  // Over TLS: close_notify, so that the next connection resumes.
+  return run_sync(ctx, [&]() -> asio::awaitable<int> {
+    co_await conn->finish();
+    co_return kExitOk;
+  }());
 }
 
 }  // namespace
@@ -131,7 +140,8 @@ CLI::App* add_chat(CLI::App& root, CommandResult& result) {
   auto* cmd = root.add_subcommand(
       "chat", "Interactive upper-service client: each line typed is sent, its reply printed");
   cmd->add_option("url", o->url,
-                  "Server address (tcp://, unix://, udp://, unixgram://; see duplex send --help)")
+                  "Server address (tcp://, tls://, unix://, tls+unix://, udp://, unixgram://; see "
+                  "duplex send --help)")
       ->capture_default_str();
   cmd->add_option("--prompt", o->prompt, "Prompt shown on a terminal")->capture_default_str();
   o->flags.add_to(*cmd);

@@ -39,6 +39,7 @@ struct ExecOptions {
   double timeout_s = 0;
   std::string encoding;
   std::string token_file;
+  TlsClientFlags tls;
   std::vector<std::string> after_separator;  // CMD ARG... given after `--`
 };
 
@@ -90,8 +91,11 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   client::ExecRequest req;
   req.endpoint = parse_url(o.url);
   if (!req.endpoint.is_stream())
-    throw UsageError(fmt::format("exec needs a stream URL (tcp:// or unix://), not {}", o.url));
+    throw UsageError(fmt::format("exec needs a stream URL (tls://, tcp:// or unix://), not {}",
+                                 o.url));
   req.start = build_start(o, command_argv(o, cmd));
+  req.tls = o.tls.tls;
+  req.trust = o.tls.trust_options();
 
   std::optional<client::Transcoder> out_tr, err_tr;
   if (!o.encoding.empty()) {
@@ -191,7 +195,9 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
       "or no such --cwd; 255 connection, protocol or authentication failure.\n"
       "Ctrl-C is passed to the command; a second Ctrl-C within 2 s, SIGTERM or SIGHUP disconnect "
       "at once\n(the server then ends the command).");
-  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")
+  cmd->add_option("url", o->url,
+                  "Server address (tls://HOST:PORT, tcp://HOST:PORT, HOST:PORT, unix:///path, "
+                  "tls+unix:///path)")
       ->required();
   auto* c_opt =
       cmd->add_option("-c", o->shell_string, "Run this string with /bin/sh -c instead of CMD");
@@ -209,6 +215,7 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
                   "Convert the output from this character set (e.g. gbk) to UTF-8");
   cmd->add_option("--token-file", o->token_file,
                   "Token file (default: $DUPLEX_TOKEN, then ~/.config/duplex/token)");
+  o->tls.add_to(*cmd);
   auto& v = verbosity();
   cmd->add_flag("-v,--verbose", v.verbose, "More log output (repeatable)");
   cmd->add_flag("-q,--quiet", v.quiet, "Less log output (repeatable)");

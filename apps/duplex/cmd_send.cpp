@@ -45,7 +45,12 @@ int run_send_datagram(const SendOptions& o, const net::Endpoint& ep) {
 int run_send(const SendOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const auto ep = parse_url(o.url);
-  if (is_datagram(ep)) return run_send_datagram(o, ep);
+  if (is_datagram(ep)) {
+    if (o.flags.tls.given())
+      throw UsageError("--tls, --fingerprint and --identity need a stream address (tls://, "
+                       "tls+unix://, tcp://, unix://), not " + o.url);
+    return run_send_datagram(o, ep);
+  }
   for (const auto& m : o.messages)
     if (m.empty())
       throw UsageError("an empty message cannot be sent (the raw protocol has no way to say it)");
@@ -59,6 +64,7 @@ int run_send(const SendOptions& o) {
       if (!reply) co_return std::move(reply).failure();
       out.push_back(std::move(*reply));
     }
+    co_await conn->finish();  // over TLS: close_notify, so that the next send resumes
     co_return std::move(out);
   }());
   if (!replies) {
@@ -79,7 +85,8 @@ CLI::App* add_send(CLI::App& root, CommandResult& result) {
   auto* cmd = root.add_subcommand(
       "send", "Send each MSG to the upper service and print each reply on its own line");
   cmd->add_option("url", o->url,
-                  "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path, udp://HOST:PORT, "
+                  "Server address (tcp://HOST:PORT, HOST:PORT, tls://HOST:PORT, unix:///path, "
+                  "tls+unix:///path, udp://HOST:PORT, "
                   "unixgram:///path; udp:// to a multicast group or broadcast address prints "
                   "'ADDRESS REPLY' for every server that answers)")
       ->required();

@@ -25,6 +25,7 @@ namespace {
 struct ShellOptions {
   std::string url;
   std::string token_file;
+  TlsClientFlags tls;
 };
 
 int run_shell(const ShellOptions& o) {
@@ -33,7 +34,9 @@ int run_shell(const ShellOptions& o) {
   client::ExecRequest req;
   req.endpoint = parse_url(o.url);
   if (!req.endpoint.is_stream())
-    throw UsageError("shell needs a stream URL (tcp:// or unix://), not " + o.url);
+    throw UsageError("shell needs a stream URL (tls://, tcp:// or unix://), not " + o.url);
+  req.tls = o.tls.tls;
+  req.trust = o.tls.trust_options();
   auto token = resolve_token(o.token_file);
   if (!token) {
     std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
@@ -79,10 +82,13 @@ CLI::App* add_shell(CLI::App& root, CommandResult& result) {
   auto o = std::make_shared<ShellOptions>();
   auto* cmd = root.add_subcommand(
       "shell", "Open an interactive login shell on a duplex server (serve --exec)");
-  cmd->add_option("url", o->url, "Server address (tcp://HOST:PORT, HOST:PORT, unix:///path)")
+  cmd->add_option("url", o->url,
+                  "Server address (tls://HOST:PORT, tcp://HOST:PORT, HOST:PORT, unix:///path, "
+                  "tls+unix:///path)")
       ->required();
   cmd->add_option("--token-file", o->token_file,
                   "Token file (default: $DUPLEX_TOKEN, then ~/.config/duplex/token)");
+  o->tls.add_to(*cmd);
   cmd->callback([o, &result] { result.code = run_shell(*o); });
   return cmd;
 }

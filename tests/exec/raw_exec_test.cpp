@@ -99,7 +99,8 @@ TEST(RawExec, WithoutRawExecARawCommandIsOnlyUpperCased) {
 // Protected mode is judged from the bound sockets (exit 2, one line saying which flag fixes it).
 void expect_refused_at_start(std::vector<std::string> args, const std::string& flag,
                              const std::string& fix) {
-  std::vector<std::string> argv{duplex_bin(), "serve"};
+  // As root (tests here, CI too), --allow-root: the refusal looked at is protected mode's.
+  std::vector<std::string> argv{duplex_bin(), "serve", "--allow-root"};
   argv.insert(argv.end(), args.begin(), args.end());
   const auto r = run(argv, {}, std::chrono::seconds(10));
   EXPECT_EQ(r.status, (ExitStatus{true, 2})) << r.err;
@@ -154,7 +155,7 @@ std::vector<std::string> with_hosts_saying_localhost_is_any(const std::string& h
                                                            std::vector<std::string> serve_args) {
   std::vector<std::string> argv{"unshare", "--mount", "--net", "--propagation", "private", "sh",
                                 "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts,
-                                duplex_bin(), "serve"};
+                                duplex_bin(), "serve", "--allow-root"};
   argv.insert(argv.end(), serve_args.begin(), serve_args.end());
   return argv;
 }

@@ -6,10 +6,28 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include "duplex/client/trust.hpp"
 #include "duplex/core/errors.hpp"
+#include "duplex/core/known_hosts.hpp"
 #include "duplex/net/dialer.hpp"
+#include "duplex/net/tls_context.hpp"
+#include "duplex/net/tls_identity.hpp"
+#include "duplex/net/tls_stream.hpp"
 
 namespace duplex::client {
+
+/// What a TLS connection keeps beside its stream: the context its sessions live in, and the file
+/// they are saved to.
+struct TlsClientState {
+  std::unique_ptr<net::TlsClientContext> ctx;
+  std::string sessions_path;  // empty: not kept
+  std::string server;         // the name the sessions are kept under (tls_dial's)
+};
+
 namespace {
 
 using net::use_tuple;
@@ -17,6 +35,32 @@ using namespace asio::experimental::awaitable_operators;
 
 // Replies larger than this are refused by the client whatever the server announces.
 constexpr std::uint32_t kClientMaxFrame = 64u << 20;
+// The TLS handshake's bound when the options set no reply timeout (exec bounds its whole connect
+// phase itself).
+constexpr std::chrono::milliseconds kHandshakeDeadline{60'000};
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// The key to present: the one named, else the default one when it exists (a missing default is
+// no key; a default that is there but unusable is an error, as a named one is).
+Result<std::optional<net::TlsIdentity>> client_identity(const TrustOptions& trust) {
+  std::string path = trust.identity;
+  if (path.empty()) {
+    path = net::default_client_key_path();
+    if (!file_exists(path)) return std::optional<net::TlsIdentity>();
+  }
+  auto id = net::load_identity(path, path);
+  if (!id) return fail(id.error(), fmt::format("client key: {}", id.message()));
+  return std::optional<net::TlsIdentity>(std::move(*id));
+}
+
+// The name tls_dial keeps the session under.
+std::string session_name(const net::Endpoint& ep) {
+  return ep.is_unix() ? ep.url() : known_host_name(ep.host, ep.port);
+}
 
 }  // namespace
 
@@ -25,6 +69,7 @@ bool is_connection_failure(const Failure& f) noexcept {
 }
 
 awaitable<Result<Connection>> Connection::open(const net::Endpoint& ep, ClientOptions opt) {
+  if (ep.tls || opt.tls) co_return co_await open_tls(ep, std::move(opt));
   auto s = co_await net::dial(ep);
   if (!s) co_return std::move(s).failure();
   Connection c(std::move(*s), ep, std::move(opt));
@@ -33,6 +78,77 @@ awaitable<Result<Connection>> Connection::open(const net::Endpoint& ep, ClientOp
     if (!shaken) co_return std::move(shaken).failure();
   }
   co_return std::move(c);
+}
+
+awaitable<Result<Connection>> Connection::open_tls(const net::Endpoint& plain, ClientOptions opt) {
+  net::Endpoint ep = plain;
+  ep.tls = true;  // --tls: messages then name the address as tls://
+  if (!ep.is_stream())
+    co_return fail(errc::bad_url, fmt::format("TLS needs a stream address (tls:// or tls+unix://), "
+                                              "not {}",
+                                              ep.url()));
+  auto id = client_identity(opt.trust);
+  if (!id) co_return std::move(id).failure();
+  auto ctx = net::TlsClientContext::create(*id ? &**id : nullptr);
+  if (!ctx) co_return std::move(ctx).failure();
+  auto state = std::make_shared<TlsClientState>();
+  state->ctx = std::move(*ctx);
+  state->server = session_name(ep);
+  if (opt.trust.sessions != "-") {
+    state->sessions_path =
+        opt.trust.sessions.empty() ? net::default_tls_sessions_path() : opt.trust.sessions;
+    // A cache: what cannot be read costs a full handshake, nothing more.
+    if (auto ok = state->ctx->load_sessions(state->sessions_path); !ok)
+      spdlog::warn("TLS sessions not loaded: {}", ok.message());
+  }
+
+  const auto deadline = opt.timeout.count() > 0 ? opt.timeout : kHandshakeDeadline;
+  auto tls = co_await net::tls_dial(*state->ctx, ep, deadline);
+  if (!tls) co_return std::move(tls).failure();
+  const bool resumed = (*tls)->session_reused();
+  const std::string offered = (*tls)->peer().key_fingerprint;
+  spdlog::debug("TLS {} with {}: {}, server key {}", resumed ? "resumed" : "full handshake",
+                ep.url(), (*tls)->description(), offered);
+
+  // Nothing of ours crosses before the key is believed; a refused key's session is dropped, so
+  // that no later connection resumes it.
+  if (auto trusted = check_server_key(ep, offered, opt.trust); !trusted) {
+    (*tls)->abort();
+    state->ctx->forget(state->server);
+    if (!state->sessions_path.empty()) {
+      if (auto ok = state->ctx->save_sessions(state->sessions_path); !ok)
+        spdlog::warn("TLS sessions not saved: {}", ok.message());
+    }
+    co_return std::move(trusted).failure();
+  }
+
+  Connection c(std::move(*tls), ep, std::move(opt));
+  c.tls_ = std::move(state);
+  c.tls_resumed_ = resumed;
+  if (c.opt_.protocol != Protocol::raw) {
+    auto shaken = co_await c.handshake();
+    if (!shaken) co_return std::move(shaken).failure();
+    // The server's ticket came before its WELCOME: kept now, so that a connection that later
+    // ends abruptly still lets the next one resume.
+    c.save_tls_sessions();
+  }
+  co_return std::move(c);
+}
+
+void Connection::save_tls_sessions() const {
+  if (!tls_ || tls_->sessions_path.empty()) return;
+  if (auto ok = tls_->ctx->save_sessions(tls_->sessions_path); !ok)
+    spdlog::warn("TLS sessions not saved: {}", ok.message());
+}
+
+awaitable<void> Connection::shutdown_send() {
+  co_await stream_->shutdown_send();
+  save_tls_sessions();
+}
+
+awaitable<void> Connection::finish() {
+  co_await shutdown_send();
+  stream_->close();
 }
 
 void Connection::abort() noexcept {

@@ -47,6 +47,8 @@ struct Frame {
   Bytes payload;
 };
 
+struct TlsClientState;
+
 /// Every failure below is a Failure whose detail is the one line a user sees, naming the server.
 /// Its code says what happened:
 ///  - a system or Asio code: the connection could not be made, or was lost (asio::error::eof
@@ -56,7 +58,11 @@ struct Frame {
 ///    or sent an ERROR frame, whose code it is (auth_failed, service_disabled, ...).
 class Connection {
  public:
-  /// Dials `ep` and (unless raw) performs the handshake.
+  /// Dials `ep` and (unless raw) performs the handshake. Over TLS (`ep.tls` or `opt.tls`) the
+  /// client key is presented when there is one, and the server's key is checked against
+  /// known_hosts (client/trust.hpp) before anything is sent: a refusal's code is
+  /// std::errc::permission_denied. TLS sessions are loaded from opt.trust.sessions before dialing
+  /// and saved once the handshake is done and again at shutdown_send().
   static awaitable<Result<Connection>> open(const net::Endpoint& ep, ClientOptions opt);
 
   bool framed() const noexcept { return framed_; }
@@ -72,8 +78,12 @@ class Connection {
   /// Reads the next frame; an ERROR frame is a Failure with the ERROR's code. `timeout` applies
   /// (zero waits forever).
   awaitable<Result<Frame>> read_frame();
-  /// Half-closes our side.
-  awaitable<void> shutdown_send() { return stream_->shutdown_send(); }
+  /// Half-closes our side (over TLS: close_notify, then the TLS sessions are saved).
+  awaitable<void> shutdown_send();
+  /// The graceful end: shutdown_send(), then close. What a client that is done should call.
+  awaitable<void> finish();
+  /// Over TLS: this connection resumed an earlier session (no certificate exchange).
+  bool tls_resumed() const noexcept { return tls_resumed_; }
   /// Ends the connection at once, dropping whatever we queued and the server has not taken
   /// (a TCP reset): the server learns we are gone even when it has stopped reading, which a
   /// FIN queued behind unsent stdin would never tell it.
@@ -82,12 +92,16 @@ class Connection {
  private:
   Connection(std::unique_ptr<net::Stream> s, net::Endpoint ep, ClientOptions opt)
       : stream_(std::move(s)), ep_(std::move(ep)), opt_(std::move(opt)) {}
+  static awaitable<Result<Connection>> open_tls(const net::Endpoint& ep, ClientOptions opt);
+  void save_tls_sessions() const;
   awaitable<Status> handshake();
   awaitable<Result<std::size_t>> read_some_with_timeout(std::span<std::byte> into);
   awaitable<Status> read_exact(std::span<std::byte> into);
   Failure lost(std::error_code ec) const;
 
   std::unique_ptr<net::Stream> stream_;
+  std::shared_ptr<TlsClientState> tls_;  // the context and session file of a TLS connection
+  bool tls_resumed_ = false;
   net::Endpoint ep_;
   ClientOptions opt_;
   bool framed_ = false;
