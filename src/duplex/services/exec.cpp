@@ -3,7 +3,6 @@
 #include "duplex/services/exec.hpp"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "duplex/core/errors.hpp"
 #include "duplex/proc/pty.hpp"
 
 namespace duplex::services {
@@ -29,62 +29,74 @@ constexpr std::size_t kChunk = 64 * 1024;
 // Raw-exec replies are collected whole (the seed protocol has no framing); cap them.
 constexpr std::size_t kRawReplyCap = 64u << 20;
 
-// The server's own account. Looked up once per process, with getpwuid_r: getpwuid() returns a
-// static buffer that every worker thread would share (a data race when two commands start at
-// once on two threads).
-struct Account {
-  std::string home = "/";
-  std::string shell = "/bin/sh";
-};
-
-const Account& this_account() {
-  static const Account account = [] {
-    Account a;
-    passwd pw{};
-    passwd* found = nullptr;
-    const long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
-    std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 16384);
-    int e = 0;
-    while ((e = ::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found)) == ERANGE &&
-           buf.size() < (std::size_t{1} << 20))
-      buf.resize(buf.size() * 2);
-    if (e != 0 || found == nullptr) return a;
-    if (pw.pw_dir != nullptr && pw.pw_dir[0] != '\0') a.home = pw.pw_dir;
-    if (pw.pw_shell != nullptr && pw.pw_shell[0] != '\0') a.shell = pw.pw_shell;
+// The server's own account, for commands run without --user. Looked up once per process.
+const proc::Account& this_account() {
+  static const proc::Account account = [] {
+    if (auto a = proc::lookup_account(::getuid())) return *a;
+    proc::Account a;
+    a.uid = ::getuid();
+    a.gid = ::getgid();
     return a;
   }();
   return account;
 }
 
-// The environment every command starts from, built once (it depends only on our own account and
-// environment); a pty command adds TERM.
-const std::vector<std::string>& base_environment() {
-  static const std::vector<std::string> env = proc::minimal_environment();
-  return env;
+// Who the command runs as: --user's account, or ours.
+proc::Account account_of(const ExecPolicy& policy) {
+  if (!policy.run_as) return this_account();
+  const auto& r = *policy.run_as;
+  return proc::Account{r.name, r.uid, r.gid, r.home, r.shell};
+}
+
+// Variables whose mere presence runs code of the sender's choosing: the dynamic loader's
+// (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT...) and the shells' start-up hooks, or that change how
+// every script splits words. No allow list lets them through.
+bool never_allowed(std::string_view name) noexcept {
+  return name.starts_with("LD_") || name == "BASH_ENV" || name == "ENV" || name == "IFS";
 }
 
 int dup_cloexec(int fd) {
   return fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
-proc::SpawnOptions spawn_options(const wire::ExecStart& req, const ExecPolicy& policy) {
+void set_env(std::vector<std::string>& env, std::string_view key, std::string_view value) {
+  const std::string kv = fmt::format("{}={}", key, value);
+  const auto prefix = std::string_view(kv).substr(0, key.size() + 1);
+  std::erase_if(env, [&](const std::string& e) { return e.starts_with(prefix); });
+  env.push_back(kv);
+}
+
+proc::SpawnOptions spawn_options(const wire::ExecStart& req, const ExecPolicy& policy,
+                                 const ExecOrigin& origin) {
+  const proc::Account account = account_of(policy);
   proc::SpawnOptions o;
   if (req.login)
-    o.argv = {this_account().shell, "-l"};
+    o.argv = {account.shell, "-l"};
   else if (req.shell)
     o.argv = {"/bin/sh", "-c", req.argv.at(0)};
   else
     o.argv = req.argv;
-  o.env = base_environment();
-  if (req.pty) o.env.push_back("TERM=" + (req.term.empty() ? std::string("xterm") : req.term));
-  for (const auto& [k, v] : req.env) {
-    const std::string prefix = k + "=";
-    std::erase_if(o.env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
-    o.env.push_back(prefix + v);
+  o.env = proc::account_environment(
+      account, req.pty ? (req.term.empty() ? std::string_view("xterm") : req.term) : "");
+  // The client's variables come after ours, so that an allowed LANG or TERM is the client's;
+  // the peer's own come last, so that no client can pose as another.
+  for (const auto& [k, v] : req.env)
+    set_env(o.env, k, v);
+  if (!origin.client.empty()) set_env(o.env, "DUPLEX_CLIENT", origin.client);
+  if (!origin.identity.empty()) set_env(o.env, "DUPLEX_IDENTITY", origin.identity);
+  // A server started as root switches the child; one that runs as the --user account already
+  // (cmd_serve allows that) has nothing to switch.
+  if (policy.run_as && ::geteuid() == 0)
+    o.credentials = proc::Credentials{policy.run_as->uid, policy.run_as->gid};
+  if (!req.cwd.empty()) {
+    o.cwd = req.cwd;
+  } else if (!policy.default_cwd.empty()) {
+    o.cwd = policy.default_cwd;
+  } else {
+    // The home, or "/" when it cannot be entered (nobody's is /nonexistent), as sshd does.
+    o.cwd = account.home;
+    o.cwd_fallback = "/";
   }
-  o.cwd = !req.cwd.empty()              ? req.cwd
-          : !policy.default_cwd.empty() ? policy.default_cwd
-                                        : this_account().home;
   o.stdio = req.pty ? proc::StdioMode::pty : proc::StdioMode::pipes;
   o.rows = req.rows;
   o.cols = req.cols;
@@ -93,10 +105,60 @@ proc::SpawnOptions spawn_options(const wire::ExecStart& req, const ExecPolicy& p
 
 }  // namespace
 
+ExecOrigin ExecOrigin::of(const net::Peer& peer, std::string identity) {
+  ExecOrigin o;
+  o.client = peer.uid ? fmt::format("unix:uid={}", *peer.uid) : peer.address;
+  o.identity = std::move(identity);
+  return o;
+}
+
+bool env_allowed(std::string_view name, const std::vector<std::string>& allow) noexcept {
+  if (name.empty() || never_allowed(name)) return false;
+  for (const std::string_view a : allow) {
+    if (a.ends_with('*') ? name.starts_with(a.substr(0, a.size() - 1)) : name == a) return true;
+  }
+  return false;
+}
+
+Status check_client_env(const wire::ExecStart& req, const ExecPolicy& policy) {
+  for (const auto& [k, v] : req.env) {
+    if (!env_allowed(k, policy.env_allow))
+      return fail(errc::exec_failed,
+                  fmt::format("environment variable {} is not allowed by this server{}", k,
+                              never_allowed(k) ? " (never, whatever its --env-allow)"
+                                               : " (its --env-allow)"));
+  }
+  return {};
+}
+
+Status check_env_allow(const std::vector<std::string>& allow) {
+  // A pattern that could match one of them ("LD_*", "L*", "*") is refused as well: it says
+  // something the server would not do.
+  static constexpr std::string_view kExamples[] = {"LD_PRELOAD", "BASH_ENV", "ENV", "IFS"};
+  for (const std::string_view a : allow) {
+    std::string_view example;
+    if (!a.ends_with('*')) {
+      if (never_allowed(a)) example = a;
+    } else {
+      const auto stem = a.substr(0, a.size() - 1);
+      for (const auto n : kExamples)
+        if (example.empty() && (n.starts_with(stem) || stem.starts_with("LD_"))) example = n;
+    }
+    if (!example.empty())
+      return fail(std::errc::invalid_argument,
+                  fmt::format("--env-allow {}: a client may never set {} (LD_*, BASH_ENV, ENV "
+                              "and IFS run code before the command or change how it is read)",
+                              a, example == "LD_PRELOAD" && a != "LD_PRELOAD" ? "LD_*" : example));
+  }
+  return {};
+}
+
 Result<std::shared_ptr<ExecCommand>> ExecCommand::start(const asio::any_io_executor& ex,
                                                         const wire::ExecStart& req,
-                                                        const ExecPolicy& policy) {
-  auto child = proc::spawn(spawn_options(req, policy));
+                                                        const ExecPolicy& policy,
+                                                        const ExecOrigin& origin) {
+  if (auto ok = check_client_env(req, policy); !ok) return std::move(ok).failure();
+  auto child = proc::spawn(spawn_options(req, policy, origin));
   if (!child) return std::move(child).failure();
   return std::make_shared<ExecCommand>(Private{}, ex, std::move(*child), req, policy);
 }
@@ -107,7 +169,8 @@ wire::Exit not_started_exit(const std::error_code& spawn_error) noexcept {
   const auto how = spawn_error.category() == proc::chdir_error_category()
                        ? wire::Exit::How::bad_cwd
                        : wire::Exit::How::not_started;
-  return wire::Exit{how, spawn_error.value(), 0, wire::Exit::Limit::none};
+  const int code = spawn_error.category() == duplex_category() ? EPERM : spawn_error.value();
+  return wire::Exit{how, code, 0, wire::Exit::Limit::none};
 }
 
 ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child child,
@@ -364,12 +427,12 @@ void ExecCommand::terminate(wire::Exit::Limit why) noexcept {
   });
 }
 
-awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy) {
+awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy, ExecOrigin origin) {
   auto ex = co_await asio::this_coro::executor;
   wire::ExecStart req;
   req.argv = {std::move(command)};
   req.shell = true;
-  auto started = ExecCommand::start(ex, req, policy);
+  auto started = ExecCommand::start(ex, req, policy, origin);
   if (!started) {
     const std::string msg = fmt::format("duplex: cannot run command: {}\n", started.message());
     co_return Bytes(as_bytes(msg).begin(), as_bytes(msg).end());

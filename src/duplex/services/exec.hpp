@@ -6,16 +6,39 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "duplex/core/bytes.hpp"
 #include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
+#include "duplex/net/stream.hpp"
 #include "duplex/proc/child.hpp"
 #include "duplex/services/exec_settings.hpp"
 #include "duplex/services/frame_sink.hpp"
 #include "duplex/wire/messages.hpp"
 
 namespace duplex::services {
+
+/// Who asked for a command, told to it in its environment (as sshd sets SSH_CLIENT).
+struct ExecOrigin {
+  std::string client;    // DUPLEX_CLIENT: "127.0.0.1:54321", "[::1]:54321", "unix:uid=1000"
+  std::string identity;  // DUPLEX_IDENTITY: how it authenticated ("token", "uid 1000", "key …")
+  /// The peer's address as DUPLEX_CLIENT spells it, and the identity it authenticated as.
+  static ExecOrigin of(const net::Peer& peer, std::string identity = {});
+};
+
+/// Whether a client-supplied variable name may reach a command under `allow` (exact names, or
+/// prefixes written "LC_*"). LD_*, BASH_ENV, ENV and IFS never may: they make the dynamic
+/// loader or the shell run code of the client's choosing before the command.
+bool env_allowed(std::string_view name, const std::vector<std::string>& allow) noexcept;
+/// The first variable of `req.env` that `policy` does not let through fails the request:
+/// duplex::errc::exec_failed, "environment variable FOO is not allowed by this server (its
+/// --env-allow)". Checked before a command is queued or started.
+Status check_client_env(const wire::ExecStart& req, const ExecPolicy& policy);
+/// An --env-allow list that names (or, as a pattern, matches) a variable that is never allowed
+/// fails, naming it: refused when the server starts.
+Status check_env_allow(const std::vector<std::string>& allow);
 
 /// One running command. Created by start() (which spawns), driven by run() (which feeds its
 /// stdin, streams its output to a FrameSink and ends with the EXIT), fed by the session's reader
@@ -34,11 +57,18 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
   /// that sends more than granted is served as before: beyond the queue the reader waits.
   static constexpr std::size_t kStdinQueue = 256 * 1024;
 
-  /// Spawns the command. The error is proc::spawn's: the errno of execve (std::system_category),
-  /// of chdir (proc::chdir_error_category()), or of setting up the child.
+  /// Spawns the command, as policy.run_as when set (a server started as root), in an
+  /// environment built from nothing (proc::account_environment, TERM for a pty, the client's
+  /// variables that check_client_env lets through, DUPLEX_CLIENT and DUPLEX_IDENTITY from
+  /// `origin`), in the account's home unless asked otherwise ("/" when the home cannot be
+  /// entered). The error is a refused variable (duplex::errc, check_client_env), or
+  /// proc::spawn's: the errno of execve (std::system_category), of chdir
+  /// (proc::chdir_error_category()), of the switch to the account
+  /// (proc::credentials_error_category()), or of setting up the child.
   static Result<std::shared_ptr<ExecCommand>> start(const asio::any_io_executor& ex,
                                                     const wire::ExecStart& req,
-                                                    const ExecPolicy& policy);
+                                                    const ExecPolicy& policy,
+                                                    const ExecOrigin& origin = {});
   ~ExecCommand();
 
   /// Grants the stdin window (STDIN_WINDOW), feeds stdin, grants back what the command read, and
@@ -111,12 +141,14 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
 };
 
 /// The EXIT for a command that could not be started: bad_cwd when its working directory failed,
-/// else not_started; the code is the errno either way (docs/PROTOCOL.md).
+/// else not_started; the code is the errno either way (docs/PROTOCOL.md), EPERM for a refusal
+/// of our own (duplex::errc).
 wire::Exit not_started_exit(const std::error_code& spawn_error) noexcept;
 
 /// The seed's remote_server.py protocol for one received chunk: run it with /bin/sh -c, and
 /// return its stdout followed by its stderr. A command with no output at all returns the line
 /// "[no output; exit status N]\n", so that the seed's client (which waits for a reply) never hangs.
-awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy);
+awaitable<Bytes> run_raw_command(std::string command, const ExecPolicy& policy,
+                                 ExecOrigin origin = {});
 
 }  // namespace duplex::services
