@@ -159,7 +159,8 @@ TEST_F(ExecBasics, StdinEofReachesTheCommand) {
 
 TEST_F(ExecBasics, EnvironmentIsMinimalPlusWhatWasAsked) {
   ::setenv("DUPLEX_EXEC_TEST_LEAK", "server-side secret", 1);
-  ExecServer leaky;  // started with the variable in its environment
+  // Started with the variable in its environment; FOO and EMPTY let through (--env-allow).
+  ExecServer leaky({.args = {"--env-allow", "FOO", "--env-allow", "EMPTY"}});
   ::unsetenv("DUPLEX_EXEC_TEST_LEAK");
   ExecRequest r = argv({"env"});
   r.env = {{"FOO", "bar baz"}, {"EMPTY", ""}};

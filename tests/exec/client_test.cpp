@@ -38,7 +38,7 @@ bool one_line(const std::string& s) {
 
 class ExecClientTest : public ::testing::Test {
  protected:
-  ExecServer server_;
+  ExecServer server_{{.args = {"--env-allow", "GREETING"}}};  // -e GREETING=... below
 
   /// duplex exec --token-file TOKEN URL ARGS...
   RunResult dx(std::vector<std::string> args, std::string_view input = {},

@@ -78,8 +78,10 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
       const std::string msg = "duplex: " + got.message() + "\n";
       reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
     } else {
-      auto r =
-          co_await (services::run_raw_command(command, state.exec.policy) || peer_vanished(stream));
+      // DUPLEX_CLIENT for the command; a raw client has no identity to tell.
+      auto r = co_await (services::run_raw_command(command, state.exec.policy,
+                                                   services::ExecOrigin::of(stream.peer())) ||
+                         peer_vanished(stream));
       entry.busy = false;
       got->release();
       if (r.index() == 1) {
