@@ -46,6 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case MsgType::welcome: round_trip(type, p, &decode_welcome); break;
     case MsgType::error: round_trip(type, p, &decode_error); break;
     case MsgType::auth: round_trip(type, p, &decode_auth); break;
+    case MsgType::auth_start: round_trip(type, p, &decode_auth_start); break;
+    case MsgType::auth_challenge: round_trip(type, p, &decode_auth_challenge); break;
+    case MsgType::auth_proof: round_trip(type, p, &decode_auth_proof); break;
     case MsgType::auth_ok: round_trip(type, p, &decode_auth_ok); break;
     case MsgType::exec_start: round_trip(type, p, &decode_exec_start); break;
     case MsgType::signal: round_trip(type, p, &decode_signal); break;

@@ -17,6 +17,9 @@ bool is_known_type(std::uint8_t t) noexcept {
     case MsgType::pong:
     case MsgType::auth:
     case MsgType::auth_ok:
+    case MsgType::auth_start:
+    case MsgType::auth_challenge:
+    case MsgType::auth_proof:
     case MsgType::upper_request:
     case MsgType::upper_reply:
     case MsgType::exec_start:
@@ -48,6 +51,9 @@ const char* type_name(MsgType t) noexcept {
     case MsgType::pong: return "pong";
     case MsgType::auth: return "auth";
     case MsgType::auth_ok: return "auth_ok";
+    case MsgType::auth_start: return "auth_start";
+    case MsgType::auth_challenge: return "auth_challenge";
+    case MsgType::auth_proof: return "auth_proof";
     case MsgType::upper_request: return "upper_request";
     case MsgType::upper_reply: return "upper_reply";
     case MsgType::exec_start: return "exec_start";

@@ -28,6 +28,9 @@ enum class MsgType : std::uint8_t {
   pong = 0x05,
   auth = 0x08,           // client -> server: Auth
   auth_ok = 0x09,        // server -> client: AuthOk
+  auth_start = 0x0A,     // client -> server: AuthStart (the client's nonce)
+  auth_challenge = 0x0B, // server -> client: AuthChallenge (server nonce + server proof)
+  auth_proof = 0x0C,     // client -> server: AuthProof (the client's proof)
   upper_request = 0x10,  // client -> server: raw bytes
   upper_reply = 0x11,    // server -> client: raw bytes, upper-cased
   exec_start = 0x20,     // client -> server: ExecStart

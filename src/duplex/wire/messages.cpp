@@ -2,6 +2,7 @@
 // throws.
 #include "duplex/wire/messages.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 namespace duplex::wire {
@@ -40,6 +41,14 @@ bool valid_env_key(std::string_view k) noexcept {
   return !k.empty() && k.find('=') == std::string_view::npos && !has_nul(k);
 }
 
+// A fixed-size field (nonce, proof): exactly its 32 bytes, no length prefix.
+bool read_block(ByteReader& r, AuthBlock& into) noexcept {
+  const ByteView b = r.raw(into.size());
+  if (r.failed()) return false;
+  std::copy(b.begin(), b.end(), into.begin());
+  return true;
+}
+
 template <class T>
 Result<T> bad() noexcept {
   return Result<T>(errc::bad_message);
@@ -74,8 +83,26 @@ void encode(const Auth& m, Bytes& out) {
   append_frame(MsgType::auth, out, [&](ByteWriter& w) { w.str(m.token); });
 }
 
+void encode(const AuthStart& m, Bytes& out) {
+  append_frame(MsgType::auth_start, out, [&](ByteWriter& w) { w.raw(m.client_nonce); });
+}
+
+void encode(const AuthChallenge& m, Bytes& out) {
+  append_frame(MsgType::auth_challenge, out, [&](ByteWriter& w) {
+    w.raw(m.server_nonce);
+    w.raw(m.server_proof);
+  });
+}
+
+void encode(const AuthProof& m, Bytes& out) {
+  append_frame(MsgType::auth_proof, out, [&](ByteWriter& w) { w.raw(m.client_proof); });
+}
+
 void encode(const AuthOk& m, Bytes& out) {
-  append_frame(MsgType::auth_ok, out, [&](ByteWriter& w) { w.str(m.identity); });
+  append_frame(MsgType::auth_ok, out, [&](ByteWriter& w) {
+    w.str(m.identity);
+    w.u32(m.max_frame);
+  });
 }
 
 void encode(const ExecStart& m, Bytes& out) {
@@ -165,10 +192,33 @@ Result<Auth> decode_auth(ByteView payload) noexcept {
   return m;
 }
 
+Result<AuthStart> decode_auth_start(ByteView payload) noexcept {
+  ByteReader r(payload);
+  AuthStart m;
+  if (!read_block(r, m.client_nonce) || !r.done()) return bad<AuthStart>();
+  return m;
+}
+
+Result<AuthChallenge> decode_auth_challenge(ByteView payload) noexcept {
+  ByteReader r(payload);
+  AuthChallenge m;
+  if (!read_block(r, m.server_nonce) || !read_block(r, m.server_proof) || !r.done())
+    return bad<AuthChallenge>();
+  return m;
+}
+
+Result<AuthProof> decode_auth_proof(ByteView payload) noexcept {
+  ByteReader r(payload);
+  AuthProof m;
+  if (!read_block(r, m.client_proof) || !r.done()) return bad<AuthProof>();
+  return m;
+}
+
 Result<AuthOk> decode_auth_ok(ByteView payload) noexcept {
   ByteReader r(payload);
   AuthOk m;
   m.identity = r.str();
+  m.max_frame = r.u32();
   if (!r.done()) return bad<AuthOk>();
   return m;
 }

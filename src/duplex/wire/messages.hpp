@@ -3,6 +3,8 @@
 // bytes.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -38,15 +40,44 @@ struct Error {
   bool operator==(const Error&) const = default;
 };
 
-/// Authentication. An empty token asks the server to use the transport's identity
-/// (SO_PEERCRED on a Unix socket).
+/// Authentication by the transport's identity alone (SO_PEERCRED on a Unix socket, the client
+/// key over TLS): the token must be empty. A server refuses a non-empty one (the token is never
+/// sent: old clients that send it in clear are refused, and it is never compared).
 struct Auth {
   std::string token;
   bool operator==(const Auth&) const = default;
 };
 
+/// 32 bytes: a nonce, a proof (HMAC-SHA256) — the fields of the token's challenge-response.
+using AuthBlock = std::array<std::byte, 32>;
+
+/// Opens authentication: the client's nonce Nc. The server answers AUTH_OK (the transport
+/// identity suffices), AUTH_CHALLENGE (prove the token), or ERROR auth_failed.
+struct AuthStart {
+  AuthBlock client_nonce{};
+  bool operator==(const AuthStart&) const = default;
+};
+
+/// The server's nonce Ns and its proof that it knows the token:
+/// HMAC-SHA256(K, "duplex-auth server v1" || B || Nc || Ns), K = SHA-256(token), B the channel
+/// binding (docs/PROTOCOL.md).
+struct AuthChallenge {
+  AuthBlock server_nonce{};
+  AuthBlock server_proof{};
+  bool operator==(const AuthChallenge&) const = default;
+};
+
+/// The client's proof: HMAC-SHA256(K, "duplex-auth client v1" || B || Nc || Ns).
+struct AuthProof {
+  AuthBlock client_proof{};
+  bool operator==(const AuthProof&) const = default;
+};
+
 struct AuthOk {
   std::string identity;  // how the server knows the client, for display ("uid 1000", "token")
+  /// The largest frame payload the server accepts now that the client is authenticated
+  /// (before, WELCOME's smaller limit applied).
+  std::uint32_t max_frame = 0;
   bool operator==(const AuthOk&) const = default;
 };
 
@@ -104,6 +135,9 @@ void encode(const Hello& m, Bytes& out);
 void encode(const Welcome& m, Bytes& out);
 void encode(const Error& m, Bytes& out);
 void encode(const Auth& m, Bytes& out);
+void encode(const AuthStart& m, Bytes& out);
+void encode(const AuthChallenge& m, Bytes& out);
+void encode(const AuthProof& m, Bytes& out);
 void encode(const AuthOk& m, Bytes& out);
 void encode(const ExecStart& m, Bytes& out);
 void encode(const Signal& m, Bytes& out);
@@ -117,6 +151,9 @@ Result<Hello> decode_hello(ByteView payload) noexcept;
 Result<Welcome> decode_welcome(ByteView payload) noexcept;
 Result<Error> decode_error(ByteView payload) noexcept;
 Result<Auth> decode_auth(ByteView payload) noexcept;
+Result<AuthStart> decode_auth_start(ByteView payload) noexcept;
+Result<AuthChallenge> decode_auth_challenge(ByteView payload) noexcept;
+Result<AuthProof> decode_auth_proof(ByteView payload) noexcept;
 Result<AuthOk> decode_auth_ok(ByteView payload) noexcept;
 Result<ExecStart> decode_exec_start(ByteView payload) noexcept;
 Result<Signal> decode_signal(ByteView payload) noexcept;

@@ -15,6 +15,8 @@ UPPER_REQ, UPPER_REP = 0x10, 0x11
 EXEC_START, STDIN_DATA, STDIN_EOF, STDOUT_DATA, STDERR_DATA = 0x20, 0x21, 0x22, 0x23, 0x24
 SIGNAL, WINDOW_SIZE, EXIT, STATS_REQ, STATS_REP = 0x25, 0x26, 0x27, 0x30, 0x31
 STDIN_WINDOW = 0x28
+AUTH_START, AUTH_CHALLENGE, AUTH_PROOF = 0x0A, 0x0B, 0x0C
+NONCE_C, NONCE_S, PROOF_S, PROOF_C = bytes(range(32)), bytes(range(32, 64)), b"\xaa" * 32, b"\x55" * 32
 
 
 def s(b):
@@ -63,6 +65,8 @@ FRAME = {
     "error": frame(ERROR, error(16, "protocol version not supported")),
     "ping_pong": frame(PING, b"\x00\x01") + frame(PONG, b"\x00\x01"),
     "auth_flow": frame(AUTH, s(b"tok\x00en")) + frame(AUTH_OK, s("uid 1000")),
+    "auth_exchange": frame(AUTH_START, NONCE_C) + frame(AUTH_CHALLENGE, NONCE_S + PROOF_S)
+                     + frame(AUTH_PROOF, PROOF_C) + frame(AUTH_OK, s("token") + struct.pack(">I", 1 << 20)),
     "upper_pipelined": PREFACE + frame(HELLO, hello()) + frame(UPPER_REQ, b"hi")
                        + frame(UPPER_REQ, b"") + frame(UPPER_REP, b"HI"),
     "exec_session": frame(EXEC_START, EXEC_LS) + frame(STDIN_DATA, b"input\n") + frame(STDIN_EOF)
@@ -93,7 +97,14 @@ MESSAGES = {
     "error_unknown_code": bytes([ERROR]) + error(0xFFFF, ""),
     "auth_binary": bytes([AUTH]) + s(b"\x00\x01\xfftoken"),
     "auth_empty": bytes([AUTH]) + s(b""),
-    "auth_ok": bytes([AUTH_OK]) + s("uid 1000"),
+    "auth_ok": bytes([AUTH_OK]) + s("uid 1000") + struct.pack(">I", 1 << 20),
+    "auth_ok_no_max_frame": bytes([AUTH_OK]) + s("uid 1000"),
+    "auth_start": bytes([AUTH_START]) + NONCE_C,
+    "auth_start_short": bytes([AUTH_START]) + NONCE_C[:31],
+    "auth_challenge": bytes([AUTH_CHALLENGE]) + NONCE_S + PROOF_S,
+    "auth_challenge_trailing": bytes([AUTH_CHALLENGE]) + NONCE_S + PROOF_S + b"\x00",
+    "auth_proof": bytes([AUTH_PROOF]) + PROOF_C,
+    "auth_proof_empty": bytes([AUTH_PROOF]),
     "exec_ls": bytes([EXEC_START]) + EXEC_LS,
     "exec_pty": bytes([EXEC_START]) + EXEC_PTY,
     "exec_bad_flags": bytes([EXEC_START]) + exec_start(["x"], flags=0x04),

@@ -46,6 +46,7 @@ const MsgType kAllTypes[] = {
     MsgType::upper_reply, MsgType::exec_start,   MsgType::stdin_data,    MsgType::stdin_eof,
     MsgType::stdout_data, MsgType::stderr_data,  MsgType::signal,        MsgType::window_size,
     MsgType::exit,        MsgType::stdin_window, MsgType::stats_request, MsgType::stats_reply,
+    MsgType::auth_start,  MsgType::auth_challenge, MsgType::auth_proof,
 };
 
 TEST(FrameEncoder, HeaderLayoutIsLengthTypeFlags) {

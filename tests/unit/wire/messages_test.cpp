@@ -35,6 +35,21 @@ struct Codec<Auth> {
   static Result<Auth> decode(ByteView p) { return decode_auth(p); }
 };
 template <>
+struct Codec<AuthStart> {
+  static constexpr MsgType type = MsgType::auth_start;
+  static Result<AuthStart> decode(ByteView p) { return decode_auth_start(p); }
+};
+template <>
+struct Codec<AuthChallenge> {
+  static constexpr MsgType type = MsgType::auth_challenge;
+  static Result<AuthChallenge> decode(ByteView p) { return decode_auth_challenge(p); }
+};
+template <>
+struct Codec<AuthProof> {
+  static constexpr MsgType type = MsgType::auth_proof;
+  static Result<AuthProof> decode(ByteView p) { return decode_auth_proof(p); }
+};
+template <>
 struct Codec<AuthOk> {
   static constexpr MsgType type = MsgType::auth_ok;
   static Result<AuthOk> decode(ByteView p) { return decode_auth_ok(p); }
@@ -129,6 +144,14 @@ ExecStart full_exec() {
   return m;
 }
 
+// 32 bytes counting up from `first`: a recognisable nonce or proof.
+AuthBlock block(int first) {
+  AuthBlock b{};
+  for (std::size_t i = 0; i < b.size(); ++i)
+    b[i] = static_cast<std::byte>(first + static_cast<int>(i));
+  return b;
+}
+
 const std::string kBinary("\x00\x01\xff\x7f tok\x00en", 11);
 
 // ----- exact layouts (the hex examples in docs/PROTOCOL.md) -----
@@ -158,8 +181,28 @@ TEST(MessagesLayout, Error) {
 TEST(MessagesLayout, AuthAndAuthOk) {
   Bytes f;
   encode(Auth{"k"}, f);
-  encode(AuthOk{""}, f);
-  EXPECT_EQ(f, bytes_of({0, 0, 0, 5, 0x08, 0, 0, 0, 0, 1, 'k', 0, 0, 0, 4, 0x09, 0, 0, 0, 0, 0}));
+  encode(AuthOk{"", 0x01020304}, f);
+  EXPECT_EQ(f, bytes_of({0, 0, 0, 5, 0x08, 0, 0, 0, 0, 1, 'k',  //
+                         0, 0, 0, 8, 0x09, 0, 0, 0, 0, 0, 1, 2, 3, 4}));
+}
+
+TEST(MessagesLayout, AuthStartChallengeProofAreBareBlocks) {
+  Bytes f;
+  encode(AuthStart{block(0)}, f);
+  ASSERT_EQ(f.size(), kHeaderSize + 32);
+  EXPECT_EQ(Bytes(f.begin(), f.begin() + 6), bytes_of({0, 0, 0, 32, 0x0A, 0}));
+  EXPECT_EQ(f[6], std::byte{0});
+  EXPECT_EQ(f.back(), std::byte{31});
+
+  const Bytes c = payload_of(AuthChallenge{block(0x40), block(0x80)});
+  ASSERT_EQ(c.size(), 64u);
+  EXPECT_EQ(c[0], std::byte{0x40});   // the server nonce first
+  EXPECT_EQ(c[32], std::byte{0x80});  // then the server proof
+
+  Bytes p;
+  encode(AuthProof{block(7)}, p);
+  EXPECT_EQ(Bytes(p.begin(), p.begin() + 6), bytes_of({0, 0, 0, 32, 0x0C, 0}));
+  EXPECT_EQ(p[6], std::byte{7});
 }
 
 TEST(MessagesLayout, ExecStart) {
@@ -201,13 +244,13 @@ TEST(MessagesLayout, SignalWindowSizeExit) {
 TEST(MessagesLayout, LongPayloadLengthIsPatchedInAllFourBytes) {
   const std::string big(0x012345, 'a');
   Bytes f;
-  encode(AuthOk{big}, f);
-  const std::uint32_t want = 4 + 0x012345;
+  encode(AuthOk{big, 0}, f);
+  const std::uint32_t want = 4 + 0x012345 + 4;
   EXPECT_EQ(f.size(), kHeaderSize + want);
   EXPECT_EQ(Bytes(f.begin(), f.begin() + 6),
             bytes_of({0, static_cast<int>(want >> 16), static_cast<int>((want >> 8) & 0xff),
                       static_cast<int>(want & 0xff), 0x09, 0}));
-  expect_round_trip(AuthOk{big});
+  expect_round_trip(AuthOk{big, 0});
 }
 
 TEST(MessagesLayout, EncodeAppendsFramesInSequence) {
@@ -259,8 +302,15 @@ TEST(MessagesRoundTrip, AuthTokenIsOpaqueBytes) {
 
 TEST(MessagesRoundTrip, AuthOk) {
   expect_round_trip(AuthOk{});
-  expect_round_trip(AuthOk{"uid 1000"});
-  expect_round_trip(AuthOk{kBinary});
+  expect_round_trip(AuthOk{"uid 1000", 1u << 20});
+  expect_round_trip(AuthOk{kBinary, 0xffffffffu});
+}
+
+TEST(MessagesRoundTrip, AuthExchange) {
+  expect_round_trip(AuthStart{});
+  expect_round_trip(AuthStart{block(0xe0)});
+  expect_round_trip(AuthChallenge{block(1), block(0xd0)});
+  expect_round_trip(AuthProof{block(0xf0)});
 }
 
 TEST(MessagesRoundTrip, ExecStart) {
@@ -335,7 +385,10 @@ TEST(MessagesStrict, EveryTruncationAndTrailingByteIsBadMessage) {
   expect_strict(Error{14, "bad"});
   expect_strict(Auth{kBinary});
   expect_strict(Auth{});
-  expect_strict(AuthOk{"uid 0"});
+  expect_strict(AuthOk{"uid 0", 16384});
+  expect_strict(AuthStart{block(3)});
+  expect_strict(AuthChallenge{block(3), block(9)});
+  expect_strict(AuthProof{block(5)});
   expect_strict(full_exec());
   expect_strict(Signal{15});
   expect_strict(WindowSize{24, 80});
@@ -349,6 +402,9 @@ TEST(MessagesStrict, EmptyPayloadIsBadForEveryType) {
   expect_bad<Error>({});
   expect_bad<Auth>({});
   expect_bad<AuthOk>({});
+  expect_bad<AuthStart>({});
+  expect_bad<AuthChallenge>({});
+  expect_bad<AuthProof>({});
   expect_bad<ExecStart>({});
   expect_bad<Signal>({});
   expect_bad<WindowSize>({});
