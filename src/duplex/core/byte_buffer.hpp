@@ -32,6 +32,15 @@ class ByteBuffer {
   void commit(std::size_t n) noexcept { end_ += n; }
 
   std::size_t capacity() const noexcept { return buf_.size(); }
+  /// Moves the unread bytes into storage of exactly their size and returns the old storage (for
+  /// a pool): a reader waiting for the rest of a frame then holds only what has arrived.
+  Bytes shrink_to_fit() {
+    const ByteView r = readable();
+    Bytes small(r.begin(), r.end());
+    begin_ = 0;
+    end_ = small.size();
+    return std::exchange(buf_, std::move(small));
+  }
   /// Hands the storage over (e.g. back to a pool). Only while empty.
   Bytes release_storage() noexcept {
     begin_ = end_ = 0;

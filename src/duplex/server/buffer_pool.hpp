@@ -40,6 +40,8 @@ class PooledBuffer {
   bool empty() const noexcept { return buf_.empty(); }
   /// Returns the memory to this thread's pool now.
   void release() noexcept { give_back(); }
+  /// Hands the memory over to a new owner (who may give it back with give_buffer()).
+  Bytes detach() noexcept { return std::exchange(buf_, Bytes()); }
 
  private:
   static Bytes take(std::size_t size) { return take_buffer(size); }

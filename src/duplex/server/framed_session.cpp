@@ -4,12 +4,12 @@
 #include "duplex/server/framed_session.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "duplex/core/byte_buffer.hpp"
+#include "duplex/server/admission.hpp"
 #include "duplex/server/outbox.hpp"
 #include "duplex/services/service_table.hpp"
 #include "duplex/wire/frame.hpp"
@@ -23,7 +23,10 @@ using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
 // Bytes of one connection waiting to be decoded. Holds memory only while a frame is incomplete:
-// the storage comes from the thread's pool and goes back whenever everything was consumed.
+// the storage comes from the thread's pool and goes back whenever everything was consumed. It
+// never reserves what a header announces: while a frame is incomplete it holds about what has
+// arrived (trim), and each read asks for at most as much again (bytes_wanted), so it grows
+// geometrically with the bytes actually received, up to the frame limit.
 class FrameBuffer {
  public:
   explicit FrameBuffer(std::size_t chunk) : chunk_(chunk) {}
@@ -34,11 +37,26 @@ class FrameBuffer {
   ByteView readable() const noexcept { return buf_.readable(); }
   bool empty() const noexcept { return buf_.empty(); }
   void consume(std::size_t n) noexcept { buf_.consume(n); }
+  /// Takes `storage` (empty buffer only) with its first `n` bytes already received.
+  void adopt(Bytes storage, std::size_t n) noexcept {
+    buf_.adopt_storage(std::move(storage));
+    buf_.commit(n);
+  }
   std::span<std::byte> prepare(std::size_t want) {
     if (buf_.capacity() == 0) buf_.adopt_storage(take_buffer(chunk_));
     return buf_.prepare(want);
   }
   void commit(std::size_t n) noexcept { buf_.commit(n); }
+  /// True when the storage is much larger than the unread bytes (a pool chunk holding a header
+  /// and a byte): worth trimming before waiting for the rest.
+  bool oversized() const noexcept {
+    return buf_.capacity() > 2 * buf_.readable().size() + kSlack;
+  }
+  /// Keeps only the unread bytes (the pool chunk goes back).
+  void trim() {
+    Bytes old = buf_.shrink_to_fit();
+    if (old.size() == chunk_) give_buffer(std::move(old));
+  }
   void release() noexcept {
     if (!buf_.empty()) return;
     Bytes b = buf_.release_storage();
@@ -46,9 +64,11 @@ class FrameBuffer {
   }
 
  private:
+  static constexpr std::size_t kSlack = 8192;
   std::size_t chunk_;
   ByteBuffer buf_;
 };
+
 
 class FramedSession final : public services::SessionContext {
  public:
@@ -57,7 +77,7 @@ class FramedSession final : public services::SessionContext {
         state_(state),
         entry_(entry),
         in_(in),
-        out_(stream.get_executor(), state.limits.out_queue_frames),
+        out_(stream.get_executor(), state.limits.out_queue_frames, state.limits.out_queue_bytes),
         services_({.exec = {state.exec, state.commands, state.commands_started, state.penalties,
                             state.auth_failures}},
                   *this) {
@@ -96,6 +116,9 @@ class FramedSession final : public services::SessionContext {
   void set_authenticated(std::string identity) override {
     entry_.identity = std::move(identity);
     entry_.authenticated = true;
+    // Past AUTH: no deadline any more, no longer counted as pending, the full frame limit.
+    entry_.deadline = Clock::time_point::max();
+    settle(entry_);
   }
 
  private:
@@ -128,17 +151,23 @@ class FramedSession final : public services::SessionContext {
           phase_ = Phase::hello;
           continue;
         }
-        const auto d = wire::decode_frame(in_.readable(), state_.limits.max_frame);
+        const std::uint32_t limit = frame_limit();
+        const auto d = wire::decode_frame(in_.readable(), limit);
         if (d.status == wire::DecodeStatus::need_more) break;
         if (d.status == wire::DecodeStatus::error)
-          co_return co_await breach(fail(static_cast<errc>(d.error.value())));
+          co_return co_await breach(frame_error(static_cast<errc>(d.error.value()), limit));
         const auto handled = co_await dispatch(d.type, d.payload);
         in_.consume(d.consumed);
         if (!handled) co_return co_await breach(handled.failure());
         if (*handled == services::Next::end) co_return;
       }
-      if (in_.empty()) {
-        in_.release();
+      // Nothing to decode, or the start of a frame in a buffer far larger than it: hold only
+      // what arrived (no buffer at all when nothing did) while the peer takes its time.
+      if (in_.empty() || in_.oversized()) {
+        if (in_.empty())
+          in_.release();
+        else
+          in_.trim();
         if (auto [wec] = co_await stream_.wait_readable(); wec) co_return co_await ended(wec);
       }
       auto space = in_.prepare(bytes_wanted());
@@ -160,6 +189,9 @@ class FramedSession final : public services::SessionContext {
   // The session's own message (HELLO, first and only first), or the service that owns the type.
   awaitable<services::Handled> dispatch(wire::MsgType type, ByteView payload) {
     if (phase_ == Phase::hello) return hello(type, payload);
+    if ((type == wire::MsgType::auth || type == wire::MsgType::auth_start) &&
+        !entry_.authenticated)
+      begin_auth();
     if (auto* service = services_.route(type)) return service->handle(type, payload);
     return refuse_unrouted(type);
   }
@@ -174,10 +206,42 @@ class FramedSession final : public services::SessionContext {
           errc::version_unsupported,
           fmt::format("this server speaks protocol version {} only", wire::kProtocolVersion));
     phase_ = Phase::ready;
-    const wire::Welcome welcome{wire::kProtocolVersion, state_.limits.max_frame, state_.agent};
+    const wire::Welcome welcome{wire::kProtocolVersion, frame_limit(), state_.agent};
     auto p = services::Payload::of(welcome);
     const bool sent = co_await out_.send(wire::MsgType::welcome, std::move(p));
+    // The HELLO phase is over: an upper-only client never authenticates, and is held to the
+    // idle timeout from now on, not to the auth deadline.
+    entry_.deadline = Clock::time_point::max();
+    settle(entry_);
     co_return services::after_send(sent);
+  }
+
+  // AUTH or AUTH_START: authentication must be done within the deadline, counted from now (a
+  // trickle of bytes does not extend it), and the session is pending again until it is.
+  void begin_auth() {
+    if (auth_begun_) return;
+    auth_begun_ = true;
+    if (state_.limits.auth_deadline.count() > 0)
+      entry_.deadline = Clock::now() + state_.limits.auth_deadline;
+    unsettle(entry_);
+  }
+
+  // The largest frame accepted now: small until the client has authenticated (or its Unix
+  // socket's uid vouches for it), so that an anonymous peer cannot make us hold much.
+  std::uint32_t frame_limit() const noexcept {
+    if (entry_.authenticated || trusted_) return state_.limits.max_frame;
+    return std::min(state_.limits.max_frame, state_.limits.max_frame_unauthenticated);
+  }
+
+  // A decode error as the client reads it: an oversized frame names the size and the limit
+  // that applies, and why that limit.
+  Failure frame_error(errc code, std::uint32_t limit) const {
+    if (code != errc::frame_too_large) return Failure{make_error_code(code), {}};
+    const auto announced = wire::announced_length(in_.readable()).value_or(0);
+    const bool before_auth = limit < state_.limits.max_frame;
+    return Failure{make_error_code(code),
+                   fmt::format("frame of {} bytes is over the limit of {}{}", announced, limit,
+                               before_auth ? " before authentication" : "")};
   }
 
   static awaitable<services::Handled> refuse_unrouted(wire::MsgType type) {
@@ -215,16 +279,18 @@ class FramedSession final : public services::SessionContext {
     co_await out_.finish();
   }
 
-  // How much to read next: the rest of a partly received frame (up to the limit), or a chunk.
+  // How much room the next read needs: the rest of a partly received frame, but never more
+  // than has arrived already (a header alone reserves nothing), and at least a small chunk.
   std::size_t bytes_wanted() const noexcept {
+    constexpr std::size_t kChunk = 4096;
     const auto have = in_.readable();
     if (phase_ != Phase::preface) {
       if (auto len = wire::announced_length(have)) {
         const std::size_t total = wire::kHeaderSize + *len;
-        if (total > have.size()) return std::max<std::size_t>(total - have.size(), 4096);
+        if (total > have.size()) return std::max(kChunk, std::min(total - have.size(), have.size()));
       }
     }
-    return 4096;
+    return kChunk;
   }
 
   net::Stream& stream_;
@@ -234,6 +300,8 @@ class FramedSession final : public services::SessionContext {
   Outbox out_;
   services::ServiceTable services_;
   Phase phase_ = Phase::preface;
+  bool trusted_ = trusted_transport(stream_.peer(), state_.exec.auth);
+  bool auth_begun_ = false;
 };
 
 }  // namespace
@@ -248,11 +316,11 @@ Bytes error_frame(errc code, std::string text) {
 // sessions never allocate (a coroutine frame holds the locals of every branch).
 awaitable<void> serve_framed(net::Stream& stream, ServerState& state, SessionEntry& entry,
                              PooledBuffer first, std::size_t n) {
+  // Preface and HELLO within the auth deadline from accept (or earlier, when TLS set it).
+  if (state.limits.auth_deadline.count() > 0)
+    entry.deadline = std::min(entry.deadline, entry.started + state.limits.auth_deadline);
   FrameBuffer in(state.limits.read_chunk);
-  auto space = in.prepare(n);
-  std::memcpy(space.data(), first.data(), n);
-  in.commit(n);
-  first.release();
+  in.adopt(first.detach(), n);  // the first read's buffer: no second one, no copy
   FramedSession framed(stream, state, entry, in);
   co_await framed.run();
 }

@@ -1,6 +1,7 @@
-// Outbox: the single writer of a session, with a bounded queue of frames in front of it. Asio
-// forbids overlapping writes on one stream; producers (the reader, service pumps) queue here,
-// and wait when the queue is full — that wait is what bounds a slow client's memory.
+// Outbox: the single writer of a session, with a queue in front of it bounded in frames and in
+// bytes. Asio forbids overlapping writes on one stream; producers (the reader, service pumps)
+// queue here, and wait when either bound is reached — that wait is what bounds a slow client's
+// memory (the reader stops reading: backpressure).
 #pragma once
 
 #include <cstddef>
@@ -16,7 +17,12 @@ namespace duplex::server {
 
 class Outbox final : public services::FrameSink {
  public:
-  Outbox(const asio::any_io_executor& ex, std::size_t capacity) : ch_(ex, capacity) {}
+  /// At most `frames` queued frames, and producers wait while `bytes` or more are queued or being
+  /// written (so the memory held is below `bytes` plus one frame).
+  Outbox(const asio::any_io_executor& ex, std::size_t frames, std::size_t bytes)
+      : ch_(ex, frames), room_(ex), max_bytes_(bytes) {
+    room_.expires_at(asio::steady_timer::time_point::max());
+  }
 
   /// Queues one frame; waits while the queue is full. False when the writer has stopped (peer
   /// gone, or after finish()): the producer should stop too.
@@ -36,6 +42,12 @@ class Outbox final : public services::FrameSink {
  private:
   // Each message is a sealed frame; the error code asio::error::eof marks finish().
   asio::experimental::channel<void(std::error_code, Bytes)> ch_;
+  // Producers waiting for bytes to drain wait on this timer, which never expires: the writer
+  // cancels it to wake them all (each then checks again). A channel cannot wake many waiters.
+  asio::steady_timer room_;
+  std::size_t max_bytes_;
+  std::size_t queued_bytes_ = 0;  // sealed frames queued or being written
+  bool stopped_ = false;
   std::function<void()> on_broken_;
 };
 

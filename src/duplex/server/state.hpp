@@ -12,6 +12,7 @@
 #include "duplex/core/limits.hpp"
 
 #include "duplex/net/asio.hpp"
+#include "duplex/server/admission.hpp"
 #include "duplex/server/pending.hpp"
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec_settings.hpp"
@@ -46,6 +47,7 @@ struct ServerState {
   PendingSessions pending{unauthenticated};
   std::atomic<std::uint64_t> auth_failures{0};
   std::atomic<std::uint64_t> penalised{0};  // connections refused by the penalty box
+  AddressCounts per_address;                 // open connections per client address
   services::CommandSlots commands;  // running and queued commands, per server and per client
   std::atomic<std::uint64_t> commands_started{0};
   /// Called from a worker thread when `stopping` is set and the last session ended.

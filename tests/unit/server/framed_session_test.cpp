@@ -2,6 +2,8 @@
 // breaches (answer-then-drop), idle timeout, byte counts. No sockets, no processes.
 #include "duplex/server/framed_session.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
 #include <exception>
@@ -12,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "duplex/net/memory_stream.hpp"
+#include "duplex/server/outbox.hpp"
 #include "duplex/server/session.hpp"
 #include "support/exec_frames.hpp"
 #include "support/frames.hpp"
@@ -353,6 +356,93 @@ TEST_F(FramedSession, BytesWrittenAreCounted) {
   ASSERT_TRUE(done && ended);
   EXPECT_EQ(received, (6 + 2 + 4 + 4 + 11) + (6 + 5000u)) << "WELCOME and the reply";
   EXPECT_EQ(entry.bytes_out, received);
+}
+
+TEST_F(FramedSession, BeforeAuthenticationTheSmallFrameLimitAppliesAndIsNamed) {
+  state_.limits.max_frame = 4096;
+  state_.limits.max_frame_unauthenticated = 100;
+  open();  // a peer with no uid: nothing vouches for it
+  run([&]() -> awaitable<void> {
+    co_await client().send(test::preface_and_hello() + frame(msg::upper_request, std::string(100, 'a')) +
+                           test::frame_header(msg::upper_request, 101));
+    const auto w = test::parse_welcome((co_await client().expect()).payload);
+    EXPECT_TRUE(w && w->max_frame == 100u) << "WELCOME says the limit in force";
+    EXPECT_EQ((co_await client().expect()).payload, std::string(100, 'A'));
+    EXPECT_TRUE(is_error(co_await client().expect(), kFrameTooLarge,
+                         "frame of 101 bytes is over the limit of 100 before authentication"));
+    EXPECT_FALSE(co_await client().next());
+  });
+}
+
+TEST_F(FramedSession, TheServersOwnUidOnAUnixSocketHasTheFullLimit) {
+  state_.limits.max_frame = 4096;
+  state_.limits.max_frame_unauthenticated = 100;
+  net::Peer owner;
+  owner.uid = ::geteuid();
+  open(owner);
+  run([&]() -> awaitable<void> {
+    co_await client().send(test::preface_and_hello() + frame(msg::upper_request, std::string(4096, 'a')));
+    const auto w = test::parse_welcome((co_await client().expect()).payload);
+    EXPECT_TRUE(w && w->max_frame == 4096u);
+    EXPECT_EQ((co_await client().expect()).payload, std::string(4096, 'A'));
+    client_stream_->close();
+  });
+}
+
+TEST_F(FramedSession, TheAuthDeadlineRunsFromAcceptUntilWelcome) {
+  state_.limits.auth_deadline = 10s;
+  auto pair = net::make_memory_pair(io_.get_executor());
+  Client c(*pair.a);
+  SessionEntry entry;
+  entry.started = std::chrono::steady_clock::now() - 1s;
+  entry.pending = false;  // not counted anywhere: settle() must stay a no-op
+  const std::string preface("\0DPX", 4);
+  PooledBuffer buf(state_.limits.read_chunk);
+  std::memcpy(buf.data(), preface.data(), preface.size());
+  bool ended = false;
+  asio::co_spawn(io_, serve_framed(*pair.b, state_, entry, std::move(buf), preface.size()),
+                 [&](std::exception_ptr) { ended = true; });
+  io_.poll();
+  EXPECT_EQ(entry.deadline, entry.started + 10s) << "the preface started the HELLO phase";
+  bool done = false;
+  asio::co_spawn(
+      io_,
+      [&]() -> awaitable<void> {
+        co_await c.send(test::preface_and_hello().substr(4));
+        EXPECT_EQ((co_await c.expect()).type, msg::welcome);
+        EXPECT_EQ(entry.deadline, std::chrono::steady_clock::time_point::max())
+            << "WELCOME ends the HELLO phase";
+        pair.a->close();
+      },
+      [&](std::exception_ptr) { done = true; });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!(done && ended) && std::chrono::steady_clock::now() < deadline)
+    io_.run_one_for(100ms);
+  EXPECT_TRUE(done && ended);
+}
+
+TEST(Outbox, ProducersWaitWhileTheQueuedBytesAreAtTheBound) {
+  asio::io_context io;
+  Outbox out(io.get_executor(), 64, 1000);
+  int sent = 0, refused = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        for (int i = 0; i < 4; ++i) {
+          if (co_await out.send(wire::MsgType::upper_reply, services::Payload(600)))
+            ++sent;
+          else
+            ++refused;
+        }
+      },
+      asio::detached);
+  io.poll();
+  // 606 queued (< 1000): the second goes in too (one frame may pass the bound); the third waits.
+  EXPECT_EQ(sent, 2);
+  out.abort();  // wakes the waiting producer: the writer is gone
+  io.poll();
+  EXPECT_EQ(sent, 2);
+  EXPECT_EQ(refused, 2);
 }
 
 }  // namespace
