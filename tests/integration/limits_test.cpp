@@ -50,7 +50,8 @@ double seconds_since(Clock::time_point t) {
 }
 
 TEST(Limits, MaxConnectionsRefusesTheSixthAndKeepsTheFive) {
-  TestServer server({"--max-connections", "5"});
+  // No slot reserved for the owner (--reserved-connections, tested below): five TCP clients fit.
+  TestServer server({"--max-connections", "5", "--reserved-connections", "0"});
   std::vector<std::unique_ptr<SocketClient>> five;
   for (int i = 0; i < 5; ++i) {
     five.push_back(std::make_unique<SocketClient>(server.url()));
@@ -228,6 +229,77 @@ TEST(Limits, MaxFrameIsAnnouncedInWelcomeAndEnforced) {
   c.send_all(frame(msg::upper_request, std::string(2049, 'm')));
   EXPECT_TRUE(error_then_close(c, kFrameTooLarge));
   EXPECT_TRUE(serves_framed(server.url()));
+}
+
+TEST(Limits, PerAddressCapRefusesTheFourthFromOneAddressOnly) {
+  TempDir dir;
+  const std::string sock = "unix://" + dir.file("s");
+  TestServer server(
+      {"--max-connections-per-address", "3", "--listen", "tcp://127.0.0.1:0", "--listen", sock});
+  std::vector<std::unique_ptr<SocketClient>> three;
+  for (int i = 0; i < 3; ++i) {
+    three.push_back(std::make_unique<SocketClient>(server.url()));
+    ASSERT_TRUE(round_trip(*three.back(), fmt::format("client {} is in", i)));
+  }
+  {
+    // A fourth framed client from 127.0.0.1 learns why.
+    SocketClient fourth(server.url());
+    fourth.send_all(preface_and_hello());
+    const RawFrame f = read_frame(fourth);
+    ASSERT_EQ(f.type, msg::error);
+    const auto e = parse_error(f.payload);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code, kTooManyConnections);
+    EXPECT_NE(e->text.find("from 127.0.0.1"), std::string::npos) << e->text;
+    EXPECT_EQ(fourth.recv_until_eof(std::chrono::seconds(5)), "");
+  }
+  {
+    // A fourth raw one is closed without a reply.
+    SocketClient fourth(server.url());
+    fourth.send_all("me too");
+    EXPECT_EQ(fourth.recv_until_eof(std::chrono::seconds(5)), "");
+  }
+  EXPECT_TRUE(server.wait_stderr("--max-connections-per-address 3")) << server.stderr_text();
+  // Another client key (a Unix-socket peer is "uid:N") has its own count.
+  EXPECT_TRUE(serves_raw(sock));
+  for (auto& c : three)
+    EXPECT_TRUE(round_trip(*c, "the three were not disturbed"));
+  // One leaves: the address has room again once the server has closed its side.
+  three[0]->shutdown_write();
+  EXPECT_EQ(three[0]->recv_until_eof(), "");
+  three.erase(three.begin());
+  EXPECT_TRUE(eventually([&] { return static_cast<bool>(serves_raw(server.url(), "again")); }));
+}
+
+// The audit's lock-out: another user's silent connections fill --max-connections; the owner,
+// on a Unix socket with its own uid, still gets the reserved slot (before: refused).
+TEST(Limits, SilentConnectionsFillingTheServerDoNotLockTheOwnerOut) {
+  TempDir dir;
+  const std::string sock = "unix://" + dir.file("s");
+  TestServer server({"--max-connections", "5", "--listen", "tcp://127.0.0.1:0", "--listen", sock});
+  std::vector<std::unique_ptr<SocketClient>> silent;
+  for (int i = 0; i < 5; ++i)
+    silent.push_back(std::make_unique<SocketClient>(server.url()));
+  // The fifth TCP connection is not admitted: that slot is the owner's. The server closes it
+  // after its short look for a framed client's first byte.
+  EXPECT_TRUE(silent.back()->wait_closed(std::chrono::seconds(5)));
+  EXPECT_TRUE(serves_raw(sock, "the owner gets in"));
+  // The owner's first connection frees its slot a moment after the server closes its side.
+  EXPECT_TRUE(eventually([&] { return static_cast<bool>(serves_framed(sock)); }));
+  {
+    // While the owner is connected, the server is full for everyone.
+    std::unique_ptr<SocketClient> owner;
+    ASSERT_TRUE(eventually([&] {
+      owner = std::make_unique<SocketClient>(sock);
+      return static_cast<bool>(round_trip(*owner, "holding the reserved slot"));
+    }));
+    SocketClient late(server.url());
+    late.send_all(preface_and_hello());
+    EXPECT_TRUE(error_then_close(late, kTooManyConnections));
+  }
+  for (int i = 0; i < 4; ++i)
+    EXPECT_FALSE(silent[static_cast<std::size_t>(i)]->wait_closed(std::chrono::milliseconds(1)))
+        << "silent client " << i << " was admitted and stays";
 }
 
 // True when a process has a mapping whose path contains `what` (e.g. a sanitizer runtime).

@@ -1,7 +1,9 @@
-// Refusals: connections turned away over --max-connections. Bounds the refusals in flight and
-// logs them so that a flood of refused connections cannot become a flood of log lines.
+// Refusals: connections turned away at accept (over --max-connections, over the per-address cap,
+// or from an address in the penalty box). Bounds the refusals in flight and logs them so that a
+// flood of refused connections cannot become a flood of log lines.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -12,6 +14,9 @@
 
 namespace duplex::server {
 
+/// Why a connection was turned away at accept.
+enum class Refusal : std::uint8_t { server_full, address_full, penalised };
+
 class Refusals {
  public:
   /// Past this many refusals still telling their client why, a refused connection is closed
@@ -21,10 +26,14 @@ class Refusals {
   Refusals(asio::io_context& control, std::size_t max_connections,
            std::chrono::milliseconds period = std::chrono::seconds(1));
 
-  /// Logs one refusal of `peer` (control thread). After a quiet `period` it is logged at once with
-  /// the peer's address; refusals within a period of the last line are counted and summed into
-  /// one line when the period ends ("refused 37 more connections ... (latest from ...)").
-  void refused(const std::string& peer);
+  /// Logs one refusal of `peer` over --max-connections (control thread).
+  void refused(const std::string& peer) { refused(Refusal::server_full, peer, {}); }
+  /// Logs one refusal of `peer` (control thread). After a quiet `period` it is logged at once
+  /// with the peer's address and `why` (the first line's reason, "--max-connections 5 reached");
+  /// refusals within a period of the last line are counted by kind and summed into one line per
+  /// kind when the period ends ("refused 37 more connections over --max-connections 5 in the
+  /// last 1.0 s (latest from ...)"). An empty `why` says the kind's standard reason.
+  void refused(Refusal kind, const std::string& peer, std::string why);
   /// Logs what is counted but not yet logged, and stops the timer (control thread, at stop).
   void flush();
 
@@ -36,14 +45,20 @@ class Refusals {
 
  private:
   using Clock = std::chrono::steady_clock;
+  static constexpr std::size_t kKinds = 3;
+  struct Counted {
+    std::uint64_t pending = 0;  // refusals since the last line, not yet logged
+    std::string latest_peer;
+    std::string over;  // "over --max-connections 5", for the summary line
+  };
   void report();
+  std::string standard_over(Refusal kind) const;
 
   asio::steady_timer timer_;
   std::size_t max_connections_;
   std::chrono::milliseconds period_;
   Clock::time_point last_line_{};  // when a refusal line was last written (epoch: never)
-  std::uint64_t pending_ = 0;      // refusals since then, not yet logged
-  std::string latest_peer_;
+  std::array<Counted, kKinds> counted_;
   bool timer_armed_ = false;
   std::atomic<std::size_t> replying_{0};
 };

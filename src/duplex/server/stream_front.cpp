@@ -10,11 +10,13 @@
 #include <exception>
 #include <utility>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "duplex/net/listener.hpp"
 #include "duplex/net/socket_ops.hpp"
 #include "duplex/proc/unique_fd.hpp"
+#include "duplex/server/admission.hpp"
 #include "duplex/server/io_pool.hpp"
 #include "duplex/server/refusals.hpp"
 #include "duplex/server/session.hpp"
@@ -58,6 +60,7 @@ class StreamFront final : public Front {
  private:
   awaitable<void> accept_loop();
   void admit(std::unique_ptr<net::Stream> stream, Worker& worker);
+  void refuse(std::unique_ptr<net::Stream> stream, errc code, std::string text);
   void shed_one();
 
   net::Listener listener_;
@@ -97,21 +100,42 @@ awaitable<void> StreamFront::accept_loop() {
 
 void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   ServerState& state = ctx_.state;
-  // Only this thread adds to `live`, so the check cannot be overtaken by another accept.
-  if (state.live.load() >= state.limits.max_connections) {
+  const Limits& limits = state.limits;
+  const net::Peer& peer = stream->peer();
+  // Only this thread adds to `live`, so the check cannot be overtaken by another accept. The
+  // last few slots are the owner's: others filling the server cannot lock it out.
+  const bool trusted = trusted_transport(peer, state.exec.auth);
+  const std::size_t reserved = trusted ? 0 : reserved_slots(limits);
+  const std::size_t live = state.live.load();
+  if (live + reserved >= limits.max_connections) {
     state.rejected.fetch_add(1, std::memory_order_relaxed);
-    ctx_.refusals.refused(stream->peer().address);
-    if (!ctx_.refusals.begin_reply()) return;  // closed without a word
-    auto ex = stream->get_executor();
-    asio::co_spawn(ex, reject_session(std::move(stream)),
-                   [&refusals = ctx_.refusals](std::exception_ptr) { refusals.end_reply(); });
+    std::string why;
+    if (live < limits.max_connections)
+      why = fmt::format(
+          "--max-connections {} reached (the last {} reserved for the server's owner on a Unix "
+          "socket)",
+          limits.max_connections, reserved);
+    ctx_.refusals.refused(Refusal::server_full, peer.address, std::move(why));
+    refuse(std::move(stream), errc::too_many_connections, "too many connections; try again later");
+    return;
+  }
+  const std::size_t per_address = limits.max_connections_per_address;
+  if (per_address > 0 && !state.per_address.try_take(peer.client_key, per_address)) {
+    state.rejected.fetch_add(1, std::memory_order_relaxed);
+    ctx_.refusals.refused(Refusal::address_full, peer.address,
+                          fmt::format("--max-connections-per-address {} reached", per_address));
+    refuse(std::move(stream), errc::too_many_connections,
+           fmt::format("too many connections from {}; try again later", peer.client_key));
     return;
   }
   state.live.fetch_add(1);
   state.accepted.fetch_add(1, std::memory_order_relaxed);
   auto ex = stream->get_executor();
+  // The completion runs on the session's worker when the session has ended.
+  std::string counted_key = per_address > 0 ? peer.client_key : std::string();
   asio::co_spawn(ex, run_session(std::move(stream), state, worker, traits_),
-                 [](std::exception_ptr e) {
+                 [&counts = state.per_address, key = std::move(counted_key)](std::exception_ptr e) {
+                   if (!key.empty()) counts.give_back(key);
                    if (!e) return;
                    try {
                      std::rethrow_exception(e);
@@ -119,6 +143,14 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
                      spdlog::error("session ended by an unexpected error: {}", x.what());
                    }
                  });
+}
+
+// A refused client is told why when it is a framed one, as long as few refusals are replying.
+void StreamFront::refuse(std::unique_ptr<net::Stream> stream, errc code, std::string text) {
+  if (!ctx_.refusals.begin_reply()) return;  // closed without a word
+  auto ex = stream->get_executor();
+  asio::co_spawn(ex, turn_away(std::move(stream), code, std::move(text)),
+                 [&refusals = ctx_.refusals](std::exception_ptr) { refusals.end_reply(); });
 }
 
 // Out of fds: accept() fails while the client stays in the backlog, so the loop would wake
