@@ -45,6 +45,17 @@ TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
     const std::string prefix = "listening on ";
     if (line->rfind(prefix, 0) == 0) urls_.push_back(line->substr(prefix.size()));
   }
+  const bool tls = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--tls" || a == "--tls-only" || a.rfind("tls://", 0) == 0 ||
+           a.rfind("tls+unix://", 0) == 0;
+  });
+  if (tls) {
+    auto line = proc_->read_line(15s);
+    const std::string prefix = "fingerprint ";
+    if (!line || line->rfind(prefix, 0) != 0)
+      throw std::runtime_error("no fingerprint line after the listeners: " + line.value_or("(none)"));
+    fingerprint_ = line->substr(prefix.size());
+  }
   drain_ = std::thread([this] {
     for (;;) {
       auto chunk = proc_->read_stderr_some(std::chrono::hours(24));

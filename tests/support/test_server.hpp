@@ -17,7 +17,8 @@ namespace duplex::test {
 class TestServer {
  public:
   /// Starts `duplex serve` with `args` (add --listen yourself, or none for tcp://127.0.0.1:0),
-  /// and waits for one "listening on URL" line per listener. Fails the test if it does not start.
+  /// and waits for one "listening on URL" line per listener, then, with TLS (--tls, --tls-only or
+  /// a tls:// listener), the "fingerprint SHA256:…" line. Fails the test if it does not start.
   explicit TestServer(std::vector<std::string> args = {}, std::size_t listeners = 0);
   ~TestServer();
 
@@ -25,6 +26,8 @@ class TestServer {
   const std::string& url(std::size_t i = 0) const { return urls_.at(i); }
   /// "127.0.0.1:PORT" style address of the first TCP listener (for clients that want host:port).
   int port(std::size_t i = 0) const;
+  /// The TLS key's fingerprint the server printed ("SHA256:…"); empty without TLS.
+  const std::string& fingerprint() const { return fingerprint_; }
   pid_t pid() const { return proc_->pid(); }
   Process& process() { return *proc_; }
   /// SIGTERM and wait; returns the exit status (fails the test if it does not exit in time).
@@ -44,6 +47,7 @@ class TestServer {
   std::string err_;
   bool err_done_ = false;
   std::vector<std::string> urls_;
+  std::string fingerprint_;
 };
 
 }  // namespace duplex::test
