@@ -198,10 +198,8 @@ int run_serve(const ServeOptions& o) {
     spdlog::info("exec: {} client key(s) from {}", ex.auth.authorized_keys->keys().size(),
                  o.authorized_keys);
   }
-  if (ex.raw)
-    spdlog::warn(
-        "--raw-exec: anyone who can connect runs commands as this user, without authentication");
 
+  const bool cfg_raw_exec = ex.raw;
   server::Server server(std::move(cfg));
   if (auto opened = server.open(); !opened) {
     // Protected mode (judged from the bound sockets) is a matter of flags: usage, exit 2.
@@ -209,6 +207,10 @@ int run_serve(const ServeOptions& o) {
     spdlog::error("{}", opened.message());
     return kExitFailure;
   }
+  // Only once protected mode has let it start: a refusal stays one line.
+  if (cfg_raw_exec)
+    spdlog::warn(
+        "--raw-exec: anyone who can connect runs commands as this user, without authentication");
   // The contract with scripts and tests: one line per listener, once every listener is ready,
   // then the TLS key's fingerprint when there is TLS (what clients pin).
   for (const auto& url : server.urls())
