@@ -11,6 +11,7 @@
 #include "duplex/proc/child.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -100,6 +101,19 @@ std::vector<std::string> exec_candidates(const std::string& name,
     path.remove_prefix(colon + 1);
   }
   return out;
+}
+
+/// The gid of the group "tty", looked up once (getgrnam_r: no static buffer).
+std::optional<gid_t> tty_group() {
+  static const std::optional<gid_t> gid = []() -> std::optional<gid_t> {
+    group gr{};
+    group* found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getgrnam_r("tty", &gr, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+      return std::nullopt;
+    return gr.gr_gid;
+  }();
+  return gid;
 }
 
 /// pidfd_open(2) by syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C", so C++ cannot link it.
@@ -342,12 +356,15 @@ Result<Child> spawn(const SpawnOptions& opts) noexcept {
     // from becoming our controlling tty, the child takes it with TIOCSCTTY.
     child_ends[0].reset(::open(pty->slave_name.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (!child_ends[0]) return std::error_code(errno, std::system_category());
-    // The terminal belongs to whoever uses it: the account's, readable by nobody else (sshd's
-    // pty_setowner: owner rw, group w for write(1), the group left as devpts gives it).
-    if (opts.credentials &&
-        (::fchown(child_ends[0].get(), opts.credentials->uid, static_cast<gid_t>(-1)) != 0 ||
-         ::fchmod(child_ends[0].get(), 0620) != 0))
-      return std::error_code(errno, std::system_category());
+    // The terminal belongs to whoever uses it (sshd's pty_setowner): the account's, group tty
+    // with write for write(1), or without a tty group the account's own group and no access.
+    if (opts.credentials) {
+      const auto tty = tty_group();
+      if (::fchown(child_ends[0].get(), opts.credentials->uid,
+                   tty ? *tty : opts.credentials->gid) != 0 ||
+          ::fchmod(child_ends[0].get(), tty ? 0620 : 0600) != 0)
+        return std::error_code(errno, std::system_category());
+    }
     child.pty_ = std::move(pty->master);
     plan.stdio = {child_ends[0].get(), child_ends[0].get(), child_ends[0].get()};
     plan.controlling_tty = true;

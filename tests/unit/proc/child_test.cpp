@@ -5,6 +5,7 @@
 #include "duplex/proc/child.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pwd.h>
@@ -713,11 +714,16 @@ TEST(ChildCredentials, AHomeThatCannotBeEnteredFallsBackToTheRoot) {
 
 TEST(ChildCredentials, PtyBelongsToTheAccount) {
   SKIP_UNLESS_ROOT_AND_NOBODY(who);
-  SpawnOptions o = as(*who, {"sh", "-c", "stat -c '%u %a' \"$(tty)\""});
+  SpawnOptions o = as(*who, {"sh", "-c", "stat -c '%u %g %a' \"$(tty)\""});
   o.stdio = StdioMode::pty;
   Child c = spawn_ok(o);
   const std::string out = drain({c.pty_fd()})[0];
-  EXPECT_EQ(out, std::to_string(who->uid) + " 620\r\n");
+  // sshd's rule: group tty with write for write(1), else the account's group and no access.
+  const group* tty = ::getgrnam("tty");
+  EXPECT_EQ(out,
+            std::to_string(who->uid) + " " +
+                (tty ? std::to_string(tty->gr_gid) + " 620" : std::to_string(who->gid) + " 600") +
+                "\r\n");
   EXPECT_EQ(wait_exit(c).code, 0);
 }
 
