@@ -179,6 +179,34 @@ TEST(ExecAuth, TokenFileReadableByOthersIsRefusedAtStart) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line, got:\n" << r.err;
 }
 
+TEST(ExecAuth, MalformedTokenFileIsRefusedAtStart) {
+  TempDir dir;
+  const auto path = dir.file("token");
+  write_file(path, "sesame\n", 0600);
+  const auto r = run({duplex_bin(), "serve", "--exec", "--allow-root", "--token-file", path,
+                      "--listen", "tcp://127.0.0.1:0"},
+                     {}, std::chrono::seconds(10));
+  EXPECT_TRUE(r.status.exited);
+  EXPECT_NE(r.status.code, 0);
+  EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("64 lowercase hex digits"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line, got:\n" << r.err;
+}
+
+TEST(ExecAuth, SymlinkedTokenFileIsRefusedAtStart) {
+  TempDir dir, elsewhere;
+  const auto target = elsewhere.file("secret");
+  write_file(target, std::string(64, 'c') + "\n", 0600);
+  const auto path = dir.file("token");
+  std::filesystem::create_symlink(target, path);
+  const auto r = run({duplex_bin(), "serve", "--exec", "--allow-root", "--token-file", path,
+                      "--listen", "tcp://127.0.0.1:0"},
+                     {}, std::chrono::seconds(10));
+  EXPECT_NE(r.status.code, 0);
+  EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("symbolic link"), std::string::npos) << r.err;
+}
+
 TEST(ExecAuth, EmptyTokenFileIsRefusedAtStart) {
   TempDir dir;
   const auto path = dir.file("token");
@@ -193,12 +221,13 @@ TEST(ExecAuth, EmptyTokenFileIsRefusedAtStart) {
 }
 
 TEST(ExecAuth, ExistingTokenFileIsKeptAsIs) {
+  // A token of the generated form (issue 7: nothing else is a token) that the server did not make.
   TempDir dir;
   const auto path = dir.file("token");
-  const std::string mine = "my own token, spaces and all";
-  write_file(path, "  " + mine + "  \n", 0600);
+  const std::string mine = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  write_file(path, mine + "\n", 0600);
   TestServer server({"-q", "--exec", "--token-file", path});
-  EXPECT_EQ(first_line(path), "  " + mine + "  ");
+  EXPECT_EQ(first_line(path), mine);
   const auto o = exec_once(server.url(), mine, touch(dir.file("ran")));
   EXPECT_TRUE(exited_with(o, 0));
   EXPECT_TRUE(exists(dir.file("ran")));

@@ -11,13 +11,14 @@ namespace duplex {
 /// ${XDG_CONFIG_HOME:-~/.config}/duplex/token — the default for both server and client.
 std::string default_token_path();
 
-/// Reads a token file: its first line, surrounding whitespace removed. Refuses a file that
-/// others can read or write (like ssh with private keys), and an empty token. The failure's
-/// detail is one line naming the file.
+/// Reads a token file: one line of 64 lowercase hex digits (the form load_or_create_token_file
+/// writes), read through read_private_file(FileTrust::secret): opened without following a
+/// symlink, a regular file owned by our effective uid with no group/other bits, in a directory
+/// nobody else can write. The failure's detail is one line naming the file and the fix.
 Result<std::string> read_token_file(const std::string& path);
 
 /// Reads the token file, or creates it (and its directory, 0700) with a fresh random token
-/// (32 bytes from getrandom, hex) and mode 0600 when it does not exist.
+/// (32 bytes from getrandom, hex) and mode 0600 when nothing is at the path.
 Result<std::string> load_or_create_token_file(const std::string& path);
 
 /// The token a client sends: the file `token_file` when given, else $DUPLEX_TOKEN, else the

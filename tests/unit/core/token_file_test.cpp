@@ -2,6 +2,7 @@
 // reasons a refused file gets.
 #include "duplex/core/token_file.hpp"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,11 +42,85 @@ class TokenFileTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(TokenFileTest, FirstLineWithoutSurroundingWhitespace) {
-  const auto path = write_token(dir_ + "/t", "  secret \t\nsecond line\n");
-  auto t = read_token_file(path);
+// A token of the generated form: 64 lowercase hex digits.
+const std::string kToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const std::string kOther = std::string(64, 'e');
+
+::testing::AssertionResult refused_naming(const Result<std::string>& t, const std::string& path,
+                                          std::string_view words) {
+  if (t) return ::testing::AssertionFailure() << "accepted, token " << *t;
+  if (t.message().find(path) == std::string::npos)
+    return ::testing::AssertionFailure() << "the reason does not name " << path << ": "
+                                         << t.message();
+  if (t.message().find(words) == std::string::npos)
+    return ::testing::AssertionFailure() << "the reason does not say '" << words
+                                         << "': " << t.message();
+  if (t.message().find('\n') != std::string::npos)
+    return ::testing::AssertionFailure() << "more than one line: " << t.message();
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(TokenFileTest, TheGeneratedFormIsRead) {
+  auto t = read_token_file(write_token(dir_ + "/t", kToken + "\n"));
   ASSERT_TRUE(t) << t.message();
-  EXPECT_EQ(*t, "secret");
+  EXPECT_EQ(*t, kToken);
+  auto no_newline = read_token_file(write_token(dir_ + "/u", kToken));
+  ASSERT_TRUE(no_newline) << no_newline.message();
+  EXPECT_EQ(*no_newline, kToken);
+}
+
+// Audit item 2: any first line used to be the token. Only the generated form is one now.
+TEST_F(TokenFileTest, AMalformedTokenIsRefused) {
+  const std::string bad[] = {
+      "sesame\n",
+      "  " + kToken + "  \n",          // blanks around it
+      kToken.substr(0, 63) + "\n",     // short
+      kToken + "0\n",                  // long
+      "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\n",  // upper case
+      kToken + "\nsecond line\n",       // more than one line
+      kToken + "\r\n",
+  };
+  int i = 0;
+  for (const auto& text : bad) {
+    const auto path = write_token(dir_ + "/bad" + std::to_string(i++), text);
+    EXPECT_TRUE(refused_naming(read_token_file(path), path, "64 lowercase hex digits"))
+        << "content #" << i;
+  }
+}
+
+// Audit item 2: stat() followed the link, so a link to a root-owned 0600 file made that
+// file's first line the token.
+TEST_F(TokenFileTest, ASymlinkIsRefusedEvenToAPrivateFileOfOurs) {
+  const auto target = write_token(dir_ + "/real", kToken + "\n");
+  const auto link = dir_ + "/link";
+  fs::create_symlink(target, link);
+  EXPECT_TRUE(refused_naming(read_token_file(link), link, "symbolic link"));
+  EXPECT_TRUE(refused_naming(load_or_create_token_file(link), link, "symbolic link"))
+      << "an existing link is not replaced by a fresh token either";
+}
+
+// Audit item 2: a 0600 file planted by `nobody` was accepted by a root server.
+TEST_F(TokenFileTest, AFileOwnedBySomeoneElseIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to nobody";
+  const passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  const auto path = write_token(dir_ + "/t", kToken + "\n");
+  ASSERT_EQ(::chown(path.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
+  EXPECT_TRUE(refused_naming(read_token_file(path), path,
+                             "owned by uid " + std::to_string(nobody->pw_uid)));
+}
+
+// StrictModes: whoever can write the directory can swap the file.
+TEST_F(TokenFileTest, AGroupWritableDirectoryIsRefused) {
+  const auto path = write_token(dir_ + "/shared/t", kToken + "\n");
+  fs::permissions(dir_ + "/shared", fs::perms::group_write, fs::perm_options::add);
+  EXPECT_TRUE(refused_naming(read_token_file(path), path, "chmod go-w"));
+}
+
+TEST_F(TokenFileTest, AFifoIsRefusedWithoutHanging) {
+  const auto path = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  EXPECT_TRUE(refused_naming(read_token_file(path), path, "not a regular file"));
 }
 
 TEST_F(TokenFileTest, MissingFileNamesThePathAndKeepsTheErrno) {
@@ -57,7 +132,7 @@ TEST_F(TokenFileTest, MissingFileNamesThePathAndKeepsTheErrno) {
 }
 
 TEST_F(TokenFileTest, ReadableByOthersIsRefusedWithTheFix) {
-  const auto path = write_token(dir_ + "/t", "secret\n",
+  const auto path = write_token(dir_ + "/t", kToken + "\n",
                                 fs::perms::owner_read | fs::perms::owner_write |
                                     fs::perms::group_read | fs::perms::others_read);
   auto t = read_token_file(path);
@@ -67,7 +142,7 @@ TEST_F(TokenFileTest, ReadableByOthersIsRefusedWithTheFix) {
 }
 
 TEST_F(TokenFileTest, EmptyTokenIsRefused) {
-  auto t = read_token_file(write_token(dir_ + "/t", " \n"));
+  auto t = read_token_file(write_token(dir_ + "/t", "\n"));
   ASSERT_FALSE(t);
   EXPECT_NE(t.message().find("is empty"), std::string::npos) << t.message();
 }
@@ -105,12 +180,12 @@ TEST_F(TokenFileTest, ResolveWithNoFileNoEnvMeansEmptyToken) {
 }
 
 TEST_F(TokenFileTest, ResolveDefaultFileThenEnvThenExplicitFile) {
-  write_token(dir_ + "/duplex/token", "from-default");
-  EXPECT_EQ(*resolve_token(""), "from-default");
+  write_token(dir_ + "/duplex/token", kToken + "\n");
+  EXPECT_EQ(*resolve_token(""), kToken);
   ::setenv("DUPLEX_TOKEN", "from-env", 1);
   EXPECT_EQ(*resolve_token(""), "from-env");
-  const auto explicit_file = write_token(dir_ + "/other", "from-flag");
-  EXPECT_EQ(*resolve_token(explicit_file), "from-flag");
+  const auto explicit_file = write_token(dir_ + "/other", kOther + "\n");
+  EXPECT_EQ(*resolve_token(explicit_file), kOther);
 }
 
 TEST_F(TokenFileTest, ResolveMissingExplicitFileIsAnError) {
