@@ -102,13 +102,9 @@ Status Server::Impl::check_protected() const {
   for (const auto& f : fronts) {
     const net::Endpoint& ep = f->endpoint();
     if (!is_stream(ep) || f->loopback()) continue;
-    // A name that is not an address literal: say where it went, since its spelling looked safe.
-    std::error_code literal;
-    asio::ip::make_address(ep.host, literal);
-    const std::string where =
-        ep.transport == net::Transport::tcp && literal
-            ? fmt::format("{} (bound to an address that is not loopback)", f->url())
-            : f->url();
+    // The bound URL names the address the name resolved to (tcp://0.0.0.0:PORT for a
+    // "localhost" that a hosts file maps there): what was checked, and what the user must see.
+    const std::string where = f->url();
     if (cfg.exec.raw)
       return fail(errc::insecure_channel,
                   fmt::format("refusing --raw-exec on {}: raw exec has no authentication, so it "
