@@ -161,9 +161,11 @@ class FramedSession final : public services::SessionContext {
         if (!handled) co_return co_await breach(handled.failure());
         if (*handled == services::Next::end) co_return;
       }
-      // Nothing to decode, or the start of a frame in a buffer far larger than it: hold only
-      // what arrived (no buffer at all when nothing did) while the peer takes its time.
-      if (in_.empty() || in_.oversized()) {
+      // Nothing to decode, or the start of a frame in a buffer far larger than it while the
+      // socket has nothing more (the last read did not fill its space, so the next one would
+      // wait anyway): hold only what arrived (nothing when nothing did) while the peer takes
+      // its time. A peer sending faster than we read keeps its buffer and is not slowed down.
+      if (in_.empty() || (drained_ && in_.oversized())) {
         if (in_.empty())
           in_.release();
         else
@@ -180,6 +182,7 @@ class FramedSession final : public services::SessionContext {
         co_return;
       }
       if (ec) co_return co_await ended(ec);
+      drained_ = n < space.size();
       in_.commit(n);
       entry_.bytes_in += n;
       entry_.last_read = Clock::now();
@@ -302,6 +305,7 @@ class FramedSession final : public services::SessionContext {
   Phase phase_ = Phase::preface;
   bool trusted_ = trusted_transport(stream_.peer(), state_.exec.auth);
   bool auth_begun_ = false;
+  bool drained_ = true;  // the last read took less than it had room for
 };
 
 }  // namespace
