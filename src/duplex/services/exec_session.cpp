@@ -76,6 +76,10 @@ awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
   auto req = wire::decode_exec_start(payload);
   if (!req) co_return duplex::fail(errc::bad_message, "malformed EXEC_START");
   if (cmd_) co_return duplex::fail(errc::limit_exceeded, "one command at a time per connection");
+  // A variable the server does not let through refuses the request (ERROR, one line naming it)
+  // before it waits for a slot.
+  if (auto allowed = check_client_env(*req, ctx_.settings.policy); !allowed)
+    co_return std::move(allowed).failure();
 
   // Waiting for a slot is not idleness; a client that leaves meanwhile leaves the queue.
   session_.set_busy(true);
@@ -93,7 +97,8 @@ awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
 
   audit_argv_ = audit_argv(*req);
   const auto ex = co_await asio::this_coro::executor;
-  auto started = ExecCommand::start(ex, *req, ctx_.settings.policy);
+  auto started = ExecCommand::start(ex, *req, ctx_.settings.policy,
+                                    ExecOrigin::of(session_.peer(), identity_));
   if (!started) {
     spdlog::info("exec: peer={} identity={} argv=[{}] not started: {}", session_.peer().address,
                  identity_, audit_argv_, started.message());
