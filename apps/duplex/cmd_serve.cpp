@@ -181,7 +181,6 @@ int run_serve(const ServeOptions& o) {
       spdlog::error("{}", token.message());
       return kExitFailure;
     }
-    ex.auth.token = *token;
     ex.auth.token_key = services::token_key(*token);
     ex.auth.allowed_uids = o.allow_uids.empty() ? std::vector<uid_t>{::getuid()} : o.allow_uids;
     spdlog::info("exec enabled: token in {}; Unix-socket peers with uid {} need no token", path,

@@ -236,7 +236,8 @@ TEST(ExecLifecycle, AnAuthenticatedTcpSessionProbesAVanishedPeer) {
   c.wait_for(msg::welcome);
   EXPECT_EQ(server_socket_line(port, client_port).find("keepalive"), std::string::npos)
       << "not before AUTH: " << server_socket_line(port, client_port);
-  c.send(auth_frame(server.token()) + exec_start_frame(argv_of({"sleep", "200"})));
+  ASSERT_TRUE(c.authenticate(server.token(), /*with_hello=*/false));
+  c.send(exec_start_frame(argv_of({"sleep", "200"})));
   c.wait_for(msg::auth_ok);
   EXPECT_TRUE(eventually(
       [&] { return server_socket_line(port, client_port).find("keepalive") != std::string::npos; },

@@ -4,6 +4,11 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -38,6 +43,52 @@ std::string auth_frame(std::string_view token) {
   put_str(p, token);
   return frame(msg::auth, p);
 }
+
+namespace auth {
+
+std::string key(std::string_view token) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), d);
+  return std::string(reinterpret_cast<const char*>(d), sizeof d);
+}
+
+namespace {
+std::string hmac(std::string_view key, std::string_view label, std::string_view binding,
+                 std::string_view nc, std::string_view ns) {
+  std::string msg = std::string(label) + std::string(binding) + std::string(nc) + std::string(ns);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+}  // namespace
+
+std::string server_proof(std::string_view key, std::string_view binding, std::string_view nc,
+                         std::string_view ns) {
+  return hmac(key, "duplex-auth server v1", binding, nc, ns);
+}
+std::string client_proof(std::string_view key, std::string_view binding, std::string_view nc,
+                         std::string_view ns) {
+  return hmac(key, "duplex-auth client v1", binding, nc, ns);
+}
+std::string zero_binding() {
+  return std::string(32, '\0');
+}
+std::string nonce() {
+  std::string n(32, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(n.data()), 32) != 1)
+    throw std::runtime_error("RAND_bytes failed");
+  return n;
+}
+std::string start_frame(std::string_view nc) {
+  return frame(msg::auth_start, nc);
+}
+std::string proof_frame(std::string_view proof) {
+  return frame(msg::auth_proof, proof);
+}
+
+}  // namespace auth
 
 std::string exec_start_frame(const ExecRequest& r) {
   std::string p;
@@ -153,10 +204,47 @@ std::optional<RawFrame> FrameReader::next(std::chrono::milliseconds timeout) {
 ExecClient::ExecClient(const std::string& url) : sock_(url), reader_(sock_.fd()) {}
 
 void ExecClient::start(const std::optional<std::string>& token, const ExecRequest& req) {
+  if (token && !token->empty()) {
+    if (authenticate(*token)) send(exec_start_frame(req));
+    return;
+  }
   std::string bytes = preface_and_hello("exec-test");
   if (token) bytes += auth_frame(*token);
   bytes += exec_start_frame(req);
   send(bytes);
+}
+
+bool ExecClient::authenticate(std::string_view token, bool with_hello) {
+  const std::string nc = auth::nonce();
+  send((with_hello ? preface_and_hello("exec-test") : std::string()) + auth::start_frame(nc));
+  for (;;) {
+    auto f = reader_.next();
+    if (!f) {
+      outcome_.closed = true;
+      return false;
+    }
+    const std::uint8_t type = f->type;
+    if (type == msg::auth_challenge) {
+      outcome_.types.push_back(type);
+      if (f->payload.size() != 64) throw std::runtime_error("malformed AUTH_CHALLENGE");
+      const std::string ns = f->payload.substr(0, 32);
+      const std::string k = auth::key(token);
+      outcome_.server_proof_ok =
+          f->payload.substr(32) == auth::server_proof(k, auth::zero_binding(), nc, ns);
+      // A test client proves whatever the server did: tests of the server's own refusals need
+      // the wrong token to reach AUTH_PROOF.
+      send(auth::proof_frame(auth::client_proof(k, auth::zero_binding(), nc, ns)));
+      continue;
+    }
+    if (take(std::move(*f), nullptr)) {
+      // ERROR: refused. It is the last frame: the server closes after it (PROTOCOL.md §8).
+      if (auto more = reader_.next())
+        throw std::runtime_error("frame " + type_hex(more->type) + " after ERROR");
+      outcome_.closed = true;
+      return false;
+    }
+    if (type == msg::auth_ok) return true;
+  }
 }
 
 void ExecClient::send_stdin(std::string_view data, std::size_t chunk) {
@@ -180,10 +268,15 @@ bool ExecClient::take(RawFrame f, const OutputSinks* sinks) {
       else
         throw std::runtime_error("malformed WELCOME");
       return false;
-    case msg::auth_ok:
-      outcome_.identity = parse_str(f.payload);
-      if (!outcome_.identity) throw std::runtime_error("malformed AUTH_OK");
+    case msg::auth_ok: {
+      // str identity, u32 max_frame
+      const std::string_view p = f.payload;
+      if (p.size() < 8 || p.size() != 8 + static_cast<std::size_t>(get_be32(p, 0)))
+        throw std::runtime_error("malformed AUTH_OK");
+      outcome_.identity = std::string(p.substr(4, p.size() - 8));
+      outcome_.auth_max_frame = get_be32(p, p.size() - 4);
       return false;
+    }
     case msg::stdout_data:
       if (sinks && sinks->out)
         sinks->out(f.payload);
@@ -216,6 +309,8 @@ bool ExecClient::take(RawFrame f, const OutputSinks* sinks) {
 }
 
 RawFrame ExecClient::wait_for(std::uint8_t type, std::chrono::milliseconds timeout) {
+  // start() with a token reads AUTH_OK itself (the challenge-response needs the round trip).
+  if (type == msg::auth_ok && outcome_.identity) return RawFrame{msg::auth_ok, 0, {}};
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     auto f = reader_.next(
@@ -284,6 +379,8 @@ ExecOutcome exec_once(const std::string& url, const std::optional<std::string>& 
                       std::chrono::milliseconds timeout) {
   ExecClient c(url);
   c.start(token, req);
+  // Refused during the challenge-response: the server has closed, there is nothing to send.
+  if (c.outcome().error || c.outcome().closed) return c.outcome();
   if (input.size() <= 256 * 1024) {
     c.send_stdin(input);
     c.send_eof();

@@ -20,6 +20,9 @@ namespace duplex::test {
 
 namespace msg {
 inline constexpr std::uint8_t stdin_window = 0x28;  // server -> client: u32 bytes of stdin credit
+inline constexpr std::uint8_t auth_start = 0x0A;      // client -> server: 32-byte nonce
+inline constexpr std::uint8_t auth_challenge = 0x0B;  // server -> client: nonce + proof
+inline constexpr std::uint8_t auth_proof = 0x0C;      // client -> server: 32-byte proof
 }  // namespace msg
 
 /// Error codes of docs/PROTOCOL.md §6 that the exec tests meet.
@@ -29,6 +32,8 @@ inline constexpr std::uint16_t service_disabled = 33;
 inline constexpr std::uint16_t auth_failed = 34;
 inline constexpr std::uint16_t auth_required = 35;
 inline constexpr std::uint16_t limit_exceeded = 36;
+inline constexpr std::uint16_t insecure_channel = 38;
+inline constexpr std::uint16_t penalised = 39;
 }  // namespace err
 
 /// EXEC_START fields; the defaults are a plain argv command without a PTY.
@@ -47,7 +52,24 @@ struct ExecRequest {
 /// `str`: u32 length then the bytes.
 void put_str(std::string& out, std::string_view s);
 
+/// AUTH with a token in it: only an old client does that, and the server refuses it. An empty
+/// token asks for the transport's identity.
 std::string auth_frame(std::string_view token);
+
+/// The token's challenge-response of docs/PROTOCOL.md, computed here with OpenSSL directly
+/// (not with src/wire), over a plain stream (binding: 32 zero bytes).
+namespace auth {
+using Block = std::string;  // 32 bytes
+std::string key(std::string_view token);  // SHA-256(token)
+std::string server_proof(std::string_view key, std::string_view binding, std::string_view nc,
+                         std::string_view ns);
+std::string client_proof(std::string_view key, std::string_view binding, std::string_view nc,
+                         std::string_view ns);
+std::string zero_binding();
+std::string nonce();  // 32 random bytes
+std::string start_frame(std::string_view nc);
+std::string proof_frame(std::string_view proof);
+}  // namespace auth
 std::string exec_start_frame(const ExecRequest& r);
 std::string stdin_frame(std::string_view data);
 std::string stdin_eof_frame();
@@ -91,6 +113,8 @@ class FrameReader {
 struct ExecOutcome {
   std::string welcome_agent;
   std::optional<std::string> identity;  // AUTH_OK
+  std::optional<std::uint32_t> auth_max_frame;  // AUTH_OK's frame limit
+  bool server_proof_ok = false;           // AUTH_CHALLENGE proved the server knows the token
   std::string out, err;                 // STDOUT_DATA / STDERR_DATA payloads, concatenated
   std::optional<ExitPayload> exit;
   std::optional<ErrorPayload> error;
@@ -113,9 +137,16 @@ class ExecClient {
   FrameReader& reader() { return reader_; }
   void send(std::string_view bytes) { sock_.send_all(bytes); }
 
-  /// Preface + HELLO, AUTH (unless token is nullopt), EXEC_START: one write, pipelined as
-  /// PROTOCOL.md allows.
+  /// Preface + HELLO, authentication, EXEC_START. token nullopt: no authentication at all; empty:
+  /// AUTH{""} (the transport's identity), pipelined with EXEC_START in one write as PROTOCOL.md
+  /// allows; a token: AUTH_START, then (after AUTH_CHALLENGE, whose server proof is checked)
+  /// AUTH_PROOF with EXEC_START. When the server refuses instead of challenging, its ERROR is in
+  /// outcome() and nothing more is sent.
   void start(const std::optional<std::string>& token, const ExecRequest& req);
+  /// Over a plain stream: the server proves the token and so do we; true at AUTH_OK. The frames
+  /// read are recorded; false (with the ERROR in outcome()) when the server refused. Sends the
+  /// preface and HELLO first unless `with_hello` is false (they were sent already).
+  bool authenticate(std::string_view token, bool with_hello = true);
   /// STDIN_DATA frames of at most `chunk` bytes each.
   void send_stdin(std::string_view data, std::size_t chunk = 64 * 1024);
   void send_eof() { send(stdin_eof_frame()); }

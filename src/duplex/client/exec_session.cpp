@@ -2,6 +2,8 @@
 // the stdin pump and the signal watcher run together until EXIT, a failure or a local signal.
 #include "duplex/client/exec_session.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdint>
@@ -18,6 +20,7 @@
 #include "duplex/client/stdin_reader.hpp"
 #include "duplex/client/terminal.hpp"
 #include "duplex/core/errors.hpp"
+#include "duplex/wire/auth_proof.hpp"
 
 namespace duplex::client {
 namespace {
@@ -59,10 +62,76 @@ Failure described(Failure f, bool started) {
 struct Connected {
   Connection conn;
   std::string identity;
+  std::uint32_t max_frame = 0;  // AUTH_OK's: the frame limit now we are authenticated
 };
 struct ConnectTimedOut {};
 
-// Dial, handshake, AUTH.
+// On a Unix socket the kernel tells who serves it (SO_PEERCRED): anyone may take a socket path
+// in a shared directory, so we say nothing to a server that is neither us nor root.
+Status check_unix_server(const ExecRequest& req, const net::Peer& server) {
+  if (req.endpoint.transport != net::Transport::unix_stream) return {};
+  const uid_t me = ::geteuid();
+  if (!server.uid)
+    return fail(errc::auth_failed,
+                fmt::format("{}: the kernel did not say who serves it: refusing to authenticate "
+                            "to it",
+                            req.endpoint.url()));
+  if (*server.uid == me || *server.uid == 0) return {};
+  return fail(errc::auth_failed,
+              fmt::format("{} is served by uid {}, not by you or root: refusing to authenticate "
+                          "to it",
+                          req.endpoint.url(), *server.uid));
+}
+
+template <class M>
+awaitable<Result<M>> read_message(Connection& conn, const ExecRequest& req, wire::MsgType want,
+                                  Result<M> (*decode)(ByteView) noexcept) {
+  auto r = co_await conn.read_frame();
+  if (!r) co_return described(std::move(r).failure(), false);
+  if (r->type != want)
+    co_return fail(errc::unexpected_message,
+                   fmt::format("{} answered with {} where {} was due", req.endpoint.url(),
+                               wire::type_name(r->type), wire::type_name(want)));
+  auto m = decode(r->payload);
+  if (!m)
+    co_return fail(errc::bad_message, fmt::format("{} sent a malformed {}", req.endpoint.url(),
+                                                  wire::type_name(want)));
+  co_return std::move(*m);
+}
+
+// The challenge-response (docs/PROTOCOL.md): the server proves it knows the token before we
+// prove it, and both proofs are bound to this connection (TLS exporter; zeros on a plain
+// stream). The token itself never leaves this process, in any form.
+awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest& req,
+                                            const wire::AuthStart& start,
+                                            const wire::AuthChallenge& c) {
+  if (req.token.empty())
+    co_return fail(errc::auth_failed,
+                   "the server wants a token and none was found (DUPLEX_TOKEN, --token-file, "
+                   "~/.config/duplex/token)");
+  const wire::AuthBlock key = wire::auth_key(req.token);
+  wire::AuthBlock binding{};
+  if (conn.stream().encrypted()) {
+    auto b = conn.stream().channel_binding(wire::kAuthBindingLabel);
+    if (!b) co_return std::move(b).failure();
+    binding = *b;
+  }
+  const auto expected = wire::auth_proof(wire::ProofRole::server, key, binding, start.client_nonce,
+                                         c.server_nonce);
+  if (!wire::same_proof(expected, c.server_proof)) {
+    conn.abort();
+    co_return fail(errc::auth_failed,
+                   fmt::format("the server at {} does not know the token: it may be an impostor "
+                               "(or the token is not this server's); not authenticating",
+                               req.endpoint.url()));
+  }
+  const Bytes proof = encoded(wire::AuthProof{wire::auth_proof(
+      wire::ProofRole::client, key, binding, start.client_nonce, c.server_nonce)});
+  if (auto w = co_await conn.write(proof); !w) co_return described(std::move(w).failure(), false);
+  co_return co_await read_message(conn, req, wire::MsgType::auth_ok, &wire::decode_auth_ok);
+}
+
+// Dial, handshake, authentication.
 awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
   ClientOptions opt;
   opt.protocol = Protocol::framed;
@@ -74,20 +143,39 @@ awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
   opt.trust = req.trust;
   auto conn = co_await Connection::open(req.endpoint, opt);
   if (!conn) co_return described(std::move(conn).failure(), false);
+  if (auto ok = check_unix_server(req, conn->stream().peer()); !ok) {
+    conn->abort();
+    co_return std::move(ok).failure();
+  }
+  auto nonce = wire::make_nonce();
+  if (!nonce) co_return std::move(nonce).failure();
+  const wire::AuthStart start{*nonce};
   // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-  const Bytes auth = encoded(wire::Auth{req.token});
-  if (auto w = co_await conn->write(auth); !w) co_return described(std::move(w).failure(), false);
+  const Bytes hello = encoded(start);
+  if (auto w = co_await conn->write(hello); !w) co_return described(std::move(w).failure(), false);
   auto r = co_await conn->read_frame();
   if (!r) co_return described(std::move(r).failure(), false);
-  if (r->type != wire::MsgType::auth_ok)
-    co_return fail(
-        errc::unexpected_message,
-        fmt::format("{} answered AUTH with {}", req.endpoint.url(), wire::type_name(r->type)));
-  auto ok = wire::decode_auth_ok(r->payload);
-  if (!ok)
-    co_return fail(errc::bad_message,
-                   fmt::format("{} sent a malformed AUTH_OK", req.endpoint.url()));
-  co_return Connected{std::move(*conn), ok->identity};
+  std::optional<wire::AuthOk> ok;
+  if (r->type == wire::MsgType::auth_ok) {
+    auto m = wire::decode_auth_ok(r->payload);
+    if (!m)
+      co_return fail(errc::bad_message,
+                     fmt::format("{} sent a malformed AUTH_OK", req.endpoint.url()));
+    ok = std::move(*m);
+  } else if (r->type == wire::MsgType::auth_challenge) {
+    auto c = wire::decode_auth_challenge(r->payload);
+    if (!c)
+      co_return fail(errc::bad_message,
+                     fmt::format("{} sent a malformed AUTH_CHALLENGE", req.endpoint.url()));
+    auto proved = co_await prove_token(*conn, req, start, *c);
+    if (!proved) co_return std::move(proved).failure();
+    ok = std::move(*proved);
+  } else {
+    co_return fail(errc::unexpected_message,
+                   fmt::format("{} answered AUTH_START with {}", req.endpoint.url(),
+                               wire::type_name(r->type)));
+  }
+  co_return Connected{std::move(*conn), ok->identity, ok->max_frame};
 }
 
 awaitable<ConnectTimedOut> connect_deadline(std::chrono::milliseconds d) {
@@ -249,21 +337,21 @@ class Session {
 };
 
 // EXEC_START, then the session until the command's end.
-awaitable<ExecEnd> run_command(Connection& conn, const ExecRequest& req, const ExecHooks& hooks,
-                               asio::signal_set& signals) {
+awaitable<ExecEnd> run_command(Connection& conn, std::uint32_t max_frame, const ExecRequest& req,
+                               const ExecHooks& hooks, asio::signal_set& signals) {
   const Bytes start = encoded(req.start);
   const std::size_t payload = start.size() - wire::kHeaderSize;
-  if (payload > conn.welcome().max_frame)
+  if (payload > max_frame)
     co_return fail(errc::frame_too_large,
                    fmt::format("the command is too long: {} bytes, the server's frame limit is {} "
                                "bytes",
-                               payload, conn.welcome().max_frame));
+                               payload, max_frame));
   if (auto w = co_await conn.write(start); !w) co_return described(std::move(w).failure(), true);
   if (hooks.on_started) hooks.on_started();  // before stdin is read: raw mode comes first
   auto ex = co_await asio::this_coro::executor;
   std::unique_ptr<StdinReader> reader;
   if (req.stdin_fd >= 0) {
-    const std::size_t chunk = std::clamp<std::size_t>(conn.welcome().max_frame, 1, kStdinChunk);
+    const std::size_t chunk = std::clamp<std::size_t>(max_frame, 1, kStdinChunk);
     auto started = StdinReader::start(ex, req.stdin_fd, chunk);
     if (!started) co_return std::move(started).failure();
     reader = std::move(*started);
@@ -297,7 +385,10 @@ awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks) {
     res.end = std::move(connected).failure();
   } else {
     res.identity = connected->identity;
-    res.end = co_await run_command(connected->conn, req, hooks, signals);
+    // The limit in force now that we are authenticated: AUTH_OK says it (zero: WELCOME did).
+    const std::uint32_t max_frame =
+        connected->max_frame != 0 ? connected->max_frame : connected->conn.welcome().max_frame;
+    res.end = co_await run_command(connected->conn, max_frame, req, hooks, signals);
     // We gave up before the command's EXIT (a signal here, our stdout gone): the server must
     // learn it now, however much unsent stdin is in the way, so that it ends the command.
     if (!std::holds_alternative<wire::Exit>(res.end)) connected->conn.abort();

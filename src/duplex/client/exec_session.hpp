@@ -20,7 +20,7 @@ namespace duplex::client {
 /// What to run, where, and how the local side behaves meanwhile.
 struct ExecRequest {
   net::Endpoint endpoint;
-  std::string token;      // sent in AUTH; empty asks for the transport's identity (SO_PEERCRED)
+  std::string token;      // proved (never sent) when the server asks; empty: the transport must do
   wire::ExecStart start;  // sent as is (checked against the server's max_frame first)
   int stdin_fd = 0;       // forwarded as STDIN_DATA then STDIN_EOF; -1: STDIN_EOF at once (ssh -n)
   std::chrono::milliseconds connect_timeout{10'000};  // dial + handshake + AUTH; zero: no limit

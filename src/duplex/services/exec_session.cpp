@@ -1,11 +1,15 @@
 // The exec session: the protocol around one connection's commands (docs/PROTOCOL.md, exec).
 #include "duplex/services/exec_session.hpp"
 
+#include <openssl/sha.h>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "duplex/core/errors.hpp"
 #include "duplex/services/auth.hpp"
+#include "duplex/wire/auth_proof.hpp"
 
 namespace duplex::services {
 namespace {
@@ -17,14 +21,81 @@ awaitable<Handled> refuse(errc code, std::string detail) {
   co_return duplex::fail(code, std::move(detail));
 }
 
-std::string audit_argv(const wire::ExecStart& r) {
-  if (r.login) return "<login shell>";
+// Requests longer than this are logged as their length, SHA-256 and first kAuditHead bytes.
+constexpr std::size_t kAuditWhole = 1024;
+constexpr std::size_t kAuditHead = 256;
+
+// fmt's debug form: quoted, with C-style escapes for quotes, backslashes and control bytes, so a
+// request can neither end its log line early nor paint the operator's terminal.
+std::string quoted(std::string_view s) {
+  return fmt::format("{:?}", s);
+}
+
+// The command as asked, every byte of it (argv strings each ended by NUL, as /proc/PID/cmdline).
+std::string command_bytes(const wire::ExecStart& r) {
   std::string out;
   for (const auto& a : r.argv) {
-    if (!out.empty()) out += ", ";
-    out += fmt::format("{:?}", a.size() > 200 ? a.substr(0, 200) + "..." : a);
+    out += a;
+    out += '\0';
   }
-  return r.shell ? "sh -c " + out : out;
+  return out;
+}
+
+std::string sha256_hex(std::string_view s) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+  return fmt::format("{:02x}", fmt::join(d, d + sizeof d, ""));
+}
+
+// The audit description of a request: the whole argv escaped, or when long its length, hash and
+// head, so that nothing can hide past a cut; env keys (never values: they may be secrets), cwd,
+// pty, and the forced command that replaced the request, if any.
+std::string audit_request(const wire::ExecStart& r, const std::optional<std::string>& forced) {
+  std::string argv;
+  if (r.login) {
+    argv = "<login shell>";
+  } else {
+    std::string list;
+    for (const auto& a : r.argv) {
+      if (!list.empty()) list += ", ";
+      list += quoted(a);
+    }
+    if (list.size() > kAuditWhole) {
+      const std::string raw = command_bytes(r);
+      list = fmt::format("<{} bytes, sha256 {}, begins {}>", raw.size(), sha256_hex(raw),
+                         quoted(std::string_view(raw).substr(0, kAuditHead)));
+    }
+    argv = (r.shell ? "sh -c [" : "[") + list + "]";
+  }
+  std::string keys;
+  for (const auto& [k, v] : r.env) {
+    if (!keys.empty()) keys += ",";
+    keys += quoted(k);
+  }
+  std::string out = fmt::format("argv={} env=[{}] cwd={} pty={}", argv, keys,
+                                r.cwd.empty() ? "default" : quoted(r.cwd), r.pty ? "yes" : "no");
+  if (forced) out += fmt::format(" forced={}", quoted(*forced));
+  return out;
+}
+
+// sshd's ForceCommand: whatever was asked, the key's command runs with /bin/sh, the request in
+// DUPLEX_ORIGINAL_COMMAND. Both go in as argv strings (no quoting to get wrong), and the variable
+// is set by the shell rather than in the request's environment, which only the client fills
+// (and the server's allow list filters).
+wire::ExecStart forced_request(const wire::ExecStart& asked, const std::string& forced) {
+  std::string original;
+  if (!asked.login) {
+    for (const auto& a : asked.argv) {
+      if (!original.empty()) original += ' ';
+      original += a;
+    }
+  }
+  wire::ExecStart r = asked;
+  r.login = false;
+  r.shell = false;
+  r.argv = {"/bin/sh", "-c", "DUPLEX_ORIGINAL_COMMAND=$1; export DUPLEX_ORIGINAL_COMMAND; eval \"$2\"",
+            "duplex-forced-command", original, forced};
+  return r;
 }
 
 }  // namespace
@@ -38,11 +109,22 @@ awaitable<Handled> ExecSession::handle(wire::MsgType type, ByteView payload) {
   using wire::MsgType;
   switch (type) {
     case MsgType::auth:
-    case MsgType::exec_start:
+    case MsgType::auth_start:
+    case MsgType::auth_proof:
+    case MsgType::exec_start: {
       if (!ctx_.settings.enabled)
         return refuse(errc::service_disabled,
                       "the exec service is not enabled on this server (start it with --exec)");
-      return type == MsgType::auth ? on_auth(payload) : on_exec_start(payload);
+      // Protected mode: on a network listener exec runs only over TLS, so that neither the
+      // authentication nor the command's bytes travel in clear.
+      if (!session_.channel_protected())
+        return refuse(errc::insecure_channel,
+                      "exec needs TLS on this listener; connect with tls://HOST:PORT");
+      if (type == MsgType::auth) return on_auth(payload);
+      if (type == MsgType::auth_start) return on_auth_start(payload);
+      if (type == MsgType::auth_proof) return on_auth_proof(payload);
+      return on_exec_start(payload);
+    }
     case MsgType::stdin_data: return on_stdin(payload);
     case MsgType::stdin_eof: return on_stdin_eof(payload);
     case MsgType::signal: return on_signal(payload);
@@ -53,32 +135,121 @@ awaitable<Handled> ExecSession::handle(wire::MsgType type, ByteView payload) {
                 fmt::format("{} is not an exec message", wire::type_name(type)));
 }
 
-awaitable<Handled> ExecSession::on_auth(ByteView payload) {
-  auto m = wire::decode_auth(payload);
-  if (!m) co_return duplex::fail(errc::bad_message, "malformed AUTH");
-  auto who = authenticate(ctx_.settings.auth, m->token, session_.peer());
-  if (!who) {
-    spdlog::warn("exec: authentication failed for {}", session_.peer().address);
-    // The client learns only that it failed, never why (no oracle for guessing).
-    co_return duplex::fail(errc::auth_failed, "authentication failed");
+Failure ExecSession::auth_failure(std::string_view why) {
+  const auto& peer = session_.peer();
+  ctx_.auth_failures.fetch_add(1, std::memory_order_relaxed);
+  const bool boxed = ctx_.penalties.record_failure(peer.client_key);
+  spdlog::warn("exec: authentication failed for {}: {}{}", peer.address, why,
+               boxed ? fmt::format("; {} is refused for a while (too many failures)",
+                                   peer.client_key)
+                     : "");
+  // The client learns only that it failed, never why (no oracle for guessing).
+  return duplex::fail(errc::auth_failed, "authentication failed");
+}
+
+Result<Next> ExecSession::may_authenticate(wire::MsgType type) {
+  if (identity_ || expected_proof_)
+    return duplex::fail(errc::unexpected_message,
+                        fmt::format("{} after authentication began", wire::type_name(type)));
+  // The accept check refuses a penalised address; this catches a connection accepted before its
+  // address's penalty began.
+  const auto& peer = session_.peer();
+  if (const auto left = ctx_.penalties.refused_for(peer.client_key); left.count() > 0) {
+    ctx_.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("exec: authentication refused for {}: penalised for {} s more", peer.address,
+                 (left.count() + 999) / 1000);
+    return duplex::fail(errc::penalised,
+                        fmt::format("too many failed authentications from {}; try again in {} s",
+                                    peer.client_key, (left.count() + 999) / 1000));
   }
-  identity_ = std::move(*who);
+  return Next::read_on;
+}
+
+awaitable<Handled> ExecSession::authenticated(Identity who) {
+  const auto& peer = session_.peer();
+  ctx_.penalties.record_success(peer.client_key);
+  spdlog::info("exec: {} authenticated as {}{}", peer.address, who.name,
+               who.forced_command ? fmt::format(" (forced command {})", quoted(*who.forced_command))
+                                  : "");
+  session_.set_authenticated(who.name);
+  identity_ = std::move(who);
   // From here on a command may run for long without a byte from the client: notice a host
   // that vanished (no FIN, no reset) instead of keeping its command forever.
   session_.enable_keepalive(kKeepaliveIdle, kKeepaliveInterval);
-  auto ok = Payload::of(wire::AuthOk{identity_});
+  auto ok = Payload::of(wire::AuthOk{identity_->name, ctx_.max_frame});
   const bool sent = co_await session_.sink().send(wire::MsgType::auth_ok, std::move(ok));
   co_return after_send(sent);
 }
 
+// AUTH: the transport's identity alone. A token in it comes from an old client that sends the
+// token in clear: refused and never compared, so that such a client fails loudly instead of
+// working while it hands the token to whoever listens.
+awaitable<Handled> ExecSession::on_auth(ByteView payload) {
+  if (auto ok = may_authenticate(wire::MsgType::auth); !ok) co_return std::move(ok).failure();
+  auto m = wire::decode_auth(payload);
+  if (!m) co_return duplex::fail(errc::bad_message, "malformed AUTH");
+  if (!m->token.empty()) co_return auth_failure("a token sent in clear (an old client?)");
+  auto t = check_transport(ctx_.settings.auth, session_.peer());
+  if (!t.identity)
+    co_return auth_failure(t.refusal.empty() ? "no transport identity (no Unix peer uid, no key)"
+                                             : t.refusal);
+  co_return co_await authenticated(std::move(*t.identity));
+}
+
+awaitable<Handled> ExecSession::on_auth_start(ByteView payload) {
+  if (auto ok = may_authenticate(wire::MsgType::auth_start); !ok)
+    co_return std::move(ok).failure();
+  auto m = wire::decode_auth_start(payload);
+  if (!m) co_return duplex::fail(errc::bad_message, "malformed AUTH_START");
+  auto t = check_transport(ctx_.settings.auth, session_.peer());
+  if (t.identity) co_return co_await authenticated(std::move(*t.identity));
+  const auto& key = ctx_.settings.auth.token_key;
+  if (!key) {
+    co_return auth_failure(t.refusal.empty() ? "no token configured"
+                                             : t.refusal + ", and no token configured");
+  }
+  if (!t.refusal.empty())
+    spdlog::info("exec: {}: {}; asking for the token", session_.peer().address, t.refusal);
+  // Bound to this connection's TLS secrets where there are some: a relay that forwards our
+  // challenge to the real client over another connection gets a proof for the wrong channel.
+  wire::AuthBlock binding{};
+  if (auto b = session_.channel_binding(wire::kAuthBindingLabel)) binding = *b;
+  auto ns = wire::make_nonce();
+  if (!ns) co_return std::move(ns).failure();
+  wire::AuthChallenge c;
+  c.server_nonce = *ns;
+  c.server_proof =
+      wire::auth_proof(wire::ProofRole::server, *key, binding, m->client_nonce, *ns);
+  expected_proof_ = wire::auth_proof(wire::ProofRole::client, *key, binding, m->client_nonce, *ns);
+  auto p = Payload::of(c);
+  const bool sent = co_await session_.sink().send(wire::MsgType::auth_challenge, std::move(p));
+  co_return after_send(sent);
+}
+
+awaitable<Handled> ExecSession::on_auth_proof(ByteView payload) {
+  if (!expected_proof_ || identity_)
+    co_return duplex::fail(errc::unexpected_message, "AUTH_PROOF without an AUTH_CHALLENGE");
+  auto m = wire::decode_auth_proof(payload);
+  if (!m) co_return duplex::fail(errc::bad_message, "malformed AUTH_PROOF");
+  const bool right = wire::same_proof(m->client_proof, *expected_proof_);
+  expected_proof_.reset();
+  if (!right) co_return auth_failure("wrong proof (a wrong token, or a relay)");
+  // Named: GCC 12 destroys a braced temporary inside a co_await expression twice.
+  Identity who{"token", std::nullopt};
+  co_return co_await authenticated(std::move(who));
+}
+
 awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
-  if (identity_.empty()) co_return duplex::fail(errc::auth_required, "send AUTH before EXEC_START");
-  auto req = wire::decode_exec_start(payload);
-  if (!req) co_return duplex::fail(errc::bad_message, "malformed EXEC_START");
+  if (!identity_) co_return duplex::fail(errc::auth_required, "send AUTH before EXEC_START");
+  auto asked = wire::decode_exec_start(payload);
+  if (!asked) co_return duplex::fail(errc::bad_message, "malformed EXEC_START");
+  audit_argv_ = audit_request(*asked, identity_->forced_command);
+  const auto req = identity_->forced_command ? forced_request(*asked, *identity_->forced_command)
+                                             : std::move(*asked);
   if (cmd_) co_return duplex::fail(errc::limit_exceeded, "one command at a time per connection");
   // A variable the server does not let through refuses the request (ERROR, one line naming it)
   // before it waits for a slot.
-  if (auto allowed = check_client_env(*req, ctx_.settings.policy); !allowed)
+  if (auto allowed = check_client_env(req, ctx_.settings.policy); !allowed)
     co_return std::move(allowed).failure();
 
   // Waiting for a slot is not idleness; a client that leaves meanwhile leaves the queue.
@@ -95,13 +266,12 @@ awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
     co_return std::move(slot).failure();
   }
 
-  audit_argv_ = audit_argv(*req);
   const auto ex = co_await asio::this_coro::executor;
-  auto started = ExecCommand::start(ex, *req, ctx_.settings.policy,
-                                    ExecOrigin::of(session_.peer(), identity_));
+  auto started = ExecCommand::start(ex, req, ctx_.settings.policy,
+                                    ExecOrigin::of(session_.peer(), identity_->name));
   if (!started) {
-    spdlog::info("exec: peer={} identity={} argv=[{}] not started: {}", session_.peer().address,
-                 identity_, audit_argv_, started.message());
+    spdlog::info("exec: peer={} identity={} {} not started: {}", session_.peer().address,
+                 quoted(identity_->name), audit_argv_, started.message());
     slot->release();  // before the EXIT: the client may try again at once
     session_.set_busy(false);
     co_return co_await send_exit(not_started_exit(started.error()));
@@ -160,8 +330,8 @@ awaitable<void> ExecSession::run() {
     if (ec) co_return;
     const auto exit = co_await cmd->run(session_.sink());
     session_.set_busy(false);
-    spdlog::info("exec: peer={} identity={} argv=[{}] exit={}{} duration={:.3f}s out={} err={}{}",
-                 session_.peer().address, identity_, audit_argv_,
+    spdlog::info("exec: peer={} identity={} {} exit={}{} duration={:.3f}s out={} err={}{}",
+                 session_.peer().address, quoted(identity_->name), audit_argv_,
                  exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
                  static_cast<double>(exit.duration_us) / 1e6, cmd->bytes_out(), cmd->bytes_err(),
                  exit.limit == wire::Exit::Limit::none

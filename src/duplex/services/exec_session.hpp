@@ -1,13 +1,16 @@
-// The exec protocol of one framed session: AUTH, EXEC_START, the command's input (STDIN_DATA,
+// The exec protocol of one framed session: authentication (AUTH, AUTH_START/AUTH_PROOF), EXEC_START, the command's input (STDIN_DATA,
 // STDIN_EOF, SIGNAL, WINDOW_SIZE), its command slot, and one audit line per command.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "duplex/core/limits.hpp"
 #include "duplex/net/asio.hpp"
+#include "duplex/services/auth.hpp"
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec.hpp"
 #include "duplex/services/exec_settings.hpp"
@@ -24,6 +27,8 @@ struct ExecContext {
   std::atomic<std::uint64_t>& commands_started;
   PenaltyBox& penalties;                      // failed authentications, per source address
   std::atomic<std::uint64_t>& auth_failures;  // counted for stats
+  /// The frame limit once a client is authenticated (Limits::max_frame), told in AUTH_OK.
+  std::uint32_t max_frame = Limits{}.max_frame;
 };
 
 /// One connection's exec service. handle() runs on the session's reader; run() runs beside it
@@ -46,6 +51,15 @@ class ExecSession final : public Service {
 
  private:
   awaitable<Handled> on_auth(ByteView payload);
+  awaitable<Handled> on_auth_start(ByteView payload);
+  awaitable<Handled> on_auth_proof(ByteView payload);
+  /// Refusals before any authentication: exec disabled, an unprotected channel, a penalised
+  /// address, authentication already done or under way.
+  Result<Next> may_authenticate(wire::MsgType type);
+  awaitable<Handled> authenticated(Identity who);
+  /// Logs the failure (never the token, K or a proof), counts it, feeds the penalty box, and
+  /// returns the one answer every refused client gets.
+  Failure auth_failure(std::string_view why);
   awaitable<Handled> on_exec_start(ByteView payload);
   awaitable<Handled> on_stdin(ByteView payload);
   awaitable<Handled> on_stdin_eof(ByteView payload);
@@ -55,7 +69,9 @@ class ExecSession final : public Service {
 
   ExecContext ctx_;
   SessionContext& session_;
-  std::string identity_;  // set by a successful AUTH
+  std::optional<Identity> identity_;  // set by a successful authentication
+  /// Between AUTH_CHALLENGE and AUTH_PROOF: the proof we expect.
+  std::optional<wire::AuthBlock> expected_proof_;
   std::string audit_argv_;
   std::shared_ptr<ExecCommand> cmd_;  // the running command, if any
   CommandSlot slot_;                  // its slot

@@ -20,7 +20,6 @@ namespace duplex::services {
 /// Who may run commands: a shared token (any transport, proved by challenge-response, never
 /// sent), a client key listed in authorized_keys (TLS), or, on a Unix socket, the peer's uid.
 struct AuthPolicy {
-  std::string token;  // TRANSITION: being replaced by token_key (issue 7); empty: none
   /// SHA-256 of the token: the key of the challenge-response; the token itself is not kept.
   std::optional<std::array<std::byte, 32>> token_key;
   std::vector<uid_t> allowed_uids;  // Unix-socket peers with these uids need no token

@@ -14,6 +14,8 @@ Service* ServiceTable::route(wire::MsgType type) noexcept {
     case MsgType::upper_request: return &upper_;
     case MsgType::ping: return &ping_;
     case MsgType::auth:
+    case MsgType::auth_start:
+    case MsgType::auth_proof:
     case MsgType::exec_start:
     case MsgType::stdin_data:
     case MsgType::stdin_eof:

@@ -1,5 +1,6 @@
-// The exec session against a fake session (no socket): AUTH by uid or token, the order of
-// AUTH/EXEC_START, refusals, and real short commands (echo, sleep) where a fake is not practical.
+// The exec session against a fake session (no socket): authentication by uid, client key or the
+// token's challenge-response, the order of AUTH/EXEC_START, refusals, the penalty box, forced
+// commands, and real short commands (echo, sleep) where a fake is not practical.
 #include "duplex/services/exec_session.hpp"
 
 #include <cerrno>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "duplex/core/errors.hpp"
+#include "duplex/wire/auth_proof.hpp"
 #include "duplex/wire/messages.hpp"
 
 namespace duplex::services {
@@ -108,6 +110,34 @@ std::string str(std::string_view s) {
   return out.append(s);
 }
 
+std::string be32(std::uint32_t n) {
+  std::string out;
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((n >> shift) & 0xff));
+  return out;
+}
+
+// A message's payload, as the client would send it.
+template <class M>
+std::string payload(const M& m) {
+  Bytes f;
+  wire::encode(m, f);
+  return std::string(as_chars(ByteView(f).subspan(wire::kHeaderSize)));
+}
+
+// AUTH_OK's payload: the identity, then the frame limit.
+std::string auth_ok(std::string_view identity) {
+  return str(identity) + be32(Limits{}.max_frame);
+}
+
+// AUTH_START and AUTH_PROOF payloads of zero bytes (built here: GCC 12 destroys a braced
+// temporary inside a co_await expression twice).
+const std::string kAnyStart = payload(wire::AuthStart{});
+const std::string kAnyProof = payload(wire::AuthProof{});
+
+const std::string kKeyA = "SHA256:ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs";
+const std::string kKeyB = "SHA256:PiPoFgA5WUoziU9lZOGxNIu9egCI1CxKy3PurtWcAJ0";
+
 std::string exec_start(const wire::ExecStart& r) {
   Bytes f;
   wire::encode(r, f);
@@ -140,7 +170,7 @@ class ExecSessionTest : public ::testing::Test {
     // must fail with EPIPE rather than kill the writer.
     std::signal(SIGPIPE, SIG_IGN);
     settings_.enabled = true;
-    settings_.auth.token = "sesame";
+    settings_.auth.token_key = token_key("sesame");
     settings_.auth.allowed_uids = {4242};
     settings_.policy.kill_grace = 500ms;
   }
@@ -155,10 +185,47 @@ class ExecSessionTest : public ::testing::Test {
     co_return co_await session_->handle(type, as_bytes(payload));
   }
 
+  // The token's challenge-response as a client does it (the fake session has no channel
+  // binding: 32 zero bytes). Returns AUTH_PROOF's outcome; `server_proved` says whether the
+  // challenge proved that the server knows `token`.
+  awaitable<Handled> login(std::string_view token = "sesame", bool* server_proved = nullptr) {
+    const wire::AuthBlock nc = *wire::make_nonce();
+    const std::string start = payload(wire::AuthStart{nc});
+    auto h = co_await feed(MsgType::auth_start, start);
+    if (!h || fake_->sent.empty() || fake_->sent.back().type != MsgType::auth_challenge)
+      co_return h;
+    auto c = wire::decode_auth_challenge(as_bytes(fake_->sent.back().payload));
+    EXPECT_TRUE(c.ok());
+    const auto key = wire::auth_key(token);
+    const wire::AuthBlock zero{};
+    if (server_proved)
+      *server_proved = wire::same_proof(
+          c->server_proof,
+          wire::auth_proof(wire::ProofRole::server, key, zero, nc, c->server_nonce));
+    const std::string proof = payload(
+        wire::AuthProof{wire::auth_proof(wire::ProofRole::client, key, zero, nc, c->server_nonce)});
+    co_return co_await feed(MsgType::auth_proof, proof);
+  }
+
+  // A peer that came over TLS with a client key.
+  static net::Peer key_peer(std::string fp, std::string address = "10.1.2.3") {
+    net::Peer p;
+    p.address = address + ":5555";
+    p.client_key = std::move(address);
+    p.key_fingerprint = std::move(fp);
+    return p;
+  }
+  void authorize(std::string_view text) {
+    auto keys = AuthorizedKeys::parse(text);
+    ASSERT_TRUE(keys.ok()) << keys.message();
+    settings_.auth.authorized_keys = std::make_shared<AuthorizedKeys>(std::move(*keys));
+  }
+
   // Runs the session's command loop beside `body` until both are done (body ends with end()).
   void run(std::function<awaitable<void>()> body) {
     bool loop_done = false, body_done = false;
     std::exception_ptr failure;
+    io_.restart();  // a test may run several sessions, one after the other
     asio::co_spawn(io_, session_->run(), [&](std::exception_ptr) { loop_done = true; });
     asio::co_spawn(io_, body(), [&](std::exception_ptr e) {
       body_done = true;
@@ -211,7 +278,8 @@ TEST_F(ExecSessionTest, AllowedUidFromThePeerAuthenticatesWithoutAToken) {
   });
   ASSERT_EQ(fake_->sent.size(), 1u);
   EXPECT_EQ(fake_->sent[0].type, MsgType::auth_ok);
-  EXPECT_EQ(fake_->sent[0].payload, str("uid 4242"));
+  EXPECT_EQ(fake_->sent[0].payload, auth_ok("uid 4242"));
+  EXPECT_EQ(fake_->identity, "uid 4242") << "the session is told (it lifts its pre-auth limits)";
   EXPECT_EQ(fake_->keepalive_idle, ExecSession::kKeepaliveIdle) << "an exec session is probed";
   EXPECT_GT(fake_->keepalive_interval.count(), 0);
 }
@@ -232,12 +300,187 @@ TEST_F(ExecSessionTest, OtherUidWithoutATokenIsRefused) {
 
 TEST_F(ExecSessionTest, TheTokenAuthenticatesAnyPeer) {
   make();
+  bool server_proved = false;
   run([&]() -> awaitable<void> {
-    auto h = co_await feed(MsgType::auth, str("sesame"));
+    auto h = co_await login("sesame", &server_proved);
+    EXPECT_TRUE(h) << h.message();
+  });
+  EXPECT_TRUE(server_proved) << "the server proves it knows the token first";
+  ASSERT_EQ(fake_->sent.size(), 2u);
+  EXPECT_EQ(fake_->sent[0].type, MsgType::auth_challenge);
+  EXPECT_EQ(fake_->sent[1].type, MsgType::auth_ok);
+  EXPECT_EQ(fake_->sent[1].payload, auth_ok("token"));
+  EXPECT_EQ(fake_->identity, "token");
+  EXPECT_EQ(auth_failures_.load(), 0u);
+}
+
+TEST_F(ExecSessionTest, AWrongTokenFailsAtTheProofAndIsCounted) {
+  make();
+  bool server_proved = true;
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await login("sesamE", &server_proved), errc::auth_failed));
+  });
+  EXPECT_FALSE(server_proved) << "a client with another token sees the server does not know it";
+  EXPECT_EQ(fake_->sent.size(), 1u) << "the challenge, then nothing but the ERROR";
+  EXPECT_EQ(auth_failures_.load(), 1u);
+  EXPECT_TRUE(fake_->identity.empty());
+}
+
+// The token is never sent: a client that sends it in AUTH (an old one) is refused, whatever the
+// token, so a right one is not even recognised.
+TEST_F(ExecSessionTest, ATokenInClearIsRefusedEvenTheRightOne) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("sesame")), errc::auth_failed));
+  });
+  EXPECT_TRUE(fake_->sent.empty());
+  EXPECT_EQ(auth_failures_.load(), 1u);
+}
+
+TEST_F(ExecSessionTest, NoTokenConfiguredRefusesAtAuthStart) {
+  settings_.auth.token_key.reset();
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await login(), errc::auth_failed));
+  });
+  EXPECT_TRUE(fake_->sent.empty()) << "no challenge without a token";
+}
+
+TEST_F(ExecSessionTest, TheExchangeIsInOrder) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth_proof, kAnyProof), errc::unexpected_message));
+    EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart));
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, kAnyStart),
+                       errc::unexpected_message));
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("")), errc::unexpected_message));
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, std::string(31, 'x')),
+                       errc::unexpected_message));
+  });
+}
+
+TEST_F(ExecSessionTest, AfterAuthenticationNoSecondAuthentication) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await login());
+    EXPECT_TRUE(breach(co_await login(), errc::unexpected_message));
+  });
+}
+
+TEST_F(ExecSessionTest, EachChallengeIsFresh) {
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart));
+  });
+  const auto first = fake_->sent.at(0).payload;
+  make();
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart));
+  });
+  EXPECT_NE(fake_->sent.at(0).payload.substr(0, 32), first.substr(0, 32)) << "server nonce";
+}
+
+TEST_F(ExecSessionTest, AnUnprotectedChannelGetsNoExec) {
+  make();
+  fake_->channel_protected_ = false;
+  run([&]() -> awaitable<void> {
+    for (auto type : {MsgType::auth, MsgType::auth_start, MsgType::auth_proof,
+                      MsgType::exec_start}) {
+      auto h = co_await feed(type, str(""));
+      EXPECT_TRUE(breach(h, errc::insecure_channel)) << wire::type_name(type);
+      EXPECT_NE(h.message().find("tls://"), std::string::npos) << h.message();
+    }
+  });
+  EXPECT_TRUE(fake_->sent.empty()) << "no challenge: not even the nonce goes out in clear";
+}
+
+TEST_F(ExecSessionTest, FailuresFillThePenaltyBoxAndThenItRefuses) {
+  settings_.penalties.max_failures = 3;
+  penalties_.configure(settings_.penalties);
+  for (int i = 0; i < 3; ++i) {
+    make();
+    run([&]() -> awaitable<void> {
+      EXPECT_TRUE(breach(co_await login("wrong"), errc::auth_failed));
+    });
+  }
+  EXPECT_GT(penalties_.refused_for("fake").count(), 0);
+  make();
+  run([&]() -> awaitable<void> {
+    auto h = co_await login();
+    EXPECT_TRUE(breach(h, errc::penalised));
+    EXPECT_NE(h.message().find("try again in"), std::string::npos) << h.message();
+  });
+  EXPECT_TRUE(fake_->sent.empty()) << "a penalised address gets no challenge";
+  EXPECT_EQ(auth_failures_.load(), 4u);
+}
+
+TEST_F(ExecSessionTest, ASuccessClearsTheFailures) {
+  settings_.penalties.max_failures = 2;
+  penalties_.configure(settings_.penalties);
+  for (int i = 0; i < 3; ++i) {
+    make();
+    run([&]() -> awaitable<void> {
+      EXPECT_TRUE(breach(co_await login("wrong"), errc::auth_failed));
+    });
+    make();
+    run([&]() -> awaitable<void> { EXPECT_TRUE(co_await login()); });
+  }
+  EXPECT_EQ(penalties_.refused_for("fake").count(), 0);
+}
+
+TEST_F(ExecSessionTest, AnAuthorizedClientKeyNeedsNoToken) {
+  authorize(kKeyA + " alice@laptop\n");
+  make(key_peer(kKeyA));
+  run([&]() -> awaitable<void> {
+    auto h = co_await feed(MsgType::auth_start, kAnyStart);
     EXPECT_TRUE(h) << h.message();
   });
   ASSERT_EQ(fake_->sent.size(), 1u);
-  EXPECT_EQ(fake_->sent[0].payload, str("token"));
+  EXPECT_EQ(fake_->sent[0].type, MsgType::auth_ok);
+  EXPECT_EQ(fake_->sent[0].payload, auth_ok("key " + kKeyA + " (alice@laptop)"));
+  // AUTH{""} (the transport's identity alone) works the same.
+  make(key_peer(kKeyA));
+  run([&]() -> awaitable<void> { EXPECT_TRUE(co_await feed(MsgType::auth, str(""))); });
+}
+
+TEST_F(ExecSessionTest, AnUnknownKeyIsRefusedOrAskedForTheToken) {
+  authorize(kKeyA + " alice@laptop\n");
+  make(key_peer(kKeyB));
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("")), errc::auth_failed));
+  });
+  // With a token configured, a client whose key is unknown may still prove the token.
+  make(key_peer(kKeyB));
+  run([&]() -> awaitable<void> { EXPECT_TRUE(co_await login()); });
+  EXPECT_EQ(fake_->identity, "token");
+  settings_.auth.token_key.reset();
+  make(key_peer(kKeyB));
+  run([&]() -> awaitable<void> { EXPECT_TRUE(breach(co_await login(), errc::auth_failed)); });
+}
+
+TEST_F(ExecSessionTest, FromRefusesOtherAddresses) {
+  settings_.auth.token_key.reset();
+  authorize("from=\"10.0.0.0/8\" " + kKeyA + " alice\n");
+  make(key_peer(kKeyA, "192.168.1.9"));
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("")), errc::auth_failed));
+  });
+  EXPECT_EQ(auth_failures_.load(), 1u);
+  make(key_peer(kKeyA, "10.9.9.9"));
+  run([&]() -> awaitable<void> { EXPECT_TRUE(co_await feed(MsgType::auth, str(""))); });
+}
+
+TEST_F(ExecSessionTest, ACommandRestrictionRunsTheForcedCommandWhateverIsAsked) {
+  authorize("command=\"echo forced: $DUPLEX_ORIGINAL_COMMAND\" " + kKeyA + " ci\n");
+  make(key_peer(kKeyA));
+  run([&]() -> awaitable<void> {
+    EXPECT_TRUE(co_await feed(MsgType::auth, str("")));
+    EXPECT_TRUE(co_await feed(MsgType::exec_start, command("id", "-u")));
+    co_await until_exit();
+  });
+  ASSERT_TRUE(fake_->exit().has_value());
+  EXPECT_EQ(fake_->exit()->code, 0);
+  EXPECT_EQ(fake_->output(MsgType::stdout_data), "forced: id -u\n");
 }
 
 TEST_F(ExecSessionTest, ExecStartBeforeAuthIsRefused) {
@@ -252,7 +495,8 @@ TEST_F(ExecSessionTest, DisabledExecRefusesAuthAndExecStart) {
   settings_.enabled = false;
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("sesame")), errc::service_disabled));
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, kAnyStart),
+                       errc::service_disabled));
     EXPECT_TRUE(
         breach(co_await feed(MsgType::exec_start, command("true")), errc::service_disabled));
   });
@@ -262,7 +506,7 @@ TEST_F(ExecSessionTest, MalformedMessagesAreBadMessages) {
   make();
   run([&]() -> awaitable<void> {
     EXPECT_TRUE(breach(co_await feed(MsgType::auth, std::string("xx")), errc::bad_message));
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(breach(co_await feed(MsgType::exec_start, std::string("\x09")), errc::bad_message));
     EXPECT_TRUE(breach(co_await feed(MsgType::signal, std::string("\x01")), errc::bad_message));
     EXPECT_TRUE(breach(co_await feed(MsgType::stdin_eof, std::string("x")), errc::bad_message));
@@ -274,7 +518,7 @@ TEST_F(ExecSessionTest, MalformedMessagesAreBadMessages) {
 TEST_F(ExecSessionTest, ACommandRunsToItsExitAndGivesItsSlotBack) {
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     auto h = co_await feed(MsgType::exec_start, command("echo", "hi"));
     EXPECT_TRUE(h) << h.message();
     EXPECT_TRUE(fake_->busy) << "a running command is not idleness";
@@ -293,7 +537,7 @@ TEST_F(ExecSessionTest, ACommandRunsToItsExitAndGivesItsSlotBack) {
 TEST_F(ExecSessionTest, AWorkingDirectoryThatFailsIsBadCwdWithItsErrno) {
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     auto r = argv(std::vector<std::string>(1, "pwd"));
     r.cwd = "/nonexistent-duplex-dir";
     EXPECT_TRUE(co_await feed(MsgType::exec_start, exec_start(r)));
@@ -308,7 +552,7 @@ TEST_F(ExecSessionTest, AWorkingDirectoryThatFailsIsBadCwdWithItsErrno) {
 TEST_F(ExecSessionTest, AMissingProgramIsNotStartedWithEnoent) {
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("duplex-no-such-program")));
   });
   ASSERT_TRUE(fake_->exit());
@@ -319,7 +563,7 @@ TEST_F(ExecSessionTest, AMissingProgramIsNotStartedWithEnoent) {
 TEST_F(ExecSessionTest, OneCommandAtATimePerConnection) {
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
     EXPECT_TRUE(breach(co_await feed(MsgType::exec_start, command("true")), errc::limit_exceeded));
     // The body's end ends the session: the sleep gets SIGTERM.
@@ -332,7 +576,7 @@ TEST_F(ExecSessionTest, OneCommandAtATimePerConnection) {
 TEST_F(ExecSessionTest, InputIsWrittenInOrderAndEofFollowsIt) {
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("cat")));
     EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string("one ")));
     EXPECT_TRUE(
@@ -352,7 +596,7 @@ TEST_F(ExecSessionTest, ASignalArrivesWhileTheCommandDoesNotReadItsInput) {
   // the next message at once, so the SIGNAL behind the input reaches the command.
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
     for (int i = 0; i < 4; ++i)
       EXPECT_TRUE(co_await feed(MsgType::stdin_data, std::string(50 * 1024, 'i')));
@@ -371,7 +615,7 @@ TEST_F(ExecSessionTest, TheStdinQueueIsTheFirstWindowAndSmallFramesWithinItNever
   // SIGNAL behind them arrives.
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
     asio::steady_timer t(io_);
     for (int i = 0; i < 500 && fake_->windows().empty(); ++i) {
@@ -398,7 +642,7 @@ TEST_F(ExecSessionTest, WhatTheCommandReadsIsGrantedBackInBatchesUntilStdinEof) 
   constexpr std::size_t kTotal = 2u << 20, kFrame = 16 * 1024;
   std::size_t grants_at_eof = 0;
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("cat")));
     asio::steady_timer t(io_);
     std::uint64_t sent = 0;
@@ -436,7 +680,7 @@ TEST_F(ExecSessionTest, AClientThatHangsUpWhileItsInputWaitsEndsTheSession) {
   // going away meanwhile (a FIN is not an error).
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
     asio::steady_timer later(io_, 100ms);
     later.async_wait([&](std::error_code) { fake_->hang_up(); });
@@ -453,7 +697,7 @@ TEST_F(ExecSessionTest, AClientThatHangsUpWhileItsInputWaitsEndsTheSession) {
 TEST_F(ExecSessionTest, EndAtShutdownIsReportedAsTheShutdownLimit) {
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("sleep", "30")));
     session_->end(wire::Exit::Limit::shutdown);
     co_await until_exit();
@@ -465,7 +709,7 @@ TEST_F(ExecSessionTest, EndAtShutdownIsReportedAsTheShutdownLimit) {
 TEST_F(ExecSessionTest, InputAfterTheCommandEndedIsDropped) {
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth, str("sesame")));
+    EXPECT_TRUE(co_await login());
     EXPECT_TRUE(co_await feed(MsgType::exec_start, command("true")));
     co_await until_exit();
     auto h = co_await feed(MsgType::stdin_data, std::string(1 << 20, 'i'));
