@@ -104,7 +104,8 @@ std::size_t raise_fd_limit(std::size_t wanted, std::size_t threads) {
   }
   if (r.rlim_cur == RLIM_INFINITY) return wanted;
   const std::size_t limit = static_cast<std::size_t>(r.rlim_cur);
-  const std::size_t reserve = kFdReservePerThread * (threads + 1);
+  // Half the limit at most: a small limit (tests, containers) still serves connections.
+  const std::size_t reserve = std::min(kFdReservePerThread * (threads + 1), limit / 2);
   const std::size_t fits = limit > reserve + 1 ? limit - reserve : 1;
   if (wanted <= fits) return wanted;
   spdlog::warn(
