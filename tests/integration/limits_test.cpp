@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/helpers.hpp"
+#include "support/exec_frames.hpp"
 #include "support/frames.hpp"
 #include "support/process.hpp"
 #include "support/socket_client.hpp"
@@ -300,6 +301,45 @@ TEST(Limits, SilentConnectionsFillingTheServerDoNotLockTheOwnerOut) {
   for (int i = 0; i < 4; ++i)
     EXPECT_FALSE(silent[static_cast<std::size_t>(i)]->wait_closed(std::chrono::milliseconds(1)))
         << "silent client " << i << " was admitted and stays";
+}
+
+// After --max-auth-failures failures an address is refused at accept, before any session: a
+// framed client gets ERROR penalised instead of WELCOME, a raw one is closed unanswered; other
+// addresses (here the owner on a Unix socket) are served.
+TEST(Limits, AnAddressThatKeepsFailingAuthenticationIsRefusedAtAccept) {
+  constexpr std::uint16_t kAuthFailed = 34, kPenalised = 39;
+  TempDir dir;
+  const std::string sock = "unix://" + dir.file("s");
+  TestServer server({"--exec", "--allow-root", "--token-file", dir.file("token"),
+                     "--max-auth-failures", "10", "--penalty", "30", "--listen",
+                     "tcp://127.0.0.1:0", "--listen", sock});
+  for (int i = 0; i < 10; ++i) {
+    SocketClient c(server.url());
+    c.send_all(preface_and_hello() + auth_frame("not-the-token"));
+    ASSERT_EQ(read_frame(c).type, msg::welcome) << "failure " << i;
+    EXPECT_TRUE(error_then_close(c, kAuthFailed)) << "failure " << i;
+  }
+  {
+    SocketClient c(server.url());
+    c.send_all(preface_and_hello());
+    const RawFrame f = read_frame(c);
+    ASSERT_EQ(f.type, msg::error) << "refused before WELCOME";
+    const auto e = parse_error(f.payload);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code, kPenalised);
+    EXPECT_NE(e->text.find("too many failed authentications from 127.0.0.1; try again in"),
+              std::string::npos)
+        << e->text;
+    EXPECT_EQ(c.recv_until_eof(std::chrono::seconds(5)), "");
+  }
+  {
+    SocketClient raw(server.url());
+    raw.send_all("hello?");
+    EXPECT_EQ(raw.recv_until_eof(std::chrono::seconds(5)), "") << "no upper service either";
+  }
+  EXPECT_TRUE(server.wait_stderr("too many failed authentications from 127.0.0.1"))
+      << server.stderr_text();
+  EXPECT_TRUE(serves_raw(sock));
 }
 
 // True when a process has a mapping whose path contains `what` (e.g. a sanitizer runtime).

@@ -102,6 +102,19 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   ServerState& state = ctx_.state;
   const Limits& limits = state.limits;
   const net::Peer& peer = stream->peer();
+  // An address that kept failing authentication is refused for a while (sshd's
+  // PerSourcePenalties): before it costs a session, a buffer or a handshake.
+  if (const auto left = state.penalties.refused_for(peer.client_key); left.count() > 0) {
+    state.penalised.fetch_add(1, std::memory_order_relaxed);
+    const auto secs = std::chrono::ceil<std::chrono::seconds>(left).count();
+    ctx_.refusals.refused(
+        Refusal::penalised, peer.address,
+        fmt::format("too many failed authentications from {} ({} s left)", peer.client_key, secs));
+    refuse(std::move(stream), errc::penalised,
+           fmt::format("too many failed authentications from {}; try again in {} s",
+                       peer.client_key, secs));
+    return;
+  }
   // Only this thread adds to `live`, so the check cannot be overtaken by another accept. The
   // last few slots are the owner's: others filling the server cannot lock it out.
   const bool trusted = trusted_transport(peer, state.exec.auth);
