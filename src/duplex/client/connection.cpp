@@ -111,9 +111,10 @@ awaitable<Result<Connection>> Connection::open_tls(const net::Endpoint& plain, C
                 ep.url(), (*tls)->description(), offered);
 
   // Nothing of ours crosses before the key is believed; a refused key's session is dropped, so
-  // that no later connection resumes it.
+  // that no later connection resumes it. A FIN, not a reset: the server still reads our Finished
+  // and logs a client that left rather than a handshake that failed.
   if (auto trusted = check_server_key(ep, offered, opt.trust); !trusted) {
-    (*tls)->abort();
+    (*tls)->close();
     state->ctx->forget(state->server);
     if (!state->sessions_path.empty()) {
       if (auto ok = state->ctx->save_sessions(state->sessions_path); !ok)
