@@ -48,6 +48,7 @@ struct Server::Impl {
     state.agent = cfg.agent;
     state.multicast_if = cfg.multicast_if;
     state.exec = cfg.exec;
+    state.penalties.configure(cfg.exec.penalties);
     state.tls_only = cfg.tls.only;
     state.pending.set_cap(cfg.limits.max_unauthenticated);
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };

@@ -82,7 +82,7 @@ std::chrono::milliseconds handshake_budget(const ServerState& state, const Sessi
   if (state.limits.auth_deadline.count() == 0) {
     // No deadline asked for: still never wait forever for a handshake.
     return state.limits.idle_timeout.count() != 0 ? state.limits.idle_timeout
-                                                   : milliseconds(std::chrono::minutes(5));
+                                                  : milliseconds(std::chrono::minutes(5));
   }
   return std::chrono::duration_cast<milliseconds>(entry.deadline - Clock::now());
 }
@@ -111,15 +111,14 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
         },
         socket);
   } catch (const std::system_error& e) {  // SSL_new failed: out of memory
-    spdlog::warn("session {} ({}): cannot start TLS: {}", entry.id, entry.peer,
-                 e.code().message());
+    spdlog::warn("session {} ({}): cannot start TLS: {}", entry.id, entry.peer, e.code().message());
     co_return;
   }
   net::TlsStream& t = *tls;
   stream = std::move(tls);
   entry.stream = &t;
-  auto shaken = co_await t.handshake(asio::ssl::stream_base::server,
-                                     asio::buffer(first.data(), n), budget);
+  auto shaken =
+      co_await t.handshake(asio::ssl::stream_base::server, asio::buffer(first.data(), n), budget);
   if (!shaken) {
     spdlog::debug("session {}: {}", entry.id, shaken.message());
     co_return;
@@ -259,22 +258,6 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
   stream->close();
   spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer,
                 entry.bytes_in, entry.bytes_out);
-}
-
-awaitable<void> reject_session(std::unique_ptr<net::Stream> stream) {
-  // Give a framed client a moment to show its first byte, so that it can be told why.
-  asio::steady_timer limit(stream->get_executor(), std::chrono::milliseconds(500));
-  std::array<std::byte, 64> first{};
-  auto r = co_await (stream->read_some(asio::buffer(first)) || limit.async_wait(use_tuple));
-  if (r.index() == 0) {
-    auto [ec, n] = std::get<0>(r);
-    if (!ec && n > 0 && first[0] == std::byte{0}) {
-      auto f = error_frame(errc::too_many_connections, "too many connections; try again later");
-      limit.expires_after(std::chrono::milliseconds(500));
-      co_await (stream->write(asio::buffer(f)) || limit.async_wait(use_tuple));
-    }
-  }
-  stream->close();
 }
 
 }  // namespace duplex::server

@@ -78,8 +78,4 @@ void unsettle(SessionEntry& entry);
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
                             ListenerTraits listener);
 
-/// Refuses a connection over the limit: a framed client (first byte NUL) gets an ERROR frame
-/// (too_many_connections), anyone else is closed at once.
-awaitable<void> reject_session(std::unique_ptr<net::Stream> stream);
-
 }  // namespace duplex::server
