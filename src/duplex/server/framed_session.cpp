@@ -49,9 +49,7 @@ class FrameBuffer {
   void commit(std::size_t n) noexcept { buf_.commit(n); }
   /// True when the storage is much larger than the unread bytes (a pool chunk holding a header
   /// and a byte): worth trimming before waiting for the rest.
-  bool oversized() const noexcept {
-    return buf_.capacity() > 2 * buf_.readable().size() + kSlack;
-  }
+  bool oversized() const noexcept { return buf_.capacity() > 2 * buf_.readable().size() + kSlack; }
   /// Keeps only the unread bytes (the pool chunk goes back).
   void trim() {
     Bytes old = buf_.shrink_to_fit();
@@ -68,7 +66,6 @@ class FrameBuffer {
   std::size_t chunk_;
   ByteBuffer buf_;
 };
-
 
 class FramedSession final : public services::SessionContext {
  public:
@@ -192,8 +189,7 @@ class FramedSession final : public services::SessionContext {
   // The session's own message (HELLO, first and only first), or the service that owns the type.
   awaitable<services::Handled> dispatch(wire::MsgType type, ByteView payload) {
     if (phase_ == Phase::hello) return hello(type, payload);
-    if ((type == wire::MsgType::auth || type == wire::MsgType::auth_start) &&
-        !entry_.authenticated)
+    if ((type == wire::MsgType::auth || type == wire::MsgType::auth_start) && !entry_.authenticated)
       begin_auth();
     if (auto* service = services_.route(type)) return service->handle(type, payload);
     return refuse_unrouted(type);
@@ -290,7 +286,8 @@ class FramedSession final : public services::SessionContext {
     if (phase_ != Phase::preface) {
       if (auto len = wire::announced_length(have)) {
         const std::size_t total = wire::kHeaderSize + *len;
-        if (total > have.size()) return std::max(kChunk, std::min(total - have.size(), have.size()));
+        if (total > have.size())
+          return std::max(kChunk, std::min(total - have.size(), have.size()));
       }
     }
     return kChunk;

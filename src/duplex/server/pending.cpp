@@ -56,8 +56,9 @@ void PendingSessions::log_drop(const std::string& peer) {
     return;
   }
   if (unlogged_ == 0)
-    spdlog::warn("{} connections not yet settled (--max-unauthenticated): closed the oldest, from {}",
-                 cap_, peer);
+    spdlog::warn(
+        "{} connections not yet settled (--max-unauthenticated): closed the oldest, from {}", cap_,
+        peer);
   else
     spdlog::warn(
         "{} connections not yet settled (--max-unauthenticated): closed the oldest, from {}, and "

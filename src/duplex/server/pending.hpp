@@ -3,10 +3,10 @@
 // drop: when one more arrives at the cap, the oldest pending one is closed, never the new one.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>

@@ -61,8 +61,8 @@ void Refusals::report() {
   bool logged = false;
   for (auto& c : counted_) {
     if (c.pending == 0) continue;
-    spdlog::warn("refused {} more connection{} {} in the last {:.1f} s (latest from {})",
-                 c.pending, c.pending == 1 ? "" : "s", c.over, over.count(), c.latest_peer);
+    spdlog::warn("refused {} more connection{} {} in the last {:.1f} s (latest from {})", c.pending,
+                 c.pending == 1 ? "" : "s", c.over, over.count(), c.latest_peer);
     c.pending = 0;
     logged = true;
   }

@@ -15,9 +15,9 @@ namespace duplex::server {
 
 /// TLS for stream listeners. On when `enabled` or when any listener is tls://.
 struct TlsSettings {
-  bool enabled = false;   // --tls: every stream listener also takes TLS clients (first-byte sniff)
-  bool only = false;      // --tls-only: every stream listener refuses plaintext clients
-  std::string key_path;   // empty: ${XDG_CONFIG_HOME:-~/.config}/duplex/server_key.pem
+  bool enabled = false;  // --tls: every stream listener also takes TLS clients (first-byte sniff)
+  bool only = false;     // --tls-only: every stream listener refuses plaintext clients
+  std::string key_path;  // empty: ${XDG_CONFIG_HOME:-~/.config}/duplex/server_key.pem
   /// Empty: server_cert.pem beside the default key, or the key's own file when key_path is given
   /// (one PEM file with both blocks); made on first use with the key.
   std::string cert_path;

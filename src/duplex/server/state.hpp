@@ -47,7 +47,7 @@ struct ServerState {
   PendingSessions pending{unauthenticated};
   std::atomic<std::uint64_t> auth_failures{0};
   std::atomic<std::uint64_t> penalised{0};  // connections refused by the penalty box
-  AddressCounts per_address;                 // open connections per client address
+  AddressCounts per_address;                // open connections per client address
   services::CommandSlots commands;  // running and queued commands, per server and per client
   std::atomic<std::uint64_t> commands_started{0};
   /// Called from a worker thread when `stopping` is set and the last session ended.
