@@ -29,7 +29,7 @@ class FakePeer {
     int copies = 1;
     /// Non-empty: every reply is this text instead of the upper-cased request (a server that
     /// repeats itself, which the client must not take for late duplicates).
-    std::string constant_reply;
+    std::string constant_reply = {};
     /// Non-zero: a relay instead of an echo. Each datagram not dropped is passed to the UDP
     /// server on 127.0.0.1:forward_port, and its reply back, unless `drop` (counting replies
     /// on their own) drops it too.
