@@ -53,7 +53,8 @@ TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
     auto line = proc_->read_line(15s);
     const std::string prefix = "fingerprint ";
     if (!line || line->rfind(prefix, 0) != 0)
-      throw std::runtime_error("no fingerprint line after the listeners: " + line.value_or("(none)"));
+      throw std::runtime_error("no fingerprint line after the listeners: " +
+                               line.value_or("(none)"));
     fingerprint_ = line->substr(prefix.size());
   }
   drain_ = std::thread([this] {
