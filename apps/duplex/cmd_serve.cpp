@@ -1,9 +1,11 @@
 // `duplex serve`: run the server until SIGINT/SIGTERM.
 #include <pwd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -175,8 +177,13 @@ int run_serve(const ServeOptions& o) {
         "refusing to run commands as root: add --user NAME (commands run as that account), or "
         "--allow-root if root is really meant");
   if (auto ok = services::check_env_allow(ex.policy.env_allow); !ok) throw UsageError(ok.message());
+  std::string token_path;
+  bool token_made = false;  // by this start: removed again if the start is refused
   if (ex.enabled) {
     const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
+    struct stat st {};
+    token_made = ::lstat(path.c_str(), &st) != 0 && errno == ENOENT;
+    token_path = path;
     auto token = load_or_create_token_file(path);
     if (!token) {
       spdlog::error("{}", token.message());
@@ -184,8 +191,6 @@ int run_serve(const ServeOptions& o) {
     }
     ex.auth.token_key = services::token_key(*token);
     ex.auth.allowed_uids = o.allow_uids.empty() ? std::vector<uid_t>{::getuid()} : o.allow_uids;
-    spdlog::info("exec enabled: token in {}; Unix-socket peers with uid {} need no token", path,
-                 fmt::join(ex.auth.allowed_uids, ","));
   }
   if (ex.enabled && !o.authorized_keys.empty()) {
     auto keys = load_authorized_keys(o.authorized_keys);
@@ -195,19 +200,29 @@ int run_serve(const ServeOptions& o) {
     }
     ex.auth.authorized_keys = std::make_shared<const AuthorizedKeys>(std::move(*keys));
     ex.auth.authorized_keys_path = o.authorized_keys;
-    spdlog::info("exec: {} client key(s) from {}", ex.auth.authorized_keys->keys().size(),
-                 o.authorized_keys);
   }
+  // Said once the server has started (a refusal stays one line).
+  std::vector<std::string> exec_notes;
+  if (ex.enabled)
+    exec_notes.push_back(
+        fmt::format("exec enabled: token in {}; Unix-socket peers with uid {} need no token",
+                    token_path, fmt::join(ex.auth.allowed_uids, ",")));
+  if (ex.auth.authorized_keys)
+    exec_notes.push_back(fmt::format("exec: {} client key(s) from {}",
+                                     ex.auth.authorized_keys->keys().size(), o.authorized_keys));
 
   const bool cfg_raw_exec = ex.raw;
   server::Server server(std::move(cfg));
   if (auto opened = server.open(); !opened) {
     // Protected mode (judged from the bound sockets) is a matter of flags: usage, exit 2.
+    if (token_made) ::unlink(token_path.c_str());  // a refused start leaves nothing behind
     if (opened.error() == errc::insecure_channel) throw UsageError(opened.message());
     spdlog::error("{}", opened.message());
     return kExitFailure;
   }
   // Only once protected mode has let it start: a refusal stays one line.
+  for (const auto& note : exec_notes)
+    spdlog::info("{}", note);
   if (cfg_raw_exec)
     spdlog::warn(
         "--raw-exec: anyone who can connect runs commands as this user, without authentication");
@@ -215,7 +230,8 @@ int run_serve(const ServeOptions& o) {
   // then the TLS key's fingerprint when there is TLS (what clients pin).
   for (const auto& url : server.urls())
     std::printf("listening on %s\n", url.c_str());
-  if (const auto fp = server.fingerprint(); !fp.empty()) std::printf("fingerprint %s\n", fp.c_str());
+  if (const auto fp = server.fingerprint(); !fp.empty())
+    std::printf("fingerprint %s\n", fp.c_str());
   std::fflush(stdout);
   server.run();
   spdlog::info("stopped");

@@ -49,7 +49,8 @@ std::string unhex(std::string_view hex) {
 
 // Every form in which the token could leak: raw, hex-decoded (the file holds hex), its SHA-256
 // (the server's key K) raw and in hex, and any 8-byte window of each.
-::testing::AssertionResult holds_no_trace_of(const std::string& recorded, const std::string& token) {
+::testing::AssertionResult holds_no_trace_of(const std::string& recorded,
+                                             const std::string& token) {
   const std::string forms[] = {token, unhex(token), auth::key(token), hex_of(auth::key(token))};
   for (const auto& f : forms)
     for (std::size_t i = 0; i + 8 <= f.size(); i += 4)
@@ -267,8 +268,8 @@ class RecordingRelay {
 TEST(ExecTokenNeverSent, ARelayToARealServerSeesOnlyNoncesAndProofs) {
   ExecServer server;
   RecordingRelay relay(server.server().port());
-  const auto r = run({duplex_bin(), "exec", "--token-file", server.token_path(), relay.url(),
-                      "--", "echo", "relayed"});
+  const auto r = run({duplex_bin(), "exec", "--token-file", server.token_path(), relay.url(), "--",
+                      "echo", "relayed"});
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, "relayed\n");
   const std::string rec = relay.recorded();
@@ -299,6 +300,29 @@ TEST(ExecAuthWire, TheServerProvesTheTokenAndAuthOkTellsTheFrameLimit) {
   EXPECT_TRUE(c.outcome().server_proof_ok);
   EXPECT_EQ(c.outcome().identity, "token");
   EXPECT_EQ(c.outcome().auth_max_frame, 1u << 20);
+}
+
+TEST(ExecAuthWire, AuthOkTellsTheServersOwnFrameLimit) {
+  ExecServer server({.args = {"--max-frame", "4096"}});
+  ExecClient c(server.url());
+  ASSERT_TRUE(c.authenticate(server.token()));
+  EXPECT_EQ(c.outcome().auth_max_frame, 4096u);
+}
+
+TEST(ExecAuthWire, MaxAuthFailuresIsTheServersNotTheDefault) {
+  // Three, not the default ten: the flag must reach the penalty box.
+  ExecServer server({.args = {"--max-auth-failures", "3"}, .quiet = false});
+  const std::string wrong(64, 'a');
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(refused_with(exec_once(server.url(), wrong, true_cmd()), err::auth_failed))
+        << "attempt " << i;
+  bool ran = false;
+  try {
+    ran = exec_once(server.url(), server.token(), true_cmd()).exit.has_value();
+  } catch (const std::exception&) {
+    // closed at accept, before we finished sending
+  }
+  EXPECT_FALSE(ran) << "ran after three failures with --max-auth-failures 3";
 }
 
 TEST(ExecAuthWire, WrongTokensFillThePenaltyBox) {
@@ -374,8 +398,8 @@ TEST(ExecAudit, ControlBytesAreEscapedAndLongRequestsHashed) {
   b.argv = {script};
   EXPECT_TRUE(exited_with(exec_once(server.url(), server.token(), b), 0));
   const std::string hash = sha256_hex(script + std::string(1, '\0'));
-  EXPECT_TRUE(server.server().wait_stderr(std::to_string(script.size() + 1) + " bytes, sha256 " +
-                                          hash))
+  EXPECT_TRUE(
+      server.server().wait_stderr(std::to_string(script.size() + 1) + " bytes, sha256 " + hash))
       << server.server().stderr_text();
 }
 

@@ -76,7 +76,7 @@ class FramedSession final : public services::SessionContext {
         in_(in),
         out_(stream.get_executor(), state.limits.out_queue_frames, state.limits.out_queue_bytes),
         services_({.exec = {state.exec, state.commands, state.commands_started, state.penalties,
-                            state.auth_failures}},
+                            state.auth_failures, state.limits.max_frame}},
                   *this) {
     // A client that cannot be written to is gone: end what its services run.
     out_.on_broken([this] { services_.end(wire::Exit::Limit::none); });
