@@ -104,8 +104,10 @@ int run_chat(const ChatOptions& o) {
   const auto ep = parse_url(o.url);
   if (is_datagram(ep)) {
     if (o.flags.tls.given())
-      throw UsageError("--tls, --fingerprint and --identity need a stream address (tls://, "
-                       "tls+unix://, tcp://, unix://), not " + o.url);
+      throw UsageError(
+          "--tls, --fingerprint and --identity need a stream address (tls://, "
+          "tls+unix://, tcp://, unix://), not " +
+          o.url);
     return run_chat_datagram(o, ep);
   }
   asio::io_context ctx(1);

@@ -91,8 +91,8 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   client::ExecRequest req;
   req.endpoint = parse_url(o.url);
   if (!req.endpoint.is_stream())
-    throw UsageError(fmt::format("exec needs a stream URL (tls://, tcp:// or unix://), not {}",
-                                 o.url));
+    throw UsageError(
+        fmt::format("exec needs a stream URL (tls://, tcp:// or unix://), not {}", o.url));
   req.start = build_start(o, command_argv(o, cmd));
   req.tls = o.tls.tls;
   req.trust = o.tls.trust_options();

@@ -20,7 +20,8 @@ int run_fingerprint(const FingerprintOptions& o) {
   auto fp = net::key_file_fingerprint(path);
   if (!fp) {
     if (fp.error() == std::error_code(ENOENT, std::system_category()))
-      std::fprintf(stderr, "duplex: no server key at %s: start `duplex serve --tls` once to make one\n",
+      std::fprintf(stderr,
+                   "duplex: no server key at %s: start `duplex serve --tls` once to make one\n",
                    path.c_str());
     else
       std::fprintf(stderr, "duplex: %s\n", fp.message().c_str());

@@ -36,8 +36,9 @@ int run_keygen(const KeygenOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const std::string path = o.file.empty() ? net::default_client_key_path() : o.file;
   if (!o.force && ::access(path.c_str(), F_OK) == 0) {
-    std::fprintf(stderr, "duplex: %s already exists (--force replaces it; servers that list its "
-                         "key will refuse the new one)\n",
+    std::fprintf(stderr,
+                 "duplex: %s already exists (--force replaces it; servers that list its "
+                 "key will refuse the new one)\n",
                  path.c_str());
     return kExitFailure;
   }
@@ -63,8 +64,9 @@ int run_keygen(const KeygenOptions& o) {
     std::fprintf(stderr, "duplex: cannot write %s: %s\n", path.c_str(), std::strerror(err));
     return kExitFailure;
   }
-  std::fprintf(stderr, "duplex: client key saved in %s; add this line to the server's "
-                       "authorized_keys:\n",
+  std::fprintf(stderr,
+               "duplex: client key saved in %s; add this line to the server's "
+               "authorized_keys:\n",
                path.c_str());
   std::printf("%s %s\n", id->fingerprint.c_str(), comment.c_str());
   return std::fflush(stdout) == 0 ? kExitOk : kExitFailure;

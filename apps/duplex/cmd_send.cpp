@@ -47,8 +47,10 @@ int run_send(const SendOptions& o) {
   const auto ep = parse_url(o.url);
   if (is_datagram(ep)) {
     if (o.flags.tls.given())
-      throw UsageError("--tls, --fingerprint and --identity need a stream address (tls://, "
-                       "tls+unix://, tcp://, unix://), not " + o.url);
+      throw UsageError(
+          "--tls, --fingerprint and --identity need a stream address (tls://, "
+          "tls+unix://, tcp://, unix://), not " +
+          o.url);
     return run_send_datagram(o, ep);
   }
   for (const auto& m : o.messages)

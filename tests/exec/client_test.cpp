@@ -370,8 +370,7 @@ TEST(ExecClientLocal, UnixSocketDisallowedUidIs255) {
   const auto r = run({duplex_bin(), "exec", server.unix_url(), "--", "touch", marker});
   EXPECT_EQ(r.status, (ExitStatus{true, 255}));
   // The server asks for the token (the uid alone does not do); the client has none, and says so.
-  EXPECT_NE(r.err.find("the server wants a token and none was found"), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("the server wants a token and none was found"), std::string::npos) << r.err;
   EXPECT_TRUE(one_line(r.err)) << r.err;
   EXPECT_FALSE(std::filesystem::exists(marker));
 }

@@ -110,7 +110,8 @@ void expect_refused_at_start(std::vector<std::string> args, const std::string& f
   EXPECT_NE(r.err.find(fix), std::string::npos) << r.err;
 }
 
-constexpr const char* kRawFix = "loopback addresses or Unix sockets only; use --exec with --tls-only";
+constexpr const char* kRawFix =
+    "loopback addresses or Unix sockets only; use --exec with --tls-only";
 constexpr const char* kExecFix = "without TLS: add --tls-only";
 
 TEST(RawExec, RefusedOnANonLoopbackListener) {
@@ -125,9 +126,9 @@ TEST(RawExec, RefusedWhenAnyListenerIsNotLoopback) {
 
 TEST(RawExec, RefusedOnANonLoopbackListenerEvenWithTls) {
   TempDir dir;
-  expect_refused_at_start({"--raw-exec", "--tls-only", "--tls-key", dir.file("key.pem"),
-                           "--listen", "tcp://0.0.0.0:0"},
-                          "--raw-exec", kRawFix);
+  expect_refused_at_start(
+      {"--raw-exec", "--tls-only", "--tls-key", dir.file("key.pem"), "--listen", "tcp://0.0.0.0:0"},
+      "--raw-exec", kRawFix);
   EXPECT_FALSE(std::filesystem::exists(dir.file("key.pem"))) << "refused before making a key";
 }
 
@@ -148,14 +149,16 @@ TEST(RawExec, ExecRefusedOnIpv6Any) {
 // Here the resolver says 0.0.0.0 (a hosts file bind-mounted over /etc/hosts in a mount namespace
 // of the server's own; a network namespace of its own too, so 0.0.0.0 reaches nobody).
 bool can_unshare() {
-  return ::geteuid() == 0 && run({"unshare", "--mount", "--net", "true"}).status == (ExitStatus{true, 0});
+  return ::geteuid() == 0 &&
+         run({"unshare", "--mount", "--net", "true"}).status == (ExitStatus{true, 0});
 }
 
 std::vector<std::string> with_hosts_saying_localhost_is_any(const std::string& hosts,
-                                                           std::vector<std::string> serve_args) {
-  std::vector<std::string> argv{"unshare", "--mount", "--net", "--propagation", "private", "sh",
-                                "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts,
-                                duplex_bin(), "serve", "--allow-root"};
+                                                            std::vector<std::string> serve_args) {
+  std::vector<std::string> argv{
+      "unshare", "--mount",    "--net", "--propagation",
+      "private", "sh",         "-c",    "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+      hosts,     duplex_bin(), "serve", "--allow-root"};
   argv.insert(argv.end(), serve_args.begin(), serve_args.end());
   return argv;
 }
@@ -182,9 +185,9 @@ TEST(RawExec, RefusedWhenLocalhostResolvesToTheAnyAddress) {
     plain.signal(SIGTERM);
     EXPECT_TRUE(plain.wait(5s).has_value());
   }
-  const auto r = run(with_hosts_saying_localhost_is_any(
-                         hosts, {"--raw-exec", "--listen", "tcp://localhost:0"}),
-                     {}, 15s);
+  const auto r = run(
+      with_hosts_saying_localhost_is_any(hosts, {"--raw-exec", "--listen", "tcp://localhost:0"}),
+      {}, 15s);
   EXPECT_EQ(r.status, (ExitStatus{true, 2})) << r.out << r.err;
   EXPECT_EQ(r.out, "") << "it must not start listening";
   // The bound address is named: that is what the check looked at.

@@ -116,8 +116,9 @@ TEST(Hostile, ThousandSlowLorisBeforeAuth) {
       loris.poll(std::chrono::duration_cast<Ms>(next - Clock::now()));
   }
   const double auth = median(auth_ms), total = median(total_ms);
-  std::printf("honest client with %zu loris: AUTH %.1f ms, whole command %.1f ms (medians of %zu)\n",
-              kLoris, auth, total, auth_ms.size());
+  std::printf(
+      "honest client with %zu loris: AUTH %.1f ms, whole command %.1f ms (medians of %zu)\n",
+      kLoris, auth, total, auth_ms.size());
   // The number, for the AUTH exchange; a sanitizer build gets its slowdown.
   EXPECT_LT(auth, 50.0 * kSlowdown);
   ASSERT_EQ(loris.closed_count(), kLoris) << "loris still open after the deadline";
@@ -142,8 +143,9 @@ TEST(Hostile, ThousandSlowLorisBeforeAuth) {
   // (its record buffers and state, under 128 KiB): that is the bound for all thousand at once.
   const long after_first = rss_kib(pid);
   std::printf("RSS %ld KiB before the loris, %ld KiB after\n", baseline.rss_kib, after_first);
-  EXPECT_LT(after_first - baseline.rss_kib,
-            kShadow * (static_cast<long>(kLoris) * 72 + static_cast<long>(kLoris - kTricklers) * 128));
+  EXPECT_LT(
+      after_first - baseline.rss_kib,
+      kShadow * (static_cast<long>(kLoris) * 72 + static_cast<long>(kLoris - kTricklers) * 128));
   // More crowds reuse what the first left in the allocator. It settles over a few rounds
   // (measured here: +61, +10, +2.6 MiB; a bare server: +57, +12, +3, +0.7, +0.1), so the third is
   // compared with the second: a leak of 4 KiB per loris would show there.
@@ -251,10 +253,11 @@ TEST(Hostile, TenThousandWrongTokensFromOneAddress) {
   const double wall = ms_since(t0) / 1000.0;
   const Usage after = usage_of(pid);
   const double cpu = after.cpu_s - baseline.cpu_s;
-  std::printf("%d attempts in %.2f s: %d challenged, %d penalised (first at %d), %d closed "
-              "silently, %d other; server CPU %.3f s (%.0f us each)\n",
-              kAttempts, wall, challenged, penalised, first_penalised, silent, other, cpu,
-              cpu / kAttempts * 1e6);
+  std::printf(
+      "%d attempts in %.2f s: %d challenged, %d penalised (first at %d), %d closed "
+      "silently, %d other; server CPU %.3f s (%.0f us each)\n",
+      kAttempts, wall, challenged, penalised, first_penalised, silent, other, cpu,
+      cpu / kAttempts * 1e6);
   EXPECT_EQ(challenged, kMaxFailures);
   EXPECT_EQ(first_penalised, kMaxFailures);
   EXPECT_EQ(penalised + silent, kAttempts - kMaxFailures);
@@ -283,8 +286,8 @@ TEST(Hostile, TenThousandWrongTokensFromOneAddress) {
   // Another address still gets in, with our own client too.
   const auto h = honest_exec(server.url(), token);
   EXPECT_TRUE(h.ok) << h.detail;
-  const auto r = run({duplex_bin(), "exec", "--token-file", token_file, server.url(), "--", "echo",
-                      "still in"});
+  const auto r = run(
+      {duplex_bin(), "exec", "--token-file", token_file, server.url(), "--", "echo", "still in"});
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, "still in\n");
   EXPECT_TRUE(fds_back(pid, baseline, 1));

@@ -78,11 +78,12 @@ TEST(Hostile, ConnectionFloodFiveTimesTheCap) {
   ASSERT_TRUE(eventually([&] {
     flood.poll_now();
     return flood.closed_count() == flood.size() - static_cast<std::size_t>(welcomed);
-  })) << flood.closed_count() << " closed, " << welcomed << " welcomed of " << flood.size();
+  })) << flood.closed_count()
+      << " closed, " << welcomed << " welcomed of " << flood.size();
   for (std::size_t i = 0; i < flood.size(); ++i)
     if (const auto at = flood.closed_at(i))
-      slowest_refusal_ms = std::max(
-          slowest_refusal_ms, std::chrono::duration<double, std::milli>(*at - sent).count());
+      slowest_refusal_ms = std::max(slowest_refusal_ms,
+                                    std::chrono::duration<double, std::milli>(*at - sent).count());
   std::printf("%d welcomed, %d refused (%d told why); slowest refusal %.1f ms after its HELLO\n",
               welcomed, kFlood - welcomed, told, slowest_refusal_ms);
   EXPECT_EQ(welcomed, kCap - kReserved);
@@ -109,8 +110,8 @@ TEST(Hostile, ConnectionFloodFiveTimesTheCap) {
 // DUPLEX_BIN points at a script that execs prlimit, which execs the server (one pid throughout).
 std::string limited_duplex(const TempDir& dir, int nofile) {
   const std::string script = dir.file("duplex-limited");
-  std::ofstream(script) << "#!/bin/sh\nexec prlimit --nofile=" << nofile << ":" << nofile
-                        << " -- '" << duplex_bin() << "' \"$@\"\n";
+  std::ofstream(script) << "#!/bin/sh\nexec prlimit --nofile=" << nofile << ":" << nofile << " -- '"
+                        << duplex_bin() << "' \"$@\"\n";
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
   return script;
 }
@@ -149,7 +150,8 @@ TEST(Hostile, TwoHundredClientsAgainstSixtyFourFds) {
   flood.send_each(preface_and_hello());
   // Hold the crowd for two seconds: a loop spinning on EMFILE would burn a core the whole time.
   const auto hold_until = t0 + Ms(2000);
-  while (Clock::now() < hold_until) flood.poll(Ms(100));
+  while (Clock::now() < hold_until)
+    flood.poll(Ms(100));
   const double cpu = cpu_seconds(pid) - cpu_before;
   const double wall = ms_since(t0) / 1000.0;
   std::printf("server CPU %.3f s over %.2f s with 200 clients and 64 fds; %zu closed by it\n", cpu,
@@ -199,13 +201,15 @@ TEST(Hostile, ThousandFourGibibyteLengthPrefixes) {
       if (!f || f->type != msg::error) continue;
       const auto e = parse_error(f->payload);
       // Exactly one frame, then the close.
-      refused += e && e->code == kFrameTooLarge && crowd.received(i).size() == 6 + f->payload.size();
+      refused +=
+          e && e->code == kFrameTooLarge && crowd.received(i).size() == 6 + f->payload.size();
     }
     EXPECT_EQ(refused, static_cast<int>(kClients)) << "round " << round;
     EXPECT_TRUE(fds_back(pid, baseline, 1)) << "round " << round;
     const long now = rss_kib(pid);
-    std::printf("round %d: RSS %ld KiB at start, peak %ld KiB during %zu 4 GiB headers, %ld after\n",
-                round, baseline.rss_kib, peak_kib, kClients, now);
+    std::printf(
+        "round %d: RSS %ld KiB at start, peak %ld KiB during %zu 4 GiB headers, %ld after\n", round,
+        baseline.rss_kib, peak_kib, kClients, now);
     // The bound: a session in flight holds at most one read chunk (Limits::read_chunk, 64 KiB,
     // taken while it has bytes to process) and its own state (a few KiB): 72 KiB each, all
     // thousand at once. Allocating what a header announces would be 4 GiB; even the 1 MiB

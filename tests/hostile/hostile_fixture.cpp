@@ -149,7 +149,9 @@ Crowd::Crowd(int port, std::size_t n, const std::string& source) {
   received_.resize(n);
 }
 
-Crowd::~Crowd() { close_all(); }
+Crowd::~Crowd() {
+  close_all();
+}
 
 void Crowd::send_each(std::string_view bytes) {
   for (std::size_t i = 0; i < fds_.size(); ++i)
@@ -198,8 +200,8 @@ bool Crowd::wait_all_closed(Ms timeout) {
 }
 
 std::size_t Crowd::closed_count() const {
-  return static_cast<std::size_t>(
-      std::count_if(closed_at_.begin(), closed_at_.end(), [](const auto& c) { return c.has_value(); }));
+  return static_cast<std::size_t>(std::count_if(closed_at_.begin(), closed_at_.end(),
+                                                [](const auto& c) { return c.has_value(); }));
 }
 
 void Crowd::close_all() {
@@ -252,8 +254,8 @@ TlsTalk tls_talk(const std::string& url, const std::string& send,
 }
 
 ::testing::AssertionResult serves_raw_over_tls(const std::string& url, const std::string& message) {
-  const auto talk = tls_talk(url, message,
-                             [&](const std::string& r) { return r.size() >= message.size(); });
+  const auto talk =
+      tls_talk(url, message, [&](const std::string& r) { return r.size() >= message.size(); });
   if (!talk.error.empty()) return ::testing::AssertionFailure() << url << ": " << talk.error;
   if (talk.received != ascii_upper(message))
     return ::testing::AssertionFailure() << url << ": got '" << talk.received << "'";

@@ -3,16 +3,16 @@
 // key restricted by command=, --user checked in the child, and SIGTERM with 50 commands running
 // over TLS. Every case checks the server stays up and serves honest clients, and leaks nothing.
 #include <pwd.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,7 +30,9 @@ namespace {
 
 constexpr std::uint16_t kTlsRequired = 37;
 
-std::string tls_url(const TestServer& s) { return "tls://127.0.0.1:" + std::to_string(s.port()); }
+std::string tls_url(const TestServer& s) {
+  return "tls://127.0.0.1:" + std::to_string(s.port());
+}
 
 std::string first_line_of(const std::string& path) {
   std::ifstream f(path);
@@ -46,7 +48,9 @@ std::string keygen(const std::string& file) {
   return r.out.substr(0, r.out.find(' '));
 }
 
-std::size_t lines(const std::string& s) { return line_count(s); }
+std::size_t lines(const std::string& s) {
+  return line_count(s);
+}
 
 // Case 6. 100 connections send 0x16 and then random bytes, 100 a truncated ClientHello and then
 // nothing: the first are closed as soon as OpenSSL sees the garbage (or at the deadline when the
@@ -55,8 +59,8 @@ std::size_t lines(const std::string& s) { return line_count(s); }
 TEST(Hostile, TlsGarbageAndTruncatedClientHellos) {
   const NoQuarantine no_quarantine;
   TempDir dir;
-  TestServer server({"--tls", "--tls-key", dir.file("key.pem"), "--auth-timeout", "1",
-                     "--threads", "2"});
+  TestServer server(
+      {"--tls", "--tls-key", dir.file("key.pem"), "--auth-timeout", "1", "--threads", "2"});
   const pid_t pid = server.pid();
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(serves_raw_over_tls(tls_url(server)));
@@ -71,7 +75,8 @@ TEST(Hostile, TlsGarbageAndTruncatedClientHellos) {
     RssPeak peak(pid);
     Crowd garbage(server.port(), kEach);
     for (std::size_t i = 0; i < kEach; ++i)
-      garbage.send_to(i, "\x16" + random_bytes(300, i + 1 + static_cast<std::size_t>(round) * kEach));
+      garbage.send_to(i,
+                      "\x16" + random_bytes(300, i + 1 + static_cast<std::size_t>(round) * kEach));
     Crowd truncated(server.port(), kEach);
     // A handshake record announcing 512 bytes of which a few come.
     truncated.send_each(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
@@ -92,9 +97,10 @@ TEST(Hostile, TlsGarbageAndTruncatedClientHellos) {
     EXPECT_GT(garbage_early, static_cast<int>(kEach) / 2);
     EXPECT_TRUE(fds_back(pid, baseline, 1));
     const long peak_kib = peak.stop(), now = rss_kib(pid);
-    std::printf("round %d: %d of %zu garbage handshakes closed before the deadline; RSS %ld KiB "
-                "at start, peak %ld, after %ld\n",
-                round, garbage_early, kEach, baseline.rss_kib, peak_kib, now);
+    std::printf(
+        "round %d: %d of %zu garbage handshakes closed before the deadline; RSS %ld KiB "
+        "at start, peak %ld, after %ld\n",
+        round, garbage_early, kEach, baseline.rss_kib, peak_kib, now);
     // A connection in its handshake holds an OpenSSL object with its record buffers (~17 KiB
     // each way), the handshake's state and the session's: 256 KiB each is the bound, all 200 at
     // once. Later rounds reuse what the first left in the allocator.
@@ -138,9 +144,9 @@ TEST(Hostile, WrongProtocolOnEachListenerGetsAClearError) {
 
   TestServer plain;
   if (!find_program("openssl").empty()) {
-    const auto r = run({"openssl", "s_client", "-connect",
-                        "127.0.0.1:" + std::to_string(plain.port())},
-                       "", Ms(20'000));
+    const auto r =
+        run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(plain.port())}, "",
+            Ms(20'000));
     EXPECT_NE(r.status, (ExitStatus{true, 0}));
     EXPECT_NE(r.err.find("alert handshake failure"), std::string::npos) << r.err;
   }
@@ -157,7 +163,7 @@ TEST(Hostile, WrongProtocolOnEachListenerGetsAClearError) {
 class TlsExec : public ::testing::Test {
  protected:
   void start(std::vector<std::string> more = {}) {
-    std::vector<std::string> args{"--exec", "--tls", "--tls-key", dir_.file("key.pem"),
+    std::vector<std::string> args{"--exec",       "--tls",     "--tls-key", dir_.file("key.pem"),
                                   "--token-file", token_file()};
     args.insert(args.end(), more.begin(), more.end());
     server_ = std::make_unique<TestServer>(args);
@@ -228,7 +234,8 @@ TEST_F(TlsExec, UnknownClientKeyRefusedAndForcedCommandWins) {
   const std::string alice = keygen(dir_.file("alice_key"));
   const std::string mallory = keygen(dir_.file("mallory_key"));
   {
-    std::ofstream(dir_.file("authorized_keys")) << "command=\"echo forced\" " << alice << " alice\n";
+    std::ofstream(dir_.file("authorized_keys"))
+        << "command=\"echo forced\" " << alice << " alice\n";
     ::chmod(dir_.file("authorized_keys").c_str(), 0600);
   }
   start({"--authorized-keys", dir_.file("authorized_keys")});

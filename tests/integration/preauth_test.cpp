@@ -175,7 +175,8 @@ TEST(PreAuth, ThreeHundredMebibyteHeadersAreRefusedAndCostNoMemory) {
 
 // With the limit raised to 1 MiB the header is accepted, and the buffer must still grow only
 // with what arrives: 300 connections holding a header and one byte cost what idle connections
-// cost, not the MiB they announce; they are in the HELLO phase, so the auth deadline drops them all.
+// cost, not the MiB they announce; they are in the HELLO phase, so the auth deadline drops them
+// all.
 TEST(PreAuth, ThreeHundredUnfinishedMebibyteFramesHoldOnlyWhatArrivedAndMeetTheDeadline) {
   TestServer server({"--threads", "2", "--max-frame-unauthenticated", "1048576", "--auth-timeout",
                      "3", "--idle-timeout", "60"});
@@ -193,7 +194,8 @@ TEST(PreAuth, ThreeHundredUnfinishedMebibyteFramesHoldOnlyWhatArrivedAndMeetTheD
   ASSERT_TRUE(eventually([&] {
     const auto u = unread_on_port(server.port());
     return u.sockets >= kFlood && u.bytes == 0;
-  })) << "unread: " << unread_on_port(server.port()).bytes;
+  })) << "unread: "
+      << unread_on_port(server.port()).bytes;
   const long held = peak_rss_kib(pid, std::chrono::milliseconds(500));
   std::printf("RSS before %ld KiB, with %d unfinished 1 MiB frames %ld KiB\n", before, kFlood,
               held);

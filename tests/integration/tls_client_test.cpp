@@ -31,7 +31,7 @@ namespace {
 using namespace std::chrono_literals;
 using net::use_tuple;
 
-constexpr int kSendFailure = 1;   // send/chat: any failure
+constexpr int kSendFailure = 1;    // send/chat: any failure
 constexpr int kExecFailure = 255;  // exec: connection, protocol, authentication, trust
 
 /// What one connection to the in-test server showed: the client's key, whether it resumed, and how
@@ -95,8 +95,8 @@ class TlsUpperServer {
   template <class Socket>
   asio::awaitable<void> session(Socket sock) {
     net::Peer peer = net::socket_peer(sock);
-    auto s = co_await net::tls_accept(ctx_, std::move(sock), std::move(peer), asio::const_buffer(),
-                                      5s);
+    auto s =
+        co_await net::tls_accept(ctx_, std::move(sock), std::move(peer), asio::const_buffer(), 5s);
     Seen seen;
     if (s) {
       seen.handshake = true;
@@ -221,9 +221,9 @@ TEST_F(TlsClient, AcceptNewPinsInAPrivateFile) {
   auto r = duplex({"-v", "send", server.url(), "hello", "--trust", "accept-new"});
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, "HELLO\n");
-  EXPECT_NE(r.err.find("pinned 127.0.0.1:" + std::to_string(server.port()) + " " +
-                       server.fingerprint()),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("pinned 127.0.0.1:" + std::to_string(server.port()) + " " + server.fingerprint()),
+      std::string::npos)
       << r.err;
   EXPECT_EQ(read_file(known_hosts()), pin_line(server.port(), server.fingerprint()));
   EXPECT_EQ(mode_of(known_hosts()), 0600u);
@@ -262,8 +262,8 @@ TEST_F(TlsClient, ChangedKeyIsRefusedEvenWithAcceptNew) {
 
 TEST_F(TlsClient, PromptOnATerminalYesPinsNoRefuses) {
   TlsUpperServer server;
-  const std::string question = "The authenticity of 127.0.0.1:" + std::to_string(server.port()) +
-                               " can't be established.";
+  const std::string question =
+      "The authenticity of 127.0.0.1:" + std::to_string(server.port()) + " can't be established.";
   {
     PtyProcess no({duplex_bin(), "send", server.url(), "hello"}, env(), 24, 80);
     ASSERT_TRUE(no.wait_for("Trust it and remember it (yes/no)? ")) << no.screen();
@@ -278,8 +278,8 @@ TEST_F(TlsClient, PromptOnATerminalYesPinsNoRefuses) {
     EXPECT_FALSE(exists(known_hosts()));
   }
   {
-    PtyProcess strict({duplex_bin(), "send", server.url(), "hello", "--trust", "strict"}, env(),
-                      24, 80);
+    PtyProcess strict({duplex_bin(), "send", server.url(), "hello", "--trust", "strict"}, env(), 24,
+                      80);
     EXPECT_EQ(strict.wait(), (ExitStatus{true, kSendFailure})) << strict.screen();
     EXPECT_EQ(strict.screen().find("(yes/no)"), std::string::npos) << "strict never asks";
     EXPECT_NE(strict.screen().find("is not a known host"), std::string::npos) << strict.screen();

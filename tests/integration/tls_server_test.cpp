@@ -107,17 +107,16 @@ std::vector<RawFrame> split_frames(std::string_view bytes) {
 // HELLO then UPPER_REQUEST over TLS: WELCOME, then the upper-cased reply.
 ::testing::AssertionResult serves_framed_over_tls(const std::string& url,
                                                   const std::string& message = "framed in tls") {
-  const auto talk =
-      tls_talk(url, preface_and_hello() + frame(msg::upper_request, message),
-               [](const std::string& r) { return split_frames(r).size() >= 2; });
+  const auto talk = tls_talk(url, preface_and_hello() + frame(msg::upper_request, message),
+                             [](const std::string& r) { return split_frames(r).size() >= 2; });
   if (!talk.error.empty()) return ::testing::AssertionFailure() << talk.error;
   const auto frames = split_frames(talk.received);
   if (frames.size() < 2) return ::testing::AssertionFailure() << "fewer than two frames";
   if (frames[0].type != msg::welcome)
     return ::testing::AssertionFailure() << "no WELCOME, type " << unsigned{frames[0].type};
   if (frames[1].type != msg::upper_reply || frames[1].payload != ascii_upper(message))
-    return ::testing::AssertionFailure() << "bad reply: type " << unsigned{frames[1].type} << " '"
-                                         << frames[1].payload << "'";
+    return ::testing::AssertionFailure()
+           << "bad reply: type " << unsigned{frames[1].type} << " '" << frames[1].payload << "'";
   return ::testing::AssertionSuccess();
 }
 
@@ -147,8 +146,8 @@ class TlsServer : public ::testing::Test {
 
 TEST_F(TlsServer, OpensslSClientTypingHelloGetsHELLO) {
   TestServer server(tls_args());
-  Process client({"openssl", "s_client", "-quiet", "-connect",
-                  "127.0.0.1:" + std::to_string(server.port())});
+  Process client(
+      {"openssl", "s_client", "-quiet", "-connect", "127.0.0.1:" + std::to_string(server.port())});
   client.write_stdin("hello\n");
   EXPECT_EQ(client.read_line(10s), std::optional<std::string>("HELLO"));
   // -quiet implies -ign_eof: s_client stays until it is told to go.
@@ -159,8 +158,9 @@ TEST_F(TlsServer, OpensslSClientTypingHelloGetsHELLO) {
 
 TEST_F(TlsServer, SocatGetsUpper) {
   TestServer server(tls_args());
-  const auto r = run({"socat", "-", "OPENSSL:127.0.0.1:" + std::to_string(server.port()) + ",verify=0"},
-                     "hello\n", 20s);
+  const auto r =
+      run({"socat", "-", "OPENSSL:127.0.0.1:" + std::to_string(server.port()) + ",verify=0"},
+          "hello\n", 20s);
   EXPECT_EQ(r.out, "HELLO\n") << r.err;
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
 }
@@ -184,7 +184,7 @@ TEST_F(TlsServer, RawAndFramedOverTlsOnAUnixListener) {
 TEST_F(TlsServer, KeyMadeOwnerOnlyAndItsFingerprintIsTheOneEveryoneSees) {
   TestServer server(tls_args());
   EXPECT_EQ(server.fingerprint().rfind("SHA256:", 0), 0u) << server.fingerprint();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(key().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_TRUE(server.wait_stderr("new key"));
@@ -213,8 +213,9 @@ TEST_F(TlsServer, TlsOnlyRefusesAPlaintextRawClientWithOneLine) {
   TestServer server({"--tls-only", "--tls-key", key()});
   SocketClient c(server.url());
   c.send_all("hello\n");
-  EXPECT_EQ(c.recv_until_eof(),
-            "duplex: this port takes TLS clients only (try: openssl s_client -connect HOST:PORT)\n");
+  EXPECT_EQ(
+      c.recv_until_eof(),
+      "duplex: this port takes TLS clients only (try: openssl s_client -connect HOST:PORT)\n");
   EXPECT_TRUE(serves_raw_over_tls(tls_url(server)));
 }
 
@@ -284,7 +285,8 @@ TEST_F(TlsServer, EarlyDropClosesTheOldestPendingConnectionsNeverTheNewOne) {
   }
   EXPECT_TRUE(serves_raw_over_tls(tls_url(server), "honest"));
   // 20 silent + 1 honest against a cap of 5: the first 16 silent ones were dropped.
-  for (std::size_t i = 0; i < 16; ++i) EXPECT_TRUE(silent[i].wait_closed(5s)) << "silent " << i;
+  for (std::size_t i = 0; i < 16; ++i)
+    EXPECT_TRUE(silent[i].wait_closed(5s)) << "silent " << i;
   for (std::size_t i = 16; i < 20; ++i)
     EXPECT_FALSE(silent[i].wait_closed(200ms)) << "silent " << i;
   EXPECT_TRUE(server.wait_stderr("--max-unauthenticated"));
@@ -292,7 +294,8 @@ TEST_F(TlsServer, EarlyDropClosesTheOldestPendingConnectionsNeverTheNewOne) {
   SocketClient typed(server.url());
   typed.send_all("typed");
   EXPECT_EQ(typed.recv_exact(5), "TYPED");
-  for (int i = 0; i < 8; ++i) silent.emplace_back(server.url());
+  for (int i = 0; i < 8; ++i)
+    silent.emplace_back(server.url());
   typed.send_all("still");
   EXPECT_EQ(typed.recv_exact(5), "STILL");
 }

@@ -19,7 +19,7 @@
 namespace duplex::test {
 
 namespace msg {
-inline constexpr std::uint8_t stdin_window = 0x28;  // server -> client: u32 bytes of stdin credit
+inline constexpr std::uint8_t stdin_window = 0x28;    // server -> client: u32 bytes of stdin credit
 inline constexpr std::uint8_t auth_start = 0x0A;      // client -> server: 32-byte nonce
 inline constexpr std::uint8_t auth_challenge = 0x0B;  // server -> client: nonce + proof
 inline constexpr std::uint8_t auth_proof = 0x0C;      // client -> server: 32-byte proof
@@ -59,7 +59,7 @@ std::string auth_frame(std::string_view token);
 /// The token's challenge-response of docs/PROTOCOL.md, computed here with OpenSSL directly
 /// (not with src/wire), over a plain stream (binding: 32 zero bytes).
 namespace auth {
-using Block = std::string;  // 32 bytes
+using Block = std::string;                // 32 bytes
 std::string key(std::string_view token);  // SHA-256(token)
 std::string server_proof(std::string_view key, std::string_view binding, std::string_view nc,
                          std::string_view ns);
@@ -112,10 +112,10 @@ class FrameReader {
 /// What a command sent back, frame by frame.
 struct ExecOutcome {
   std::string welcome_agent;
-  std::optional<std::string> identity;  // AUTH_OK
+  std::optional<std::string> identity;          // AUTH_OK
   std::optional<std::uint32_t> auth_max_frame;  // AUTH_OK's frame limit
-  bool server_proof_ok = false;           // AUTH_CHALLENGE proved the server knows the token
-  std::string out, err;                 // STDOUT_DATA / STDERR_DATA payloads, concatenated
+  bool server_proof_ok = false;                 // AUTH_CHALLENGE proved the server knows the token
+  std::string out, err;                         // STDOUT_DATA / STDERR_DATA payloads, concatenated
   std::optional<ExitPayload> exit;
   std::optional<ErrorPayload> error;
   std::vector<std::uint8_t> types;  // every frame type in arrival order

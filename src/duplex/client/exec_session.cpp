@@ -116,8 +116,8 @@ awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest&
     if (!b) co_return std::move(b).failure();
     binding = *b;
   }
-  const auto expected = wire::auth_proof(wire::ProofRole::server, key, binding, start.client_nonce,
-                                         c.server_nonce);
+  const auto expected =
+      wire::auth_proof(wire::ProofRole::server, key, binding, start.client_nonce, c.server_nonce);
   if (!wire::same_proof(expected, c.server_proof)) {
     conn.abort();
     co_return fail(errc::auth_failed,
@@ -125,8 +125,8 @@ awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest&
                                "(or the token is not this server's); not authenticating",
                                req.endpoint.url()));
   }
-  const Bytes proof = encoded(wire::AuthProof{wire::auth_proof(
-      wire::ProofRole::client, key, binding, start.client_nonce, c.server_nonce)});
+  const Bytes proof = encoded(wire::AuthProof{
+      wire::auth_proof(wire::ProofRole::client, key, binding, start.client_nonce, c.server_nonce)});
   if (auto w = co_await conn.write(proof); !w) co_return described(std::move(w).failure(), false);
   co_return co_await read_message(conn, req, wire::MsgType::auth_ok, &wire::decode_auth_ok);
 }

@@ -162,7 +162,8 @@ Status check_server_key(const net::Endpoint& ep, std::string_view offered, const
       const auto answer = ask ? ask(trust_question(name, offered)) : std::nullopt;
       if (!answer) return refusal(unknown_host_message(name, offered));
       if (!is_yes(*answer, offered))
-        return refusal(fmt::format("{}: key {} not trusted (the answer was not yes)", name, offered));
+        return refusal(
+            fmt::format("{}: key {} not trusted (the answer was not yes)", name, offered));
       return pin(ep, name, offered, path);
     }
   }

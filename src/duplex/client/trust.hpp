@@ -1,4 +1,5 @@
-// Trust in a TLS server's key, as ssh's StrictHostKeyChecking decides it: known_hosts, --fingerprint,
+// Trust in a TLS server's key, as ssh's StrictHostKeyChecking decides it: known_hosts,
+// --fingerprint,
 // --trust accept-new, or the user asked on the terminal. The decision is pure; only
 // check_server_key touches the known_hosts file and /dev/tty.
 #pragma once

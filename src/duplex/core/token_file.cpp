@@ -58,7 +58,8 @@ Result<std::string> load_or_create_token_file(const std::string& path) {
   const std::string token = fmt::format("{:02x}", fmt::join(raw, ""));
   // O_CREAT|O_EXCL|O_NOFOLLOW: anything already there (a file, a link, another process's fresh
   // token) is read instead, with every check of read_token_file.
-  if (auto made = create_private_file(path, token + "\n"); made) return token;
+  if (auto made = create_private_file(path, token + "\n"); made)
+    return token;
   else if (made.error() != std::error_code(EEXIST, std::system_category()))
     return std::move(made).failure();
   return read_token_file(path);

@@ -38,8 +38,8 @@ std::string default_client_key_path();
 /// fingerprints; the hash is over the public key only, so a new certificate keeps it).
 Result<std::string> key_fingerprint(EVP_PKEY* key);
 Result<std::string> certificate_fingerprint(X509* cert);
-/// The fingerprint of the key in `key_path` (a secret file, read as load_identity reads it), without
-/// its certificate: what `duplex fingerprint` prints. A missing file fails with ENOENT.
+/// The fingerprint of the key in `key_path` (a secret file, read as load_identity reads it),
+/// without its certificate: what `duplex fingerprint` prints. A missing file fails with ENOENT.
 Result<std::string> key_file_fingerprint(const std::string& key_path);
 
 /// A fresh Ed25519 key and a self-signed X.509 certificate for it (CN `common_name`, valid from an

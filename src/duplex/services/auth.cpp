@@ -34,16 +34,15 @@ TransportCheck check_transport(const AuthPolicy& policy, const net::Peer& peer) 
       out.refusal = fmt::format("unknown key {}", peer.key_fingerprint);
       break;
     case KeyVerdict::address_refused:
-      out.refusal = fmt::format("key {}{}: address {} refused by from= on line {}",
-                                peer.key_fingerprint,
-                                d.key->comment.empty() ? "" : " (" + d.key->comment + ")",
-                                peer.client_key, d.key->line);
+      out.refusal = fmt::format(
+          "key {}{}: address {} refused by from= on line {}", peer.key_fingerprint,
+          d.key->comment.empty() ? "" : " (" + d.key->comment + ")", peer.client_key, d.key->line);
       break;
     case KeyVerdict::allowed:
-      out.identity = Identity{
-          fmt::format("key {}{}", peer.key_fingerprint,
-                      d.key->comment.empty() ? "" : " (" + d.key->comment + ")"),
-          d.key->command};
+      out.identity =
+          Identity{fmt::format("key {}{}", peer.key_fingerprint,
+                               d.key->comment.empty() ? "" : " (" + d.key->comment + ")"),
+                   d.key->command};
       out.refusal.clear();
       break;
   }

@@ -93,8 +93,12 @@ wire::ExecStart forced_request(const wire::ExecStart& asked, const std::string& 
   wire::ExecStart r = asked;
   r.login = false;
   r.shell = false;
-  r.argv = {"/bin/sh", "-c", "DUPLEX_ORIGINAL_COMMAND=$1; export DUPLEX_ORIGINAL_COMMAND; eval \"$2\"",
-            "duplex-forced-command", original, forced};
+  r.argv = {"/bin/sh",
+            "-c",
+            "DUPLEX_ORIGINAL_COMMAND=$1; export DUPLEX_ORIGINAL_COMMAND; eval \"$2\"",
+            "duplex-forced-command",
+            original,
+            forced};
   return r;
 }
 
@@ -139,10 +143,9 @@ Failure ExecSession::auth_failure(std::string_view why) {
   const auto& peer = session_.peer();
   ctx_.auth_failures.fetch_add(1, std::memory_order_relaxed);
   const bool boxed = ctx_.penalties.record_failure(peer.client_key);
-  spdlog::warn("exec: authentication failed for {}: {}{}", peer.address, why,
-               boxed ? fmt::format("; {} is refused for a while (too many failures)",
-                                   peer.client_key)
-                     : "");
+  spdlog::warn(
+      "exec: authentication failed for {}: {}{}", peer.address, why,
+      boxed ? fmt::format("; {} is refused for a while (too many failures)", peer.client_key) : "");
   // The client learns only that it failed, never why (no oracle for guessing).
   return duplex::fail(errc::auth_failed, "authentication failed");
 }
@@ -168,9 +171,9 @@ Result<Next> ExecSession::may_authenticate(wire::MsgType type) {
 awaitable<Handled> ExecSession::authenticated(Identity who) {
   const auto& peer = session_.peer();
   ctx_.penalties.record_success(peer.client_key);
-  spdlog::info("exec: {} authenticated as {}{}", peer.address, who.name,
-               who.forced_command ? fmt::format(" (forced command {})", quoted(*who.forced_command))
-                                  : "");
+  spdlog::info(
+      "exec: {} authenticated as {}{}", peer.address, who.name,
+      who.forced_command ? fmt::format(" (forced command {})", quoted(*who.forced_command)) : "");
   session_.set_authenticated(who.name);
   identity_ = std::move(who);
   // From here on a command may run for long without a byte from the client: notice a host
@@ -197,8 +200,7 @@ awaitable<Handled> ExecSession::on_auth(ByteView payload) {
 }
 
 awaitable<Handled> ExecSession::on_auth_start(ByteView payload) {
-  if (auto ok = may_authenticate(wire::MsgType::auth_start); !ok)
-    co_return std::move(ok).failure();
+  if (auto ok = may_authenticate(wire::MsgType::auth_start); !ok) co_return std::move(ok).failure();
   auto m = wire::decode_auth_start(payload);
   if (!m) co_return duplex::fail(errc::bad_message, "malformed AUTH_START");
   auto t = check_transport(ctx_.settings.auth, session_.peer());
@@ -218,8 +220,7 @@ awaitable<Handled> ExecSession::on_auth_start(ByteView payload) {
   if (!ns) co_return std::move(ns).failure();
   wire::AuthChallenge c;
   c.server_nonce = *ns;
-  c.server_proof =
-      wire::auth_proof(wire::ProofRole::server, *key, binding, m->client_nonce, *ns);
+  c.server_proof = wire::auth_proof(wire::ProofRole::server, *key, binding, m->client_nonce, *ns);
   expected_proof_ = wire::auth_proof(wire::ProofRole::client, *key, binding, m->client_nonce, *ns);
   auto p = Payload::of(c);
   const bool sent = co_await session_.sink().send(wire::MsgType::auth_challenge, std::move(p));

@@ -1,5 +1,6 @@
-// The exec protocol of one framed session: authentication (AUTH, AUTH_START/AUTH_PROOF), EXEC_START, the command's input (STDIN_DATA,
-// STDIN_EOF, SIGNAL, WINDOW_SIZE), its command slot, and one audit line per command.
+// The exec protocol of one framed session: authentication (AUTH, AUTH_START/AUTH_PROOF),
+// EXEC_START, the command's input (STDIN_DATA, STDIN_EOF, SIGNAL, WINDOW_SIZE), its command slot,
+// and one audit line per command.
 #pragma once
 
 #include <atomic>

@@ -26,24 +26,24 @@ enum class MsgType : std::uint8_t {
   error = 0x03,    // either way: Error (then the sender closes)
   ping = 0x04,     // either way: opaque payload, answered by pong with the same payload
   pong = 0x05,
-  auth = 0x08,           // client -> server: Auth
-  auth_ok = 0x09,        // server -> client: AuthOk
-  auth_start = 0x0A,     // client -> server: AuthStart (the client's nonce)
-  auth_challenge = 0x0B, // server -> client: AuthChallenge (server nonce + server proof)
-  auth_proof = 0x0C,     // client -> server: AuthProof (the client's proof)
-  upper_request = 0x10,  // client -> server: raw bytes
-  upper_reply = 0x11,    // server -> client: raw bytes, upper-cased
-  exec_start = 0x20,     // client -> server: ExecStart
-  stdin_data = 0x21,     // client -> server: raw bytes
-  stdin_eof = 0x22,      // client -> server: empty
-  stdout_data = 0x23,    // server -> client: raw bytes
-  stderr_data = 0x24,    // server -> client: raw bytes
-  signal = 0x25,         // client -> server: Signal
-  window_size = 0x26,    // client -> server: WindowSize
-  exit = 0x27,           // server -> client: Exit, the last frame of a command
-  stdin_window = 0x28,   // server -> client: StdinWindow (stdin credit)
-  stats_request = 0x30,  // client -> server: empty
-  stats_reply = 0x31,    // server -> client: JSON text
+  auth = 0x08,            // client -> server: Auth
+  auth_ok = 0x09,         // server -> client: AuthOk
+  auth_start = 0x0A,      // client -> server: AuthStart (the client's nonce)
+  auth_challenge = 0x0B,  // server -> client: AuthChallenge (server nonce + server proof)
+  auth_proof = 0x0C,      // client -> server: AuthProof (the client's proof)
+  upper_request = 0x10,   // client -> server: raw bytes
+  upper_reply = 0x11,     // server -> client: raw bytes, upper-cased
+  exec_start = 0x20,      // client -> server: ExecStart
+  stdin_data = 0x21,      // client -> server: raw bytes
+  stdin_eof = 0x22,       // client -> server: empty
+  stdout_data = 0x23,     // server -> client: raw bytes
+  stderr_data = 0x24,     // server -> client: raw bytes
+  signal = 0x25,          // client -> server: Signal
+  window_size = 0x26,     // client -> server: WindowSize
+  exit = 0x27,            // server -> client: Exit, the last frame of a command
+  stdin_window = 0x28,    // server -> client: StdinWindow (stdin credit)
+  stats_request = 0x30,   // client -> server: empty
+  stats_reply = 0x31,     // server -> client: JSON text
 };
 
 /// True for the types listed above.

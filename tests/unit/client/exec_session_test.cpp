@@ -98,9 +98,9 @@ class Peer {
     auto proof = co_await read();
     if (!proof || proof->type != wire::MsgType::auth_proof) co_return false;
     auto p = wire::decode_auth_proof(proof->payload);
-    if (!p || !wire::same_proof(p->client_proof,
-                                wire::auth_proof(wire::ProofRole::client, key, zero,
-                                                 a->client_nonce, c.server_nonce))) {
+    if (!p ||
+        !wire::same_proof(p->client_proof, wire::auth_proof(wire::ProofRole::client, key, zero,
+                                                            a->client_nonce, c.server_nonce))) {
       const wire::Error refusal = wire::make_error(errc::auth_failed);
       co_await send(refusal);
       co_return false;

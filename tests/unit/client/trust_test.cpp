@@ -86,8 +86,7 @@ TEST(TrustDecision, UnknownKeyByOption) {
   EXPECT_EQ(decide_trust(unknown, kKeyA, opt), TrustVerdict::refuse_mismatch);
   opt.accept_new = true;  // --fingerprint wins over accept-new
   EXPECT_EQ(decide_trust(unknown, kKeyA, opt), TrustVerdict::refuse_mismatch);
-  EXPECT_EQ(decide_trust(known_as(HostKeyStatus::known), kKeyA, opt),
-            TrustVerdict::refuse_mismatch)
+  EXPECT_EQ(decide_trust(known_as(HostKeyStatus::known), kKeyA, opt), TrustVerdict::refuse_mismatch)
       << "a --fingerprint that disagrees with the server is refused even when pinned";
 }
 

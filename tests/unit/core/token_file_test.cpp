@@ -50,11 +50,11 @@ const std::string kOther = std::string(64, 'e');
                                           std::string_view words) {
   if (t) return ::testing::AssertionFailure() << "accepted, token " << *t;
   if (t.message().find(path) == std::string::npos)
-    return ::testing::AssertionFailure() << "the reason does not name " << path << ": "
-                                         << t.message();
+    return ::testing::AssertionFailure()
+           << "the reason does not name " << path << ": " << t.message();
   if (t.message().find(words) == std::string::npos)
-    return ::testing::AssertionFailure() << "the reason does not say '" << words
-                                         << "': " << t.message();
+    return ::testing::AssertionFailure()
+           << "the reason does not say '" << words << "': " << t.message();
   if (t.message().find('\n') != std::string::npos)
     return ::testing::AssertionFailure() << "more than one line: " << t.message();
   return ::testing::AssertionSuccess();
@@ -73,11 +73,11 @@ TEST_F(TokenFileTest, TheGeneratedFormIsRead) {
 TEST_F(TokenFileTest, AMalformedTokenIsRefused) {
   const std::string bad[] = {
       "sesame\n",
-      "  " + kToken + "  \n",          // blanks around it
-      kToken.substr(0, 63) + "\n",     // short
-      kToken + "0\n",                  // long
+      "  " + kToken + "  \n",                                                // blanks around it
+      kToken.substr(0, 63) + "\n",                                           // short
+      kToken + "0\n",                                                        // long
       "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\n",  // upper case
-      kToken + "\nsecond line\n",       // more than one line
+      kToken + "\nsecond line\n",                                            // more than one line
       kToken + "\r\n",
   };
   int i = 0;

@@ -363,7 +363,8 @@ TEST_F(FramedSession, BeforeAuthenticationTheSmallFrameLimitAppliesAndIsNamed) {
   state_.limits.max_frame_unauthenticated = 100;
   open();  // a peer with no uid: nothing vouches for it
   run([&]() -> awaitable<void> {
-    co_await client().send(test::preface_and_hello() + frame(msg::upper_request, std::string(100, 'a')) +
+    co_await client().send(test::preface_and_hello() +
+                           frame(msg::upper_request, std::string(100, 'a')) +
                            test::frame_header(msg::upper_request, 101));
     const auto w = test::parse_welcome((co_await client().expect()).payload);
     EXPECT_TRUE(w && w->max_frame == 100u) << "WELCOME says the limit in force";
@@ -381,7 +382,8 @@ TEST_F(FramedSession, TheServersOwnUidOnAUnixSocketHasTheFullLimit) {
   owner.uid = ::geteuid();
   open(owner);
   run([&]() -> awaitable<void> {
-    co_await client().send(test::preface_and_hello() + frame(msg::upper_request, std::string(4096, 'a')));
+    co_await client().send(test::preface_and_hello() +
+                           frame(msg::upper_request, std::string(4096, 'a')));
     const auto w = test::parse_welcome((co_await client().expect()).payload);
     EXPECT_TRUE(w && w->max_frame == 4096u);
     EXPECT_EQ((co_await client().expect()).payload, std::string(4096, 'A'));

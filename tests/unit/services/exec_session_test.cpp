@@ -340,9 +340,7 @@ TEST_F(ExecSessionTest, ATokenInClearIsRefusedEvenTheRightOne) {
 TEST_F(ExecSessionTest, NoTokenConfiguredRefusesAtAuthStart) {
   settings_.auth.token_key.reset();
   make();
-  run([&]() -> awaitable<void> {
-    EXPECT_TRUE(breach(co_await login(), errc::auth_failed));
-  });
+  run([&]() -> awaitable<void> { EXPECT_TRUE(breach(co_await login(), errc::auth_failed)); });
   EXPECT_TRUE(fake_->sent.empty()) << "no challenge without a token";
 }
 
@@ -351,11 +349,10 @@ TEST_F(ExecSessionTest, TheExchangeIsInOrder) {
   run([&]() -> awaitable<void> {
     EXPECT_TRUE(breach(co_await feed(MsgType::auth_proof, kAnyProof), errc::unexpected_message));
     EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart));
-    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, kAnyStart),
-                       errc::unexpected_message));
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, kAnyStart), errc::unexpected_message));
     EXPECT_TRUE(breach(co_await feed(MsgType::auth, str("")), errc::unexpected_message));
-    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, std::string(31, 'x')),
-                       errc::unexpected_message));
+    EXPECT_TRUE(
+        breach(co_await feed(MsgType::auth_start, std::string(31, 'x')), errc::unexpected_message));
   });
 }
 
@@ -369,14 +366,10 @@ TEST_F(ExecSessionTest, AfterAuthenticationNoSecondAuthentication) {
 
 TEST_F(ExecSessionTest, EachChallengeIsFresh) {
   make();
-  run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart));
-  });
+  run([&]() -> awaitable<void> { EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart)); });
   const auto first = fake_->sent.at(0).payload;
   make();
-  run([&]() -> awaitable<void> {
-    EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart));
-  });
+  run([&]() -> awaitable<void> { EXPECT_TRUE(co_await feed(MsgType::auth_start, kAnyStart)); });
   EXPECT_NE(fake_->sent.at(0).payload.substr(0, 32), first.substr(0, 32)) << "server nonce";
 }
 
@@ -384,8 +377,8 @@ TEST_F(ExecSessionTest, AnUnprotectedChannelGetsNoExec) {
   make();
   fake_->channel_protected_ = false;
   run([&]() -> awaitable<void> {
-    for (auto type : {MsgType::auth, MsgType::auth_start, MsgType::auth_proof,
-                      MsgType::exec_start}) {
+    for (auto type :
+         {MsgType::auth, MsgType::auth_start, MsgType::auth_proof, MsgType::exec_start}) {
       auto h = co_await feed(type, str(""));
       EXPECT_TRUE(breach(h, errc::insecure_channel)) << wire::type_name(type);
       EXPECT_NE(h.message().find("tls://"), std::string::npos) << h.message();
@@ -495,8 +488,7 @@ TEST_F(ExecSessionTest, DisabledExecRefusesAuthAndExecStart) {
   settings_.enabled = false;
   make();
   run([&]() -> awaitable<void> {
-    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, kAnyStart),
-                       errc::service_disabled));
+    EXPECT_TRUE(breach(co_await feed(MsgType::auth_start, kAnyStart), errc::service_disabled));
     EXPECT_TRUE(
         breach(co_await feed(MsgType::exec_start, command("true")), errc::service_disabled));
   });

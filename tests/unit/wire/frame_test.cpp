@@ -41,11 +41,11 @@ Bytes payload_of(const Decoded& d) {
 }
 
 const MsgType kAllTypes[] = {
-    MsgType::hello,       MsgType::welcome,      MsgType::error,         MsgType::ping,
-    MsgType::pong,        MsgType::auth,         MsgType::auth_ok,       MsgType::upper_request,
-    MsgType::upper_reply, MsgType::exec_start,   MsgType::stdin_data,    MsgType::stdin_eof,
-    MsgType::stdout_data, MsgType::stderr_data,  MsgType::signal,        MsgType::window_size,
-    MsgType::exit,        MsgType::stdin_window, MsgType::stats_request, MsgType::stats_reply,
+    MsgType::hello,       MsgType::welcome,        MsgType::error,         MsgType::ping,
+    MsgType::pong,        MsgType::auth,           MsgType::auth_ok,       MsgType::upper_request,
+    MsgType::upper_reply, MsgType::exec_start,     MsgType::stdin_data,    MsgType::stdin_eof,
+    MsgType::stdout_data, MsgType::stderr_data,    MsgType::signal,        MsgType::window_size,
+    MsgType::exit,        MsgType::stdin_window,   MsgType::stats_request, MsgType::stats_reply,
     MsgType::auth_start,  MsgType::auth_challenge, MsgType::auth_proof,
 };
 

@@ -183,7 +183,7 @@ TEST(MessagesLayout, AuthAndAuthOk) {
   encode(Auth{"k"}, f);
   encode(AuthOk{"", 0x01020304}, f);
   EXPECT_EQ(f, bytes_of({0, 0, 0, 5, 0x08, 0, 0, 0, 0, 1, 'k',  //
-                         0, 0, 0, 8, 0x09, 0, 0, 0, 0, 0, 1, 2, 3, 4}));
+                         0, 0, 0, 8, 0x09, 0, 0, 0, 0, 0, 1,   2, 3, 4}));
 }
 
 TEST(MessagesLayout, AuthStartChallengeProofAreBareBlocks) {
