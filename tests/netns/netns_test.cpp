@@ -1,8 +1,15 @@
 // Several hosts on one machine (network namespaces on a private bridge): a multicast send and a
-// broadcast reach every server, `duplex discover` finds them all, and the client's retries carry
-// it through a lossy link (netem). Needs root; skipped with a message saying why otherwise.
+// broadcast reach every server, `duplex discover` finds them all, the client's retries carry it
+// through a lossy link (netem), and `duplex exec tls://` runs commands on another host with a
+// pinned server key and a client key. Needs root; skipped with a message saying why otherwise.
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -214,6 +221,253 @@ TEST(Loss, RetriesCarryTheClientThroughThirtyPercentLoss) {
   r = run(lab->in(0, argv), {}, 60s);
   EXPECT_EQ(r.status, kFailure);
   EXPECT_EQ(r.err, fmt::format("duplex: no reply from {} within 0.2 s (1 try)\n", urls[0]));
+}
+
+// ---- Remote exec over TLS: a server host, a client host and a third host -------------------
+
+constexpr ExitStatus kUsage{true, 2};
+constexpr ExitStatus kExecRefused{true, 255};  // connection, trust or authentication failure
+constexpr int kServerHost = 0;
+constexpr int kClientHost = 1;
+constexpr int kOtherHost = 2;
+const std::string kTlsPort = "8443";
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
+
+bool one_line(const std::string& s) {
+  return !s.empty() && s.find('\n') == s.size() - 1;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Every host has a config directory of its own (XDG_CONFIG_HOME: token, keys, known_hosts, TLS
+// sessions), as separate machines would; the file system is shared, which lets a test see whether
+// a command ran (a marker file) without trusting the command's own output.
+class RemoteExec : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    lab_ = NetnsLab::create(3, why);
+    if (!lab_) GTEST_SKIP() << "remote exec test skipped: " << why;
+    for (int i = 0; i < 3; ++i)
+      ASSERT_EQ(::mkdir(config(i).c_str(), 0700), 0) << config(i);
+  }
+
+  std::string config(int host) const { return tmp_.file(fmt::format("host{}", host)); }
+  static std::string url() {
+    return fmt::format("tls://{}:{}", NetnsLab::address(kServerHost), kTlsPort);
+  }
+
+  // `duplex ARGS...` inside a host, with that host's config directory and no token in the
+  // environment unless `env` sets one.
+  std::vector<std::string> duplex_in(int host, const std::vector<std::string>& args,
+                                     const std::vector<std::string>& env = {}) const {
+    std::vector<std::string> argv{"env", "-u", "DUPLEX_TOKEN", "XDG_CONFIG_HOME=" + config(host)};
+    argv.insert(argv.end(), env.begin(), env.end());
+    argv.push_back(duplex_bin());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return lab_->in(host, argv);
+  }
+  RunResult run_in(int host, const std::vector<std::string>& args,
+                   const std::vector<std::string>& env = {}) const {
+    return run(duplex_in(host, args, env), {}, 30s);
+  }
+
+  // Starts `duplex serve --exec --tls-only` on every address of the server host; returns the
+  // fingerprint it printed (empty, with a failure recorded, when it did not start).
+  std::string start_server(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"serve",        "--exec",   "--tls-only",
+                                  "--allow-root", "--listen", "tcp://0.0.0.0:" + kTlsPort};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<HostProcess>(duplex_in(kServerHost, args));
+    const auto urls = server_->wait_lines("listening on ", 1);
+    const auto fps = server_->wait_lines("fingerprint ", 1);
+    if (urls.size() != 1 || fps.size() != 1) {
+      ADD_FAILURE() << "the server did not start: " << server_->stderr_text();
+      return {};
+    }
+    EXPECT_EQ(fps[0].rfind("SHA256:", 0), 0u) << fps[0];
+    return fps[0];
+  }
+  std::vector<std::string> token_env() const {
+    return {"DUPLEX_TOKEN=" + first_line(read_text(config(kServerHost) + "/duplex/token"))};
+  }
+  std::string known_hosts(int host) const {
+    return read_text(config(host) + "/duplex/known_hosts");
+  }
+
+  TempDir tmp_;                    // outlives the server, which writes in it
+  std::unique_ptr<NetnsLab> lab_;  // destroyed after the server
+  std::unique_ptr<HostProcess> server_;
+};
+
+// The "done when": `duplex exec tls://HOST:PORT -- cmd` from another host. The command
+// shows the server host's address, which the client host does not have.
+TEST_F(RemoteExec, FingerprintPinsTheServerThenKnownHostsAloneIsEnoughAndTheSessionResumes) {
+  const std::string fp = start_server();
+  ASSERT_FALSE(fp.empty());
+  const auto token = token_env();
+  ASSERT_GT(token[0].size(), std::string("DUPLEX_TOKEN=").size())
+      << "no token in the server's config";
+  const std::vector<std::string> show_address{"--",   "ip",   "-o",  "-4",
+                                              "addr", "show", "dev", "eth0"};
+  const std::string server_inet = "inet " + NetnsLab::address(kServerHost) + "/24";
+
+  std::vector<std::string> args{"exec", "-vv", "--fingerprint", fp, url()};
+  args.insert(args.end(), show_address.begin(), show_address.end());
+  const auto first = run_in(kClientHost, args, token);
+  ASSERT_EQ(first.status, kOk) << first.err << "\nserver:\n" << server_->stderr_text();
+  EXPECT_NE(first.out.find(server_inet), std::string::npos) << first.out;
+  EXPECT_EQ(first.out.find(NetnsLab::address(kClientHost)), std::string::npos) << first.out;
+  EXPECT_NE(first.err.find("TLS full handshake with " + url()), std::string::npos) << first.err;
+  const std::string pinned = known_hosts(kClientHost);
+  EXPECT_NE(pinned.find(NetnsLab::address(kServerHost)), std::string::npos) << pinned;
+  EXPECT_NE(pinned.find(fp), std::string::npos) << pinned;
+
+  // No --fingerprint: the pin is enough, and the session of the first run is resumed.
+  args = {"exec", "-vv", url()};
+  args.insert(args.end(), show_address.begin(), show_address.end());
+  const auto second = run_in(kClientHost, args, token);
+  ASSERT_EQ(second.status, kOk) << second.err;
+  EXPECT_EQ(second.out, first.out);
+  EXPECT_NE(second.err.find("TLS resumed with " + url()), std::string::npos) << second.err;
+  EXPECT_EQ(known_hosts(kClientHost), pinned) << "nothing pinned twice";
+
+  // A host that pinned nothing is refused without the fingerprint, before anything runs.
+  const std::string marker = tmp_.file("ran-unpinned");
+  const auto other = run_in(kOtherHost, {"exec", url(), "--", "touch", marker}, token);
+  EXPECT_EQ(other.status, kExecRefused) << other.err;
+  EXPECT_TRUE(one_line(other.err)) << other.err;
+  EXPECT_NE(other.err.find("is not a known host"), std::string::npos) << other.err;
+  EXPECT_NE(other.err.find(fp), std::string::npos) << other.err;
+  EXPECT_FALSE(exists(marker));
+}
+
+TEST_F(RemoteExec, ClientKeyWithoutTokenRunsAndFromAllowsOnlyItsAddress) {
+  const std::string key = config(kClientHost) + "/id_client";
+  const auto made = run_in(kClientHost, {"keygen", "-f", key});
+  ASSERT_EQ(made.status, kOk) << made.err;
+  const std::string key_line = first_line(made.out);  // "SHA256:… COMMENT"
+  const std::string key_fp = key_line.substr(0, key_line.find(' '));
+  ASSERT_EQ(key_fp.rfind("SHA256:", 0), 0u) << made.out;
+  const std::string authorized = config(kServerHost) + "/authorized_keys";
+  {
+    std::ofstream f(authorized);
+    f << "# the client host only\nfrom=\"" << NetnsLab::address(kClientHost) << "\" " << key_line
+      << "\n";
+  }
+  ASSERT_EQ(::chmod(authorized.c_str(), 0600), 0);
+  const std::string fp = start_server({"--authorized-keys", authorized});
+  ASSERT_FALSE(fp.empty());
+
+  // The client host has no token at all: none in its config, none in its environment.
+  ASSERT_FALSE(exists(config(kClientHost) + "/duplex/token"));
+  const auto r = run_in(kClientHost, {"exec", "-i", key, "--fingerprint", fp, url(), "-c",
+                                      "echo \"$DUPLEX_IDENTITY|$DUPLEX_CLIENT\"; ip -o -4 addr "
+                                      "show dev eth0"});
+  ASSERT_EQ(r.status, kOk) << r.err << "\nserver:\n" << server_->stderr_text();
+  EXPECT_EQ(r.out.rfind("key " + key_fp, 0), 0u) << "the key authenticated it:\n" << r.out;
+  EXPECT_NE(r.out.find("|" + NetnsLab::address(kClientHost)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("inet " + NetnsLab::address(kServerHost) + "/24"), std::string::npos)
+      << r.out;
+
+  // The same key from the third host: from= refuses it, and the command never runs.
+  const std::string marker = tmp_.file("ran-from-other-host");
+  const auto other =
+      run_in(kOtherHost, {"exec", "-i", key, "--fingerprint", fp, url(), "--", "touch", marker});
+  EXPECT_EQ(other.status, kExecRefused) << other.err;
+  EXPECT_TRUE(one_line(other.err)) << other.err;
+  EXPECT_FALSE(exists(marker));
+  const std::string refused = "key " + key_fp + " (" + key_line.substr(key_line.find(' ') + 1) +
+                              "): address " + NetnsLab::address(kOtherHost) +
+                              " refused by from= on line 2";
+  EXPECT_TRUE(eventually([&] { return server_->stderr_text().find(refused) != std::string::npos; }))
+      << "the server's log lacks '" << refused << "':\n"
+      << server_->stderr_text();
+}
+
+TEST_F(RemoteExec, ProtectedModeRefusesExecWithoutTlsOnTheNetwork) {
+  const std::string all = "tcp://0.0.0.0:" + kTlsPort;
+  auto r = run_in(kServerHost, {"serve", "--exec", "--allow-root", "--listen", all});
+  EXPECT_EQ(r.status, kUsage) << r.err;
+  EXPECT_EQ(r.err, "duplex: refusing --exec on " + all +
+                       " without TLS: add --tls-only (or listen on tls://HOST:PORT)\n");
+  EXPECT_EQ(r.out, "") << "no listening line for a refused start";
+  EXPECT_FALSE(exists(config(kServerHost) + "/duplex/token")) << "a refused start made a token";
+
+  // Raw exec has no authentication: not on the host's address, with TLS or without.
+  const std::string host = fmt::format("tcp://{}:{}", NetnsLab::address(kServerHost), kTlsPort);
+  for (const std::vector<std::string>& tls :
+       {std::vector<std::string>{}, std::vector<std::string>{"--tls-only"}}) {
+    std::vector<std::string> args{"serve", "--raw-exec", "--allow-root", "--listen", host};
+    args.insert(args.end(), tls.begin(), tls.end());
+    r = run_in(kServerHost, args);
+    EXPECT_EQ(r.status, kUsage) << r.err;
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_EQ(r.err.rfind(
+                  "duplex: refusing --raw-exec on " + host + ": raw exec has no authentication", 0),
+              0u)
+        << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+
+  // The same address and port with TLS on: it starts, and a client elsewhere can use it.
+  const std::string fp = start_server();
+  ASSERT_FALSE(fp.empty());
+  const auto ok =
+      run_in(kClientHost, {"exec", "--fingerprint", fp, url(), "--", "true"}, token_env());
+  EXPECT_EQ(ok.status, kOk) << ok.err;
+}
+
+TEST_F(RemoteExec, ChangedServerKeyIsRefusedWithBothFingerprints) {
+  const std::string old_fp = start_server();
+  ASSERT_FALSE(old_fp.empty());
+  const auto token = token_env();
+  auto r = run_in(kClientHost, {"exec", "--fingerprint", old_fp, url(), "--", "true"}, token);
+  ASSERT_EQ(r.status, kOk) << r.err;
+  const std::string pinned = known_hosts(kClientHost);
+  ASSERT_NE(pinned.find(old_fp), std::string::npos) << pinned;
+
+  // Restarted with another key: same address, same port, same token.
+  server_->process().signal(SIGTERM);
+  const auto stopped = server_->process().wait(10s);
+  ASSERT_TRUE(stopped.has_value()) << "the server did not stop on SIGTERM";
+  EXPECT_EQ(*stopped, kOk) << server_->stderr_text();
+  server_.reset();
+  const std::string new_fp = start_server({"--tls-key", config(kServerHost) + "/other_key.pem",
+                                           "--tls-cert", config(kServerHost) + "/other_cert.pem"});
+  ASSERT_FALSE(new_fp.empty());
+  ASSERT_NE(new_fp, old_fp);
+
+  const std::string marker = tmp_.file("ran-on-changed-key");
+  for (const std::vector<std::string>& trust :
+       {std::vector<std::string>{}, std::vector<std::string>{"--trust", "accept-new"}}) {
+    std::vector<std::string> args{"exec"};
+    args.insert(args.end(), trust.begin(), trust.end());
+    args.insert(args.end(), {url(), "--", "touch", marker});
+    r = run_in(kClientHost, args, token);
+    EXPECT_EQ(r.status, kExecRefused) << r.err;
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find(NetnsLab::address(kServerHost) + ":" + kTlsPort + " has changed"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find(old_fp), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(new_fp), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(exists(marker)) << "a command ran on a server whose key changed";
+  EXPECT_EQ(known_hosts(kClientHost), pinned);
 }
 
 }  // namespace
