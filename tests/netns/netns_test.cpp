@@ -288,9 +288,14 @@ class RemoteExec : public ::testing::Test {
   // Starts `duplex serve --exec --tls-only` on every address of the server host; returns the
   // fingerprint it printed (empty, with a failure recorded, when it did not start).
   std::string start_server(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args{"serve",        "--exec",   "--tls-only",
-                                  "--allow-root", "--listen", "tcp://0.0.0.0:" + kTlsPort};
+    std::vector<std::string> args{"--tls-only", "--listen", "tcp://0.0.0.0:" + kTlsPort};
     args.insert(args.end(), extra.begin(), extra.end());
+    return start_server_with(args);
+  }
+  // `duplex serve --exec --allow-root ARGS...` on the server host, expecting one listener.
+  std::string start_server_with(const std::vector<std::string>& listen_args) {
+    std::vector<std::string> args{"serve", "--exec", "--allow-root"};
+    args.insert(args.end(), listen_args.begin(), listen_args.end());
     server_ = std::make_unique<HostProcess>(duplex_in(kServerHost, args));
     const auto urls = server_->wait_lines("listening on ", 1);
     const auto fps = server_->wait_lines("fingerprint ", 1);
@@ -429,6 +434,30 @@ TEST_F(RemoteExec, ProtectedModeRefusesExecWithoutTlsOnTheNetwork) {
   const auto ok =
       run_in(kClientHost, {"exec", "--fingerprint", fp, url(), "--", "true"}, token_env());
   EXPECT_EQ(ok.status, kOk) << ok.err;
+}
+
+// `--tls` without `--tls-only` on the host's own address: protected mode lets it start, plaintext
+// clients get the upper service there, and exec runs over TLS only.
+TEST_F(RemoteExec, TlsNotOnlyOnTheHostAddressServesUpperInPlainAndExecOverTlsOnly) {
+  const std::string plain = fmt::format("tcp://{}:{}", NetnsLab::address(kServerHost), kTlsPort);
+  const std::string fp = start_server_with({"--tls", "--listen", plain});
+  ASSERT_FALSE(fp.empty());
+  const auto upper = run_in(kClientHost, {"send", plain, "hello"});
+  EXPECT_EQ(upper.status, kOk) << upper.err;
+  EXPECT_EQ(upper.out, "HELLO\n");
+
+  const auto token = token_env();
+  const std::string marker = tmp_.file("ran-in-plaintext");
+  const auto refused = run_in(kClientHost, {"exec", plain, "--", "touch", marker}, token);
+  EXPECT_EQ(refused.status, kExecRefused) << refused.err;
+  EXPECT_TRUE(one_line(refused.err)) << refused.err;
+  EXPECT_NE(refused.err.find("exec needs TLS on this listener"), std::string::npos) << refused.err;
+  EXPECT_FALSE(exists(marker)) << "a command ran over plaintext on a network address";
+
+  const auto ok =
+      run_in(kClientHost, {"exec", "--fingerprint", fp, url(), "--", "touch", marker}, token);
+  EXPECT_EQ(ok.status, kOk) << ok.err;
+  EXPECT_TRUE(exists(marker));
 }
 
 TEST_F(RemoteExec, ChangedServerKeyIsRefusedWithBothFingerprints) {
