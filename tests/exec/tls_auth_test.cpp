@@ -5,12 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +83,11 @@ std::vector<std::uint8_t> frame_types(const std::string& rec, std::size_t skip) 
 
 bool contains(const std::vector<std::uint8_t>& v, std::uint8_t t) {
   return std::find(v.begin(), v.end(), t) != v.end();
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 bool exists(const std::string& path) {
@@ -204,14 +213,40 @@ class TlsRecordingRelay {
   std::string up_, down_, error_, server_key_;
 };
 
-// One side's files: a server's key and token, or a client's config directory.
+// XDG_CONFIG_HOME for the children started in its scope. The test binary points it at one temp
+// dir shared by every test (exec_fixture.cpp), and run()'s extra variables come after the
+// inherited ones, where getenv never looks: each side's own directory has to be set here.
+class ConfigHome {
+ public:
+  explicit ConfigHome(const std::string& dir) {
+    if (const char* old = std::getenv("XDG_CONFIG_HOME")) old_ = old;
+    ::setenv("XDG_CONFIG_HOME", dir.c_str(), 1);
+  }
+  ~ConfigHome() {
+    if (old_)
+      ::setenv("XDG_CONFIG_HOME", old_->c_str(), 1);
+    else
+      ::unsetenv("XDG_CONFIG_HOME");
+  }
+  ConfigHome(const ConfigHome&) = delete;
+  ConfigHome& operator=(const ConfigHome&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
+
+// Each side's files: the server's key and token, the client's config directory (known_hosts,
+// TLS sessions, its keys).
 class TlsAuth : public ::testing::Test {
  protected:
-  std::vector<std::string> serve_args(std::vector<std::string> more) const {
+  /// `duplex serve --exec` with its key and token in the server's directory, which is also its
+  /// XDG_CONFIG_HOME.
+  std::unique_ptr<TestServer> serve(std::vector<std::string> more) const {
     std::vector<std::string> args{"--exec", "--tls-key", server_dir_.file("server_key.pem"),
                                   "--token-file", server_dir_.file("token")};
     args.insert(args.end(), more.begin(), more.end());
-    return args;
+    ConfigHome home(server_dir_.path().string());
+    return std::make_unique<TestServer>(args);
   }
   std::string token() const { return first_line(server_dir_.file("token")); }
   std::string config() const { return client_dir_.path().string(); }
@@ -225,13 +260,14 @@ class TlsAuth : public ::testing::Test {
     argv.push_back(url);
     argv.push_back("--");
     argv.insert(argv.end(), command.begin(), command.end());
-    return run(argv, {}, 30s, {"XDG_CONFIG_HOME=" + config(), "DUPLEX_TOKEN="});
+    ConfigHome home(config());
+    return run(argv, {}, 30s, {"DUPLEX_TOKEN="});
   }
 
   /// `duplex keygen -f PATH` in the client's directory; returns the fingerprint it printed.
   std::string keygen(const std::string& name) const {
-    const auto r = run({duplex_bin(), "keygen", "-f", client_dir_.file(name)}, {}, 30s,
-                       {"XDG_CONFIG_HOME=" + config()});
+    ConfigHome home(config());
+    const auto r = run({duplex_bin(), "keygen", "-f", client_dir_.file(name)});
     EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
     return r.out.substr(0, r.out.find(' '));
   }
@@ -253,12 +289,12 @@ class TlsAuth : public ::testing::Test {
 // exchange is what catches it: the server's proof is bound to the relay-server channel, the client
 // checks it against the client-relay channel, and stops before it proves anything itself.
 TEST_F(TlsAuth, ATlsRelayTheClientTrustsCannotForwardTheTokenExchange) {
-  TestServer server(serve_args({"--tls-only", "-v"}));
+  auto server = serve({"--tls-only", "-v"});
   const std::string marker = client_dir_.file("ran");
   const std::vector<std::string> command{"sh", "-c", "touch " + marker + "; echo hi"};
   const std::string token_file = server_dir_.file("token");
 
-  TlsRecordingRelay relay(server.port());
+  TlsRecordingRelay relay(server->port());
   const auto r = exec({"--token-file", token_file, "--fingerprint", relay.fingerprint()},
                       relay.url(), command);
   EXPECT_EQ(r.status, (ExitStatus{true, kExecFailure})) << r.err;
@@ -269,7 +305,7 @@ TEST_F(TlsAuth, ATlsRelayTheClientTrustsCannotForwardTheTokenExchange) {
 
   ASSERT_TRUE(relay.wait_done()) << "the relay's connections did not end";
   ASSERT_EQ(relay.error(), "");
-  EXPECT_EQ(relay.server_key(), server.fingerprint());
+  EXPECT_EQ(relay.server_key(), server->fingerprint());
   // The exchange did cross the relay: the client's AUTH_START, the server's AUTH_CHALLENGE.
   const std::string up = relay.up(), down = relay.down();
   const auto up_types = frame_types(up, 4), down_types = frame_types(down, 0);
@@ -283,17 +319,21 @@ TEST_F(TlsAuth, ATlsRelayTheClientTrustsCannotForwardTheTokenExchange) {
   EXPECT_FALSE(exists(marker)) << "the command ran";
   // The server's side of it: the relay's session ended without authentication (the client left
   // after the challenge; only -v shows that session), and nobody authenticated.
-  EXPECT_TRUE(server.wait_stderr("): closed, ")) << server.stderr_text();
-  EXPECT_EQ(server.stderr_text().find("authenticated as"), std::string::npos)
-      << server.stderr_text();
+  EXPECT_TRUE(server->wait_stderr("): closed, ")) << server->stderr_text();
+  EXPECT_EQ(server->stderr_text().find("authenticated as"), std::string::npos)
+      << server->stderr_text();
 
   // Control: the same client, the same token, straight to the server.
-  const auto direct = exec({"--token-file", token_file, "--fingerprint", server.fingerprint()},
-                           tls_url(server), command);
+  const auto direct = exec({"--token-file", token_file, "--fingerprint", server->fingerprint()},
+                           tls_url(*server), command);
   EXPECT_EQ(direct.status, (ExitStatus{true, 0})) << direct.err;
   EXPECT_EQ(direct.out, "hi\n");
   EXPECT_TRUE(exists(marker));
-  EXPECT_TRUE(server.wait_stderr("authenticated as token")) << server.stderr_text();
+  EXPECT_TRUE(server->wait_stderr("authenticated as token")) << server->stderr_text();
+  // The client's own directory took the pin (not the test binary's shared one).
+  EXPECT_NE(file_text(client_dir_.file("duplex/known_hosts"))
+                .find("127.0.0.1:" + std::to_string(server->port()) + " " + server->fingerprint()),
+            std::string::npos);
 }
 
 // 2. A client key in authorized_keys is enough: no token anywhere on the client's side.
@@ -301,60 +341,59 @@ TEST_F(TlsAuth, AnAuthorizedKeyRunsWithoutATokenAndAnUnknownOneIsRefused) {
   const std::string alice = keygen("alice");
   const std::string mallory = keygen("mallory");
   ASSERT_NE(alice, mallory);
-  TestServer server(
-      serve_args({"--tls-only", "--authorized-keys", authorized_keys(alice + " alice@laptop\n")}));
-  const std::string fp = server.fingerprint();
+  auto server =
+      serve({"--tls-only", "--authorized-keys", authorized_keys(alice + " alice@laptop\n")});
+  const std::string fp = server->fingerprint();
 
   const auto r =
-      exec({"-i", client_dir_.file("alice"), "--fingerprint", fp}, tls_url(server), {"id", "-u"});
+      exec({"-i", client_dir_.file("alice"), "--fingerprint", fp}, tls_url(*server), {"id", "-u"});
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, std::to_string(::geteuid()) + "\n");
-  EXPECT_TRUE(server.wait_stderr("authenticated as key " + alice + " (alice@laptop)"))
-      << server.stderr_text();
+  EXPECT_TRUE(server->wait_stderr("authenticated as key " + alice + " (alice@laptop)"))
+      << server->stderr_text();
 
-  const auto refused =
-      exec({"-i", client_dir_.file("mallory"), "--fingerprint", fp}, tls_url(server), {"id", "-u"});
+  const auto refused = exec({"-i", client_dir_.file("mallory"), "--fingerprint", fp},
+                            tls_url(*server), {"id", "-u"});
   EXPECT_EQ(refused.status, (ExitStatus{true, kExecFailure})) << refused.err;
   EXPECT_EQ(refused.out, "");
   EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
-  EXPECT_TRUE(server.wait_stderr("unknown key " + mallory)) << server.stderr_text();
-  EXPECT_EQ(server.stderr_text().find("authenticated as key " + mallory), std::string::npos)
-      << server.stderr_text();
+  EXPECT_TRUE(server->wait_stderr("unknown key " + mallory)) << server->stderr_text();
+  EXPECT_EQ(server->stderr_text().find("authenticated as key " + mallory), std::string::npos)
+      << server->stderr_text();
 }
 
 TEST_F(TlsAuth, FromRestrictsTheKeyToItsAddresses) {
   const std::string bob = keygen("bob");
-  TestServer server(serve_args({"--tls-only", "--authorized-keys",
-                                authorized_keys("from=\"10.0.0.0/8\" " + bob + " bob\n")}));
-  const auto r = exec({"-i", client_dir_.file("bob"), "--fingerprint", server.fingerprint()},
-                      tls_url(server), {"id", "-u"});
+  auto server = serve({"--tls-only", "--authorized-keys",
+                       authorized_keys("from=\"10.0.0.0/8\" " + bob + " bob\n")});
+  const auto r = exec({"-i", client_dir_.file("bob"), "--fingerprint", server->fingerprint()},
+                      tls_url(*server), {"id", "-u"});
   EXPECT_EQ(r.status, (ExitStatus{true, kExecFailure})) << r.err;
   EXPECT_EQ(r.out, "");
-  EXPECT_TRUE(server.wait_stderr("key " + bob + " (bob): address 127.0.0.1 refused by from="))
-      << server.stderr_text();
-  EXPECT_EQ(server.stderr_text().find("authenticated as"), std::string::npos)
-      << server.stderr_text();
+  EXPECT_TRUE(server->wait_stderr("key " + bob + " (bob): address 127.0.0.1 refused by from="))
+      << server->stderr_text();
+  EXPECT_EQ(server->stderr_text().find("authenticated as"), std::string::npos)
+      << server->stderr_text();
 }
 
 TEST_F(TlsAuth, ACommandRestrictionRunsInsteadAndSeesTheOriginalCommand) {
   const std::string carol = keygen("carol");
   const std::string dave = keygen("dave");
-  TestServer server(
-      serve_args({"--tls-only", "--authorized-keys",
-                  authorized_keys("command=\"echo forced\" " + carol + " carol\n" +
-                                  "command=\"printf %s \\\"$DUPLEX_ORIGINAL_COMMAND\\\"\" " + dave +
-                                  " dave\n")}));
-  const std::string fp = server.fingerprint();
+  auto server = serve({"--tls-only", "--authorized-keys",
+                       authorized_keys("command=\"echo forced\" " + carol + " carol\n" +
+                                       "command=\"printf %s \\\"$DUPLEX_ORIGINAL_COMMAND\\\"\" " +
+                                       dave + " dave\n")});
+  const std::string fp = server->fingerprint();
 
   const auto forced =
-      exec({"-i", client_dir_.file("carol"), "--fingerprint", fp}, tls_url(server), {"id"});
+      exec({"-i", client_dir_.file("carol"), "--fingerprint", fp}, tls_url(*server), {"id"});
   EXPECT_EQ(forced.status, (ExitStatus{true, 0})) << forced.err;
   EXPECT_EQ(forced.out, "forced\n") << "id ran?";
-  EXPECT_TRUE(server.wait_stderr("authenticated as key " + carol + " (carol) (forced command"))
-      << server.stderr_text();
+  EXPECT_TRUE(server->wait_stderr("authenticated as key " + carol + " (carol) (forced command"))
+      << server->stderr_text();
 
   const auto original =
-      exec({"-i", client_dir_.file("dave"), "--fingerprint", fp}, tls_url(server), {"id"});
+      exec({"-i", client_dir_.file("dave"), "--fingerprint", fp}, tls_url(*server), {"id"});
   EXPECT_EQ(original.status, (ExitStatus{true, 0})) << original.err;
   EXPECT_EQ(original.out, "id");
 }
@@ -363,30 +402,30 @@ TEST_F(TlsAuth, ACommandRestrictionRunsInsteadAndSeesTheOriginalCommand) {
 // client both get exec beside each other; --tls-only turns the plaintext one away.
 TEST_F(TlsAuth, OnLoopbackPlaintextAndTlsBothRunCommandsAndTlsOnlyRefusesPlaintext) {
   {
-    TestServer server(serve_args({"--tls"}));
+    auto server = serve({"--tls"});
     ExecRequest req;
     req.argv = {"echo", "plain"};
-    const auto o = exec_once(server.url(), token(), req);
+    const auto o = exec_once(server->url(), token(), req);
     EXPECT_TRUE(exited_with(o, 0));
     EXPECT_EQ(o.out, "plain\n");
     EXPECT_EQ(o.identity, std::optional<std::string>("token"));
 
     const auto r =
-        exec({"--token-file", server_dir_.file("token"), "--fingerprint", server.fingerprint()},
-             tls_url(server), {"echo", "tls"});
+        exec({"--token-file", server_dir_.file("token"), "--fingerprint", server->fingerprint()},
+             tls_url(*server), {"echo", "tls"});
     EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
     EXPECT_EQ(r.out, "tls\n");
   }
-  TestServer tls_only(serve_args({"--tls-only"}));
-  ExecClient c(tls_only.url());
+  auto tls_only = serve({"--tls-only"});
+  ExecClient c(tls_only->url());
   c.send(preface_and_hello("plain-client"));
   auto& o = c.finish();
   EXPECT_TRUE(refused_with(o, kTlsRequired));
   EXPECT_NE(o.error ? o.error->text.find("tls://") : std::string::npos, std::string::npos)
       << (o.error ? o.error->text : "no ERROR");
   const auto r =
-      exec({"--token-file", server_dir_.file("token"), "--fingerprint", tls_only.fingerprint()},
-           tls_url(tls_only), {"echo", "tls"});
+      exec({"--token-file", server_dir_.file("token"), "--fingerprint", tls_only->fingerprint()},
+           tls_url(*tls_only), {"echo", "tls"});
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
   EXPECT_EQ(r.out, "tls\n");
 }
