@@ -169,8 +169,8 @@ TEST(Hostile, TwoHundredClientsAgainstSixtyFourFds) {
 
 // Case 4. A thousand clients each announce a 4 GiB HELLO before authenticating, all at once: each
 // is refused from its header (ERROR frame_too_large, then close) and the server's memory stays
-// bounded; honest clients are served in the middle of it and after. Three rounds: the first
-// brings the allocator to its steady state, the later ones must not add to it (nothing kept).
+// bounded; honest clients are served in the middle of it and after. Three rounds, then 500 more
+// one at a time, after which the server must hold no more memory than before them.
 TEST(Hostile, ThousandFourGibibyteLengthPrefixes) {
   const NoQuarantine no_quarantine;
   TestServer server({"--threads", "2"});
@@ -182,7 +182,6 @@ TEST(Hostile, ThousandFourGibibyteLengthPrefixes) {
 
   constexpr std::size_t kClients = 1000;
   const std::string header = std::string("\0DPX", 4) + frame_header(msg::hello, 0xffffffffu);
-  long after_first = 0;
   for (int round = 0; round < 3; ++round) {
     RssPeak peak(pid);
     Crowd crowd(server.port(), kClients);
@@ -216,12 +215,25 @@ TEST(Hostile, ThousandFourGibibyteLengthPrefixes) {
     // --max-frame per connection would be 1000 MiB.
     EXPECT_LT(peak_kib - baseline.rss_kib, kShadow * static_cast<long>(kClients) * 72)
         << "round " << round;
-    if (round == 0) after_first = now;
-    // Later rounds reuse what the first one left in the allocator: no growth beyond noise.
-    if (round > 0) {
-      EXPECT_LT(now - after_first, kShadow * 4 * 1024) << "round " << round;
-    }
+    (void)now;
   }
+  // Nothing kept per connection. Not judged from the rounds above: how many of a thousand
+  // sessions are in flight at once depends on the scheduler, and the allocator keeps its heap at
+  // each round's peak (seen: 37, 40, then 50 MiB after rounds of the same load, while eight
+  // rounds in a row outside the test stayed flat at 37 MiB). One client at a time reuses the
+  // same memory, so whatever a connection leaves behind adds up instead.
+  const long before_serial = rss_kib(pid);
+  constexpr int kSerial = 500;
+  for (int i = 0; i < kSerial; ++i) {
+    SocketClient c(server.url());
+    c.send_all(header);
+    (void)c.recv_until_eof(std::chrono::seconds(10));
+  }
+  ASSERT_TRUE(eventually([&] { return socket_fd_count(pid) == 1; }));
+  const long grown = rss_kib(pid) - before_serial;
+  std::printf("%d more, one at a time: RSS %+ld KiB\n", kSerial, grown);
+  // 1 KiB left per connection would be 500 KiB; allow a few pages of allocator noise.
+  EXPECT_LT(grown, kShadow * 256) << "KiB kept after " << kSerial << " connections";
   EXPECT_TRUE(serves_framed(server.url()));
 }
 

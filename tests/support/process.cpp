@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -44,8 +45,15 @@ bool read_some(int fd, std::string& out, std::chrono::steady_clock::time_point d
 }  // namespace
 
 ExecArrays::ExecArrays(std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+  // An extra NAME=VALUE replaces the inherited NAME (getenv takes the first match, so appending
+  // it after the inherited one would silently not override it).
+  auto named = [&](std::string_view entry) {
+    const auto name = entry.substr(0, entry.find('=') + 1);  // "NAME="
+    return std::any_of(extra_env.begin(), extra_env.end(),
+                       [&](const std::string& x) { return x.starts_with(name); });
+  };
   for (char** e = environ; *e; ++e)
-    env_.emplace_back(*e);
+    if (!named(*e)) env_.emplace_back(*e);
   env_.insert(env_.end(), extra_env.begin(), extra_env.end());
   for (auto& a : argv)
     argv_.push_back(a.data());

@@ -349,6 +349,17 @@ awaitable<void> ExecSession::run() {
 void ExecSession::end(wire::Exit::Limit why) noexcept {
   if (cmd_) cmd_->terminate(why);
   started_.close();
+  // Gone after our challenge without a proof: our duplex client does that when our proof does
+  // not match its token (a wrong token, or a relay between us). It counts as a failure, or
+  // wrong tokens from real clients would never reach the penalty box or the log.
+  if (expected_proof_ && !identity_) {
+    expected_proof_.reset();
+    if (why == wire::Exit::Limit::shutdown) return;  // we ended it, not the client
+    try {
+      (void)auth_failure("left after the challenge without a proof (a wrong token, or a relay)");
+    } catch (...) {  // logging or the box's memory: nothing to do about either here
+    }
+  }
 }
 
 }  // namespace duplex::services

@@ -326,6 +326,33 @@ TEST_F(ExecSessionTest, AWrongTokenFailsAtTheProofAndIsCounted) {
   EXPECT_TRUE(fake_->identity.empty());
 }
 
+// Our client stops at the challenge when the server's proof does not match its token (a wrong
+// token, or a relay): that is a failure too, or wrong tokens would never be counted.
+TEST_F(ExecSessionTest, AClientThatLeavesAfterTheChallengeIsCountedAsAFailure) {
+  make();
+  run([&]() -> awaitable<void> {
+    const std::string start = payload(wire::AuthStart{*wire::make_nonce()});
+    auto h = co_await feed(MsgType::auth_start, start);
+    EXPECT_TRUE(h) << h.message();
+    EXPECT_EQ(auth_failures_.load(), 0u) << "not yet: the client may still answer";
+  });  // the session ends here: the client went away
+  ASSERT_EQ(fake_->sent.size(), 1u);
+  EXPECT_EQ(fake_->sent[0].type, MsgType::auth_challenge);
+  EXPECT_EQ(auth_failures_.load(), 1u);
+  session_->end(wire::Exit::Limit::none);  // ended twice: counted once
+  EXPECT_EQ(auth_failures_.load(), 1u);
+}
+
+TEST_F(ExecSessionTest, AServerStoppingDuringTheChallengeCountsNoFailure) {
+  make();
+  run([&]() -> awaitable<void> {
+    const std::string start = payload(wire::AuthStart{*wire::make_nonce()});
+    (void)co_await feed(MsgType::auth_start, start);
+    session_->end(wire::Exit::Limit::shutdown);
+  });
+  EXPECT_EQ(auth_failures_.load(), 0u);
+}
+
 // The token is never sent: a client that sends it in AUTH (an old one) is refused, whatever the
 // token, so a right one is not even recognised.
 TEST_F(ExecSessionTest, ATokenInClearIsRefusedEvenTheRightOne) {
