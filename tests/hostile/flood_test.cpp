@@ -128,6 +128,15 @@ TEST(Hostile, TwoHundredClientsAgainstSixtyFourFds) {
   }
   const pid_t pid = server->pid();
   {
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(maps, line);)
+      if (line.find("libubsan") != std::string::npos)
+        GTEST_SKIP() << "UBSan-instrumented server: its vptr check probes memory through pipe(), "
+                        "so with no fd left a virtual call is reported as 'invalid vptr' and "
+                        "-fno-sanitize-recover ends the server (as Limits.OutOfFileDescriptors* "
+                        "says); the uninstrumented and TSan builds run this test.";
+  }
+  {
     std::ifstream limits("/proc/" + std::to_string(pid) + "/limits");
     std::string line;
     bool seen = false;

@@ -70,7 +70,6 @@ TEST(Hostile, TlsGarbageAndTruncatedClientHellos) {
   const Usage baseline = usage_of(pid);
 
   constexpr std::size_t kEach = 100;
-  long after_first = 0;
   for (int round = 0; round < 2; ++round) {
     RssPeak peak(pid);
     Crowd garbage(server.port(), kEach);
@@ -105,11 +104,22 @@ TEST(Hostile, TlsGarbageAndTruncatedClientHellos) {
     // each way), the handshake's state and the session's: 256 KiB each is the bound, all 200 at
     // once. Later rounds reuse what the first left in the allocator.
     EXPECT_LT(peak_kib - baseline.rss_kib, kShadow * 2 * static_cast<long>(kEach) * 256);
-    if (round == 0) after_first = now;
-    if (round > 0) {
-      EXPECT_LT(now - after_first, kShadow * 4 * 1024) << "round " << round;
-    }
   }
+  // Nothing kept per connection. Not judged across the rounds: the allocator keeps its heap at
+  // each round's peak, which the scheduler decides (seen under ASan: +7.8 MiB from one round to
+  // the next). One handshake at a time reuses the same memory, so a leak adds up instead.
+  const long before_serial = rss_kib(pid);
+  constexpr int kSerial = 200;
+  for (int i = 0; i < kSerial; ++i) {
+    SocketClient c(server.url());
+    c.send_all("\x16" + random_bytes(300, 1000 + static_cast<std::size_t>(i)));
+    (void)c.recv_until_eof(Ms(3000 * kSlowdown));
+  }
+  ASSERT_TRUE(eventually([&] { return socket_fd_count(pid) == 1; }));
+  const long grown = rss_kib(pid) - before_serial;
+  std::printf("%d more garbage handshakes, one at a time: RSS %+ld KiB\n", kSerial, grown);
+  // 1 KiB left per handshake would be 200 KiB; allow a few pages of allocator noise.
+  EXPECT_LT(grown, kShadow * 256) << "KiB kept after " << kSerial << " handshakes";
   EXPECT_TRUE(serves_raw_over_tls(tls_url(server), "after"));
   EXPECT_TRUE(serves_framed(server.url()));
 }
