@@ -463,6 +463,12 @@ bool Child::wait_impl(int options, ExitStatus& out) noexcept {
       idtype = P_PID;
       continue;
     }
+    if (errno == EAGAIN && idtype == P_PIDFD) {
+      // The pidfd was made O_NONBLOCK (an event loop does that): it answers EAGAIN while the
+      // child runs, whatever WNOHANG says. The pid still names our unreaped child: ask by pid.
+      idtype = P_PID;
+      continue;
+    }
     // ECHILD: someone else reaped it (SIGCHLD ignored, or a waitpid(-1)); the status is lost.
     status_ = ExitStatus{false, 255, false};
     exited_ = reaped_ = true;

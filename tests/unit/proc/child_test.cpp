@@ -269,6 +269,24 @@ TEST(Child, WaitBlocksUntilExitAndIsIdempotent) {
   EXPECT_EQ(s.code, 3);
 }
 
+// Whoever holds the pidfd may make it O_NONBLOCK (Asio does to anything it waits on): waitid on
+// it then says EAGAIN while the child runs. That is not "reaped elsewhere": the child is still
+// ours, running, and must be reaped for real (no zombie, the real status).
+TEST(Child, ANonBlockingPidfdStillWaitsAndReaps) {
+  Child c = spawn_ok(command({"sleep", "1000"}));
+  if (c.pidfd() < 0) GTEST_SKIP() << "no pidfd on this kernel";
+  ASSERT_EQ(::fcntl(c.pidfd(), F_SETFL, ::fcntl(c.pidfd(), F_GETFL) | O_NONBLOCK), 0);
+  const pid_t pid = c.pid();
+  ExitStatus s;
+  EXPECT_FALSE(c.try_reap(s)) << "taken for reaped while it runs";
+  EXPECT_TRUE(c.running());
+  c.signal_group(SIGKILL);
+  s = c.wait();
+  EXPECT_TRUE(s.signaled);
+  EXPECT_EQ(s.code, SIGKILL);
+  EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(pid))) << "left a zombie";
+}
+
 // ---- exec errors ----
 
 TEST(Child, CommandNotFoundMapsTo127) {
