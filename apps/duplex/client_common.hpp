@@ -66,8 +66,15 @@ struct TlsClientFlags {
     return t;
   }
 
-  /// True when a TLS flag was given for an address that is not a stream (udp://, unixgram://).
-  bool given() const { return tls || !fingerprint.empty() || !identity.empty(); }
+  /// Throws UsageError when a TLS flag was given for `url`, a datagram address (udp://,
+  /// unixgram://): TLS needs a stream.
+  void refuse_for_datagrams(const std::string& url) const {
+    if (tls || !fingerprint.empty() || !identity.empty())
+      throw UsageError(
+          "--tls, --fingerprint and --identity need a stream address (tls://, tls+unix://, "
+          "tcp://, unix://), not " +
+          url);
+  }
 };
 
 /// --raw / --framed / --timeout, as understood by every upper-service client.

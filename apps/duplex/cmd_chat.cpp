@@ -103,11 +103,7 @@ int run_chat(const ChatOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const auto ep = parse_url(o.url);
   if (is_datagram(ep)) {
-    if (o.flags.tls.given())
-      throw UsageError(
-          "--tls, --fingerprint and --identity need a stream address (tls://, "
-          "tls+unix://, tcp://, unix://), not " +
-          o.url);
+    o.flags.tls.refuse_for_datagrams(o.url);
     return run_chat_datagram(o, ep);
   }
   asio::io_context ctx(1);

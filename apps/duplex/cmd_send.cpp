@@ -46,11 +46,7 @@ int run_send(const SendOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   const auto ep = parse_url(o.url);
   if (is_datagram(ep)) {
-    if (o.flags.tls.given())
-      throw UsageError(
-          "--tls, --fingerprint and --identity need a stream address (tls://, "
-          "tls+unix://, tcp://, unix://), not " +
-          o.url);
+    o.flags.tls.refuse_for_datagrams(o.url);
     return run_send_datagram(o, ep);
   }
   for (const auto& m : o.messages)

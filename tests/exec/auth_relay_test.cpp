@@ -27,39 +27,10 @@
 namespace duplex::test {
 namespace {
 
+using auth::hex_of;
+using auth::holds_no_trace_of;
+
 using namespace std::chrono_literals;
-
-std::string hex_of(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (char ch : bytes) {
-    const auto c = static_cast<unsigned char>(ch);
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
-
-std::string unhex(std::string_view hex) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  return out;
-}
-
-// Every form in which the token could leak: raw, hex-decoded (the file holds hex), its SHA-256
-// (the server's key K) raw and in hex, and any 8-byte window of each.
-::testing::AssertionResult holds_no_trace_of(const std::string& recorded,
-                                             const std::string& token) {
-  const std::string forms[] = {token, unhex(token), auth::key(token), hex_of(auth::key(token))};
-  for (const auto& f : forms)
-    for (std::size_t i = 0; i + 8 <= f.size(); i += 4)
-      if (recorded.find(f.substr(i, 8)) != std::string::npos)
-        return ::testing::AssertionFailure()
-               << "the recording holds part of the token (form " << hex_of(f.substr(0, 8))
-               << "…): " << hex_of(recorded);
-  return ::testing::AssertionSuccess();
-}
 
 // Frame types in a recorded client stream (after the 4-byte preface).
 std::vector<std::uint8_t> frame_types(const std::string& rec) {

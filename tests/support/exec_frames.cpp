@@ -406,4 +406,38 @@ ExecOutcome exec_once(const std::string& url, const std::optional<std::string>& 
   return c.outcome();
 }
 
+namespace auth {
+
+std::string hex_of(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+std::string unhex(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  return out;
+}
+
+::testing::AssertionResult holds_no_trace_of(const std::string& recorded,
+                                             const std::string& token) {
+  const std::string forms[] = {token, unhex(token), auth::key(token), hex_of(auth::key(token))};
+  for (const auto& f : forms)
+    for (std::size_t i = 0; i + 8 <= f.size(); i += 4)
+      if (recorded.find(f.substr(i, 8)) != std::string::npos)
+        return ::testing::AssertionFailure()
+               << "the recording holds part of the token (form " << hex_of(f.substr(0, 8))
+               << "…): " << hex_of(recorded);
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace auth
+
 }  // namespace duplex::test

@@ -69,6 +69,12 @@ std::string zero_binding();
 std::string nonce();  // 32 random bytes
 std::string start_frame(std::string_view nc);
 std::string proof_frame(std::string_view proof);
+/// Lower-case hex of `bytes`, and back.
+std::string hex_of(std::string_view bytes);
+std::string unhex(std::string_view hex);
+/// Whether `recorded` (what a fake server or relay saw) holds any trace of `token`: raw,
+/// hex-decoded (the file holds hex), its SHA-256 (the key K) raw and in hex; any 8-byte window.
+::testing::AssertionResult holds_no_trace_of(const std::string& recorded, const std::string& token);
 }  // namespace auth
 std::string exec_start_frame(const ExecRequest& r);
 std::string stdin_frame(std::string_view data);
