@@ -20,6 +20,7 @@
 #include "integration/helpers.hpp"
 #include "support/frames.hpp"
 #include "support/process.hpp"
+#include "support/tls_talk.hpp"
 
 namespace duplex::test {
 
@@ -128,16 +129,6 @@ class Crowd {
   std::vector<std::string> received_;
 };
 
-/// What a TLS client (net::tls_dial) saw.
-struct TlsTalk {
-  std::string error;        // empty: the handshake worked
-  std::string fingerprint;  // the server key's
-  std::string received;
-};
-/// Dials `url` (tls://… or tls+unix://…) without checking the server's key, sends `send`, and
-/// reads until `done(received)`, the end of the stream, or 10 s.
-TlsTalk tls_talk(const std::string& url, const std::string& send,
-                 const std::function<bool(const std::string&)>& done);
 /// A raw (seed protocol) client over TLS gets its upper-cased echo.
 ::testing::AssertionResult serves_raw_over_tls(const std::string& url,
                                                const std::string& message = "raw in tls");

@@ -24,6 +24,7 @@
 #include "support/process.hpp"
 #include "support/socket_client.hpp"
 #include "support/test_server.hpp"
+#include "support/tls_talk.hpp"
 
 namespace duplex::test {
 namespace {
@@ -33,57 +34,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint16_t kTlsRequired = 37;  // errc::tls_required (PROTOCOL.md)
 
-// What a TLS client saw: the server key's fingerprint and the bytes it read.
-struct TlsTalk {
-  std::string error;  // empty: the handshake worked
-  std::string fingerprint;
-  std::string received;
-};
+using duplex::test::tls_talk;  // the support one, beside this overload
 
-// Dials `url` over TLS with net::tls_dial, sends `send`, and reads until `done(received)` (or the
-// stream ended, or 10 s passed).
-TlsTalk tls_talk(const std::string& url, const std::string& send,
-                 const std::function<bool(const std::string&)>& done) {
-  TlsTalk out;
-  auto ep = net::parse_endpoint(url);
-  if (!ep) {
-    out.error = ep.message();
-    return out;
-  }
-  auto ctx = net::TlsClientContext::create(nullptr);
-  if (!ctx) {
-    out.error = ctx.message();
-    return out;
-  }
-  asio::io_context io;
-  asio::co_spawn(
-      io,
-      [&]() -> awaitable<void> {
-        auto tls = co_await net::tls_dial(**ctx, *ep, std::chrono::milliseconds(5000));
-        if (!tls) {
-          out.error = tls.message();
-          co_return;
-        }
-        out.fingerprint = (*tls)->peer().key_fingerprint;
-        auto [wec, wn] = co_await (*tls)->write(asio::buffer(send));
-        if (wec) {
-          out.error = wec.message();
-          co_return;
-        }
-        std::array<char, 4096> buf{};
-        while (!done(out.received)) {
-          auto [ec, n] = co_await (*tls)->read_some(asio::buffer(buf));
-          if (ec) break;
-          out.received.append(buf.data(), n);
-        }
-        co_await (*tls)->shutdown_send();
-        (*tls)->close();
-      },
-      asio::detached);
-  io.run_for(10s);
-  return out;
-}
-
+// Reads until `want` bytes came.
 TlsTalk tls_talk(const std::string& url, const std::string& send, std::size_t want) {
   return tls_talk(url, send, [want](const std::string& r) { return r.size() >= want; });
 }
