@@ -42,6 +42,7 @@ CLI::App* add_shell(CLI::App& root, CommandResult& result);
 CLI::App* add_discover(CLI::App& root, CommandResult& result);
 CLI::App* add_keygen(CLI::App& root, CommandResult& result);
 CLI::App* add_fingerprint(CLI::App& root, CommandResult& result);
+CLI::App* add_bench(CLI::App& root, CommandResult& result);
 
 /// Verbosity flags shared by all subcommands (set on the root app).
 struct Verbosity {

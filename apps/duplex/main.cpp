@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_discover(app, result);
   add_keygen(app, result);
   add_fingerprint(app, result);
+  add_bench(app, result);
 
   try {
     app.parse(argc, argv);
