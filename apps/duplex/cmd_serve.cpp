@@ -23,6 +23,7 @@
 #include "duplex/services/auth.hpp"
 #include "duplex/services/exec.hpp"
 #include "duplex/services/exec_settings.hpp"
+#include "serve_config.hpp"
 
 namespace duplex::app {
 namespace {
@@ -68,6 +69,8 @@ struct ServeOptions {
   std::string user;
   bool allow_root = false;
   std::vector<std::string> env_allow = services::ExecPolicy{}.env_allow;
+  std::string config;         // --config FILE (TOML)
+  bool check_config = false;  // --check-config: check the options and the file, then exit
 };
 
 // --user NAME: the account commands run as, looked up once (getpwnam_r: no static buffer).
@@ -177,6 +180,13 @@ int run_serve(const ServeOptions& o) {
         "refusing to run commands as root: add --user NAME (commands run as that account), or "
         "--allow-root if root is really meant");
   if (auto ok = services::check_env_allow(ex.policy.env_allow); !ok) throw UsageError(ok.message());
+  if (o.check_config) {
+    // Everything above has been checked (addresses, the user, the allow list); nothing is
+    // bound and no file is made.
+    std::printf("configuration OK: %zu listener(s)%s%s\n", cfg.listen.size(),
+                ex.enabled ? ", exec" : "", cfg.tls.enabled ? ", TLS" : "");
+    return kExitOk;
+  }
   std::string token_path;
   bool token_made = false;  // by this start: removed again if the start is refused
   if (ex.enabled) {
@@ -246,7 +256,19 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
   cmd->add_option("-l,--listen", o->listen,
                   "Address to listen on, repeatable: tcp://HOST:PORT, HOST:PORT, tcp://[::1]:PORT, "
                   "unix:///abs/path, udp://HOST:PORT (a multicast group joins it), "
-                  "unixgram:///abs/path (default tcp://127.0.0.1:8080; port 0 picks a free port)");
+                  "unixgram:///abs/path (default tcp://127.0.0.1:8080; port 0 picks a free port)")
+      ->type_name("URL")
+      ->check(CLI::Validator(
+          [](std::string& url) -> std::string {
+            // Checked here too, so that a bad address in --config is reported with its line.
+            try {
+              parse_url(url);
+            } catch (const UsageError& e) {
+              return e.what();
+            }
+            return {};
+          },
+          ""));
   cmd->add_option("--multicast-if", o->multicast_if,
                   "Network interface on which udp:// listeners join their multicast groups "
                   "(default: an IPv6 address's %zone, else the kernel's choice)");
@@ -365,7 +387,16 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "NAME* matches a prefix (LD_*, BASH_ENV, ENV, IFS never)")
       ->type_name("NAME")
       ->capture_default_str();
-  cmd->callback([o, &result] { result.code = run_serve(*o); });
+  cmd->add_option("--config", o->config,
+                  "Read options from a TOML FILE: one `option-name = value` per line (a list "
+                  "for a repeatable option, true/false for a flag); the command line wins")
+      ->type_name("FILE");
+  cmd->add_flag("--check-config", o->check_config,
+                "Check the options and the --config file, print one line, and exit (0 if good)");
+  cmd->callback([o, cmd, &result] {
+    if (!o->config.empty()) apply_config_file(*cmd, o->config);
+    result.code = run_serve(*o);
+  });
   return cmd;
 }
 

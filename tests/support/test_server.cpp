@@ -15,7 +15,9 @@ TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
   std::vector<std::string> argv{duplex_bin(), "serve"};
   const bool has_listen = std::any_of(
       args.begin(), args.end(), [](const std::string& a) { return a == "--listen" || a == "-l"; });
-  if (!has_listen) {
+  // A --config file may name the listeners itself (the caller then says how many).
+  const bool has_config = std::find(args.begin(), args.end(), "--config") != args.end();
+  if (!has_listen && !has_config) {
     argv.insert(argv.end(), {"--listen", "tcp://127.0.0.1:0"});
   }
   if (listeners == 0)

@@ -16,7 +16,8 @@ namespace duplex::test {
 
 class TestServer {
  public:
-  /// Starts `duplex serve` with `args` (add --listen yourself, or none for tcp://127.0.0.1:0),
+  /// Starts `duplex serve` with `args` (add --listen yourself, or none for tcp://127.0.0.1:0;
+  /// with --config, the file names them and `listeners` says how many),
   /// and waits for one "listening on URL" line per listener, then, with TLS (--tls, --tls-only or
   /// a tls:// listener), the "fingerprint SHA256:…" line. Fails the test if it does not start.
   explicit TestServer(std::vector<std::string> args = {}, std::size_t listeners = 0);
