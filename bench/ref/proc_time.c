@@ -1,6 +1,7 @@
 /* Times whole processes as a user runs them, for bench/suite.py: posix_spawn + waitpid of ARGV,
- * N times, stdin from /dev/null, stdout and stderr inherited. The same clock and the same spawn
- * for both sides of every ratio (duplex exec against /bin/true, a shell pipeline, ssh).
+ * N times, stdin and stdout on /dev/null (our stdout carries the JSON), stderr inherited. The
+ * same clock and the same spawn for both sides of every ratio (duplex exec against /bin/true,
+ * a shell pipeline, ssh).
  * Usage: proc_time [-n RUNS=10] ARGV...
  * Prints one JSON object: {"runs","failures","times_ms":[...]}; exit 1 if any run failed. */
 #define _GNU_SOURCE
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   double* times = calloc((size_t)runs, sizeof *times);
   int failures = 0;
   for (int i = 0; i < runs; ++i) {
