@@ -307,7 +307,8 @@ def machine_record(args, bins):
 # --- the servers of the network workloads --------------------------------------------------------
 
 class ServerSpec:
-    """How to start one server: argv (PORT stands for a port we pick), whether it prints
+    """How to start one server: argv ('{port}' stands for the port: 0, or
+    one we pick), whether it prints
     'listening on', what it answers (upper or echo), its CPU pin, and which workloads it takes."""
 
     def __init__(self, name, argv, verify="upper", prints_url=True, cpu=SERVER_CPU,
@@ -320,7 +321,7 @@ class RunningServer:
     def __init__(self, spec):
         self.spec = spec
         port = 0 if spec.prints_url else free_port()
-        argv = [str(port) if a == "PORT" else a for a in spec.argv]
+        argv = [a.replace("{port}", str(port)) for a in spec.argv]
         self.proc = start(pin(spec.cpu, argv), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE if spec.prints_url else subprocess.DEVNULL,
                           text=True)
@@ -348,32 +349,32 @@ def server_specs(bins, seed_copy, muduo):
     py = sys.executable
     here = os.path.dirname(os.path.abspath(__file__))
     specs = [
-        ServerSpec("duplex -t1", [bins["duplex"], "serve", "-q", "-l", "tcp://127.0.0.1:PORT",
-                                  "--threads", "1", "--max-connections", "20000"],
+        ServerSpec("duplex -t1", [bins["duplex"], "serve", "-q", "-l", "tcp://127.0.0.1:{port}",
+                                  "--threads", "1", "--max-connections", "12000"],
                    describe="`duplex serve --threads 1`"),
-        ServerSpec("duplex", [bins["duplex"], "serve", "-q", "-l", "tcp://127.0.0.1:PORT",
-                              "--max-connections", "20000"], cpu=None,
+        ServerSpec("duplex", [bins["duplex"], "serve", "-q", "-l", "tcp://127.0.0.1:{port}",
+                              "--max-connections", "12000"], cpu=None,
                    describe="`duplex serve`, one thread per core (not pinned)"),
-        ServerSpec("epoll C", [bins["epoll_upper"], "PORT"],
+        ServerSpec("epoll C", [bins["epoll_upper"], "{port}"],
                    describe="bench/ref/epoll_upper.c"),
-        ServerSpec("Asio coroutines", [bins["asio_upper"], "PORT"],
+        ServerSpec("Asio coroutines", [bins["asio_upper"], "{port}"],
                    describe="bench/ref/asio_upper.cpp"),
     ]
     if muduo:
-        specs.append(ServerSpec("muduo pingpong", [muduo, "127.0.0.1", "PORT", "1"],
+        specs.append(ServerSpec("muduo pingpong", [muduo, "127.0.0.1", "{port}", "1"],
                                 verify="echo", prints_url=False,
                                 describe="muduo examples/pingpong/server, 1 thread (echo)"))
     if shutil.which("socat"):
         specs.append(ServerSpec(
-            "socat", ["socat", "TCP-LISTEN:PORT,fork,reuseaddr,bind=127.0.0.1", "PIPE"],
+            "socat", ["socat", "TCP-LISTEN:{port},fork,reuseaddr,bind=127.0.0.1", "PIPE"],
             verify="echo", prints_url=False, cpu=None, workloads=("W1", "W2", "W3", "W4"),
             describe="a process per connection, pure echo (not pinned: its forks spread)"))
-    specs.append(ServerSpec("Python threaded", [py, os.path.join(here, "ref",
-                                                                  "threaded_server.py"), "PORT"],
+    threaded = os.path.join(here, "ref", "threaded_server.py")
+    specs.append(ServerSpec("Python threaded", [py, threaded, "{port}"],
                             describe="bench/ref/threaded_server.py (thread per connection)"))
     if seed_copy:
-        specs.append(ServerSpec("tutorial server.py", [py, seed_copy, "PORT"], prints_url=False,
-                                workloads=("W1",),
+        specs.append(ServerSpec("tutorial server.py", [py, seed_copy, "{port}"],
+                                prints_url=False, workloads=("W1",),
                                 describe="the seed's server.py, one client at a time"))
     return specs
 
