@@ -763,20 +763,43 @@ def network_tables(results, specs, cfg):
     return out
 
 
+def md(text):
+    """A table cell: a shell pipeline's '|' would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def bulk_bytes(text):
+    return int(text[:-1]) << {"K": 10, "M": 20, "G": 30}[text[-1]]
+
+
 def exec_tables(results, cfg):
+    """One table per group; 'speed' is the baseline's time over this one's (or this rate over the
+    baseline's): above 1× is faster than the baseline."""
     out = []
-    groups = [("S", "Client start-up, whole process (ms)", "ms"),
-              ("E1", "E1 exec rate, 1 at a time (commands/s)", "cmd/s"),
-              ("E2", "E2 exec rate, 8 in parallel (commands/s)", "cmd/s"),
-              ("E3", f"E3 bulk output, {cfg.bulk} bytes, whole pipeline (ms)", "ms"),
-              ("TLS", f"TLS bulk, {cfg.bulk} bytes, whole pipeline (ms)", "ms"),
-              ("CMD", "Per-command latency, `-- true`, whole process (ms)", "ms")]
-    for key, title, unit in groups:
+    groups = [("S", "Client start-up, whole process (ms)", "ms", "/bin/true"),
+              ("E1", "E1 exec rate, 1 at a time (commands/s)", "cmd/s", "local"),
+              ("E2", "E2 exec rate, 8 in parallel (commands/s)", "cmd/s", "local"),
+              ("E3", f"E3 bulk output, {cfg.bulk}iB, whole pipeline (ms)", "ms", "head"),
+              ("TLS", f"TLS bulk, {cfg.bulk}iB, whole pipeline (ms)", "ms", "ssh"),
+              ("CMD", "Per-command latency, `-- true`, whole process (ms)", "ms", "ssh")]
+    for key, title, unit, base_prefix in groups:
         if key not in results:
             continue
-        out += ["", f"### {title}", "", "| | median (min–max) | samples |", "|---|---:|---:|"]
+        base = next((n for n in results[key] if n.startswith(base_prefix)), None)
+        base_v = med(results, key, base) if base else None
+        bulk = key in ("E3", "TLS")
+        out += ["", f"### {title}", "",
+                f"| | median (min–max) | samples | speed vs {md(base or '–')} |"
+                + (" GB/s |" if bulk else ""),
+                "|---|---:|---:|---:|" + ("---:|" if bulk else "")]
         for name, cell in results[key].items():
-            out.append(f"| {name} | {cell_text(cell, unit)} | {len(cell['values'])} |")
+            v = med(results, key, name)
+            speed = (ratio(v, base_v) if unit == "cmd/s" else ratio(base_v, v))
+            row = (f"| {md(name)} | {cell_text(cell, unit)} | {len(cell['values'])} | "
+                   + (f"{speed:.2f}×" if speed is not None else "–") + " |")
+            if bulk:
+                row += f" {bulk_bytes(cfg.bulk) / (v / 1000) / 1e9:.2f} |" if v else " – |"
+            out.append(row)
     return (["", "## Exec: whole processes as a user runs them (not pinned)"] + out) if out else []
 
 
