@@ -7,6 +7,7 @@ packages=(
   libasio-dev libssl-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libedit-dev libutfcpp-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 netcat-openbsd socat openssl util-linux procps tmux iproute2
+  groff-base zsh dpkg-dev
 )
 
 missing=()

@@ -24,6 +24,7 @@
 #include "duplex/services/exec.hpp"
 #include "duplex/services/exec_settings.hpp"
 #include "serve_config.hpp"
+#include "systemd_notify.hpp"
 
 namespace duplex::app {
 namespace {
@@ -243,7 +244,10 @@ int run_serve(const ServeOptions& o) {
   if (const auto fp = server.fingerprint(); !fp.empty())
     std::printf("fingerprint %s\n", fp.c_str());
   std::fflush(stdout);
+  notify_service_manager(
+      fmt::format("READY=1\nSTATUS=listening on {}", fmt::join(server.urls(), ", ")));
   server.run();
+  notify_service_manager("STOPPING=1");
   spdlog::info("stopped");
   return kExitOk;
 }

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   add_keygen(app, result);
   add_fingerprint(app, result);
   add_bench(app, result);
+  add_docs(app, result);  // last: it lists the commands above
 
   try {
     app.parse(argc, argv);
