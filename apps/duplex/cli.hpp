@@ -1,6 +1,7 @@
 // Shared pieces of the command line: exit codes, usage errors, URL parsing, logging set-up.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -45,6 +46,14 @@ CLI::App* add_fingerprint(CLI::App& root, CommandResult& result);
 CLI::App* add_bench(CLI::App& root, CommandResult& result);
 /// `duplex completion bash|zsh` and the hidden `duplex manpage` (both read the other commands).
 CLI::App* add_docs(CLI::App& root, CommandResult& result);
+
+/// Names each option's value by what it is (SECONDS, BYTES, N, URL) rather than its C++ type and
+/// range, in --help, the manual page and the completions. Call once every command is added.
+void words_for_types(CLI::App& app);
+/// A mistyped command, an unknown option, or a dash-led argument that is not an option (`send URL
+/// -hello`), as the one-line error to print (exit 2) with the nearest existing name; nullopt when
+/// the command line reads well (CLI11 then parses it).
+std::optional<std::string> misspelled(const CLI::App& root, int argc, char** argv);
 
 /// Verbosity flags shared by all subcommands (set on the root app).
 struct Verbosity {

@@ -118,7 +118,7 @@ std::string zsh_completion(const CLI::App& root) {
     for (const auto* o : visible_options(*cmd)) {
       const auto names = spellings(*o);
       if (names.empty()) continue;
-      const bool takes_value = o->get_type_size() != 0;
+      const bool takes_value = o->get_expected_max() != 0;
       const auto t = o->get_type_name();
       const std::string action =
           !takes_value ? ""
@@ -182,7 +182,7 @@ std::string option_synopsis(const CLI::Option& o) {
   std::string names;
   for (const auto& s : spellings(o))
     names += (names.empty() ? "" : ", ") + fmt::format("\\fB{}\\fR", roff(s));
-  if (o.get_type_size() != 0 && !o.get_type_name().empty())
+  if (o.get_expected_max() != 0 && !o.get_type_name().empty())
     names += fmt::format(" \\fI{}\\fR", roff(o.get_type_name()));
   return names;
 }

@@ -275,7 +275,8 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
           ""));
   cmd->add_option("--multicast-if", o->multicast_if,
                   "Network interface on which udp:// listeners join their multicast groups "
-                  "(default: an IPv6 address's %zone, else the kernel's choice)");
+                  "(default: an IPv6 address's %zone, else the kernel's choice)")
+      ->type_name("IFNAME");
   cmd->add_option("-t,--threads", o->threads, "Event-loop threads (default: one per core)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--max-connections", o->max_connections,
@@ -299,7 +300,8 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
       "remote_server.py; no authentication, so loopback and Unix sockets only");
   cmd->add_option("--token-file", o->token_file,
                   "Exec token file, created 0600 with a random token when missing (default "
-                  "${XDG_CONFIG_HOME:-~/.config}/duplex/token)");
+                  "${XDG_CONFIG_HOME:-~/.config}/duplex/token)")
+      ->type_name("FILE");
   cmd->add_option(
       "--allow-uid", o->allow_uids,
       "Unix-socket peer uid allowed without a token, repeatable (default: this server's uid)");

@@ -35,7 +35,18 @@ int main(int argc, char** argv) {
   add_fingerprint(app, result);
   add_bench(app, result);
   add_docs(app, result);  // last: it lists the commands above
+  words_for_types(app);
 
+  app.name("duplex");  // the usage line names the command, not the path it was run by
+  if (argc < 2) {
+    // Alone, it lists what it can do (as git does), and says that was not a command.
+    std::fputs(app.help().c_str(), stderr);
+    return kExitUsage;
+  }
+  if (auto wrong = misspelled(app, argc, argv)) {
+    std::fprintf(stderr, "duplex: %s\n", wrong->c_str());
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
