@@ -26,9 +26,11 @@ class UsageError : public std::runtime_error {
 /// Parses a URL argument or throws UsageError("bad URL 'x': why").
 net::Endpoint parse_url(const std::string& url);
 
-/// Configures the stderr logger: level from -v/-q counts (base: info for servers, warn for
-/// clients).
+/// Configures the stderr logger: level from --log-level, else from -v/-q counts (base: info for
+/// servers, warn for clients); --log-format text or json (one object per line); no colour when
+/// NO_COLOR is set; every line cut at kMaxLogLine bytes.
 void setup_logging(int verbose, int quiet, bool server);
+inline constexpr std::size_t kMaxLogLine = 4096;
 
 /// What a subcommand leaves behind for main: its exit code.
 struct CommandResult {
@@ -59,6 +61,8 @@ std::optional<std::string> misspelled(const CLI::App& root, int argc, char** arg
 struct Verbosity {
   int verbose = 0;
   int quiet = 0;
+  std::string level;            // --log-level: overrides -v/-q when set
+  std::string format = "text";  // --log-format text|json
 };
 Verbosity& verbosity();
 

@@ -120,9 +120,29 @@ void words_for_types(CLI::App& app) {
 
 std::optional<std::string> misspelled(const CLI::App& root, int argc, char** argv) {
   const CLI::App* cmd = nullptr;
+  // An option that takes a value takes the next word whatever it looks like (`-c -x`,
+  // `--log-level debug`).
+  const auto takes_next = [](const CLI::App& app, std::string_view opt) {
+    if (opt.find('=') != std::string_view::npos) return false;
+    for (const CLI::App* a : {&app, app.get_parent()}) {
+      if (a == nullptr) continue;
+      for (const auto* o : a->get_options()) {
+        if (o->get_expected_max() == 0) continue;
+        for (const auto& l : o->get_lnames())
+          if (opt == "--" + l) return true;
+        for (const auto& sn : o->get_snames())
+          if (opt == "-" + sn) return true;
+      }
+    }
+    return false;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--") break;
+    if (!a.empty() && a[0] == '-' && takes_next(cmd != nullptr ? *cmd : root, a)) {
+      ++i;
+      continue;
+    }
     if (cmd == nullptr) {
       if (a.empty() || a[0] == '-') continue;  // the root's own flags
       const auto names = command_names(root);

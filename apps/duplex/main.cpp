@@ -23,6 +23,12 @@ int main(int argc, char** argv) {
   auto& v = verbosity();
   app.add_flag("-v,--verbose", v.verbose, "More log output (repeatable)");
   app.add_flag("-q,--quiet", v.quiet, "Less log output (repeatable)");
+  app.add_option("--log-level", v.level, "Log LEVEL: trace, debug, info, warn, error or off")
+      ->type_name("LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--log-format", v.format, "Log lines as text or json (one object per line)")
+      ->type_name("FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
 
   CommandResult result;
   add_serve(app, result);

@@ -4,6 +4,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "support/process.hpp"
 #include "support/test_server.hpp"
@@ -81,6 +83,32 @@ TEST(CliUsage, ValuesAreNamedByWhatTheyAreNotByTheirCppType) {
   const auto bad = run({duplex_bin(), "serve", "--threads", "5000"});
   EXPECT_EQ(bad.status, kUsage);
   EXPECT_TRUE(contains(bad.err, "--threads")) << bad.err;
+}
+
+TEST(CliUsage, LogFormatJsonIsOneObjectPerLineAtTheChosenLevel) {
+  TestServer server({"--log-format", "json", "--log-level", "debug"});
+  ASSERT_EQ(run({duplex_bin(), "send", server.url(), "logged"}).status, kOk);
+  ASSERT_TRUE(server.wait_stderr("\"level\":\"debug\""));
+  server.stop();
+  std::istringstream lines(server.stderr_text());
+  int parsed = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << "not one JSON object: " << line;
+    EXPECT_TRUE(j.contains("time") && j.contains("level") && j.contains("msg")) << line;
+    EXPECT_EQ(j["time"].get<std::string>().back(), 'Z') << line;
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 3);
+}
+
+TEST(CliUsage, ARootOptionsValueIsNotTakenForACommand) {
+  const auto r = run({duplex_bin(), "--log-level", "error", "send", "127.0.0.1:1", "x"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 1}));  // refused connection, not a usage error
+  EXPECT_FALSE(contains(r.err, "unknown command")) << r.err;
+  const auto bad = run({duplex_bin(), "--log-level", "loud", "send", "127.0.0.1:1", "x"});
+  EXPECT_EQ(bad.status, kUsage);
+  EXPECT_TRUE(contains(bad.err, "--log-level")) << bad.err;
 }
 
 }  // namespace
