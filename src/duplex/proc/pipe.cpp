@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace duplex::proc {
@@ -37,6 +38,14 @@ std::error_code set_cloexec(int fd, bool on) noexcept {
   int wanted = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
   if (wanted != flags && ::fcntl(fd, F_SETFD, wanted) != 0) return last_error();
   return {};
+}
+
+std::size_t grow_pipe(int fd, std::size_t bytes) noexcept {
+  const int now = ::fcntl(fd, F_GETPIPE_SZ);
+  if (now < 0) return 0;
+  if (static_cast<std::size_t>(now) >= bytes) return static_cast<std::size_t>(now);
+  const int got = ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(std::min<std::size_t>(bytes, 1u << 30)));
+  return static_cast<std::size_t>(got < 0 ? now : got);
 }
 
 }  // namespace duplex::proc

@@ -1,6 +1,7 @@
 // Anonymous pipes for a child's stdio: both ends close-on-exec, owned by UniqueFd. No Asio.
 #pragma once
 
+#include <cstddef>
 #include <system_error>
 
 #include "duplex/core/result.hpp"
@@ -24,5 +25,10 @@ std::error_code set_nonblocking(int fd, bool on) noexcept;
 
 /// Sets or clears FD_CLOEXEC on `fd`.
 std::error_code set_cloexec(int fd, bool on) noexcept;
+
+/// Asks for a pipe buffer of at least `bytes` (F_SETPIPE_SZ, either end) and returns the size it
+/// has afterwards. Best effort: an unprivileged user past /proc/sys/fs/pipe-max-size or
+/// pipe-user-pages-soft keeps the size the pipe had, which is returned; 0 when `fd` is no pipe.
+std::size_t grow_pipe(int fd, std::size_t bytes) noexcept;
 
 }  // namespace duplex::proc

@@ -74,3 +74,26 @@ TEST(Pipe, FlagHelpersReportBadFd) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Pipe, GrowPipeEnlargesTheBufferAndNeverShrinksIt) {
+  auto p = duplex::proc::make_pipe();
+  ASSERT_TRUE(p);
+  const int before = ::fcntl(p->read.get(), F_GETPIPE_SZ);
+  ASSERT_GT(before, 0);
+  const std::size_t got = duplex::proc::grow_pipe(p->read.get(), 256 * 1024);
+  EXPECT_EQ(got, static_cast<std::size_t>(::fcntl(p->write.get(), F_GETPIPE_SZ)));
+  EXPECT_GE(got, 256u * 1024u);  // root here, and 256 KiB is below the default pipe-max-size
+  EXPECT_EQ(duplex::proc::grow_pipe(p->write.get(), 4096), got) << "asking for less shrank it";
+}
+
+TEST(Pipe, GrowPipeOnSomethingElseIsZero) {
+  EXPECT_EQ(duplex::proc::grow_pipe(-1, 65536), 0u);
+  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(duplex::proc::grow_pipe(fd, 65536), 0u);
+  ::close(fd);
+}
+
+}  // namespace
