@@ -1,5 +1,6 @@
 // Bulk data through exec (issue 3, test 3): tens of megabytes out and in, byte-exact, and a slow
 // reader that must slow the command down instead of growing the server's memory.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +78,57 @@ TEST(ExecBulk, StdinCheckedOnTheServerSide) {
   const auto o = exec_once(server.url(), server.token(), r, data, std::chrono::seconds(60));
   EXPECT_TRUE(exited_with(o, 0));
   EXPECT_EQ(o.out, sha256_hex(data) + "  -\n");
+}
+
+TEST(ExecBulk, OutputFramesStayWithinTheAnnouncedFrameLimit) {
+  // PROTOCOL.md: the server never sends a payload larger than the max_frame it announced. Bulk
+  // output is read in growing pieces; none may pass a small --max-frame (it passed 4096 with
+  // 64 KiB frames before).
+  ExecServer server({.args = {"--max-frame", "4096"}});
+  ExecClient c(server.url());
+  ExecRequest r;
+  r.argv = {"head", "-c", "3000000", "/dev/zero"};
+  c.start(server.token(), r);
+  c.send_eof();
+  std::size_t largest = 0, total = 0;
+  OutputSinks sinks;
+  sinks.out = [&](std::string_view p) {
+    largest = std::max(largest, p.size());
+    total += p.size();
+  };
+  const auto& o = c.finish(std::chrono::seconds(60), &sinks);
+  EXPECT_TRUE(exited_with(o, 0));
+  ASSERT_TRUE(o.auth_max_frame);
+  EXPECT_EQ(*o.auth_max_frame, 4096u);
+  EXPECT_EQ(total, 3'000'000u);
+  EXPECT_LE(largest, 4096u);
+}
+
+TEST(ExecBulk, BulkOutputTravelsInFramesUpToTheLimit) {
+  // A command that writes faster than we forward fills its pipe: the pump's reads grow past the
+  // first 64 KiB, never past the 1 MiB frame limit, and the bytes stay exact.
+  ExecServer server;
+  const std::string data = random_bytes(40'000'000, 11);
+  const auto path = server.dir().file("payload.bin");
+  write_file(path, data);
+  ExecClient c(server.url());
+  ExecRequest r;
+  r.argv = {"cat", path};
+  c.start(server.token(), r);
+  c.send_eof();
+  std::size_t largest = 0;
+  std::string got;
+  OutputSinks sinks;
+  sinks.out = [&](std::string_view p) {
+    largest = std::max(largest, p.size());
+    got.append(p);
+  };
+  const auto& o = c.finish(std::chrono::seconds(60), &sinks);
+  EXPECT_TRUE(exited_with(o, 0));
+  ASSERT_TRUE(o.auth_max_frame);
+  EXPECT_LE(largest, *o.auth_max_frame);
+  EXPECT_EQ(sha256_hex(got), sha256_hex(data));
+  RecordProperty("largest_frame", std::to_string(largest));
 }
 
 TEST(ExecBulk, SlowReaderThrottlesTheCommandNotTheServerMemory) {

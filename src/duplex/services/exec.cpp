@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "duplex/core/errors.hpp"
+#include "duplex/proc/pipe.hpp"
 #include "duplex/proc/pty.hpp"
 
 namespace duplex::services {
@@ -211,13 +213,14 @@ ExecCommand::ExecCommand(Private, const asio::any_io_executor& ex, proc::Child c
 
 ExecCommand::~ExecCommand() = default;  // ~Child kills and reaps whatever is left
 
-awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
+awaitable<wire::Exit> ExecCommand::run(FrameSink& out, std::size_t max_payload) {
+  max_payload = std::clamp<std::size_t>(max_payload, 1, kLargestRead);
   auto outputs = [&]() -> awaitable<void> {
     if (pty_)
-      co_await pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out);
+      co_await pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out, max_payload);
     else
-      co_await (pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out) &&
-                pump(stderr_, wire::MsgType::stderr_data, err_bytes_, out));
+      co_await (pump(stdout_, wire::MsgType::stdout_data, out_bytes_, out, max_payload) &&
+                pump(stderr_, wire::MsgType::stderr_data, err_bytes_, out, max_payload));
   };
   auto to_the_end = [&]() -> awaitable<void> { co_await (outputs() && wait_exit()); };
   // feed_stdin() and watch_deadline() never finish on their own: the command's end cancels them.
@@ -252,13 +255,25 @@ awaitable<wire::Exit> ExecCommand::run(FrameSink& out) {
 }
 
 awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::MsgType type,
-                                  std::uint64_t& count, FrameSink& out) {
+                                  std::uint64_t& count, FrameSink& out, std::size_t max_payload) {
   bool forwarding = true;
+  const std::size_t first = std::min(kFirstRead, max_payload);
+  std::size_t size = first;
+  bool grown = pty_;  // a pty has no pipe buffer to grow
   for (;;) {
     // Read straight into the frame's payload: one allocation per chunk, no copy.
-    Payload p(kChunk);
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(p.data().data(), kChunk), use_tuple);
+    Payload p(size);
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(p.data().data(), size), use_tuple);
     if (ec) co_return;  // EOF; EIO on a pty whose last slave fd closed; or cancelled
+    // A full buffer says more is waiting: read twice as much next time (fewer reads, frames and
+    // wake-ups per byte of bulk output); a short read goes back to the small buffer, so a
+    // command that writes a line at a time costs no large allocations.
+    const bool full = n == size;
+    size = full ? std::min(size * 2, max_payload) : first;
+    // Bulk output, the first time: a larger pipe lets the command run on while we forward what
+    // it wrote, and lets us take it in larger reads (a 64 KiB pipe wakes the writer and us for
+    // every 64 KiB). Not done at spawn: a short command should not pay for it.
+    if (full && !grown) grown = proc::grow_pipe(from.native_handle(), kLargestRead) > 0;
     std::size_t keep = n;
     if (policy_.max_output > 0) {
       const std::uint64_t before = out_bytes_ + err_bytes_;

@@ -44,9 +44,9 @@ Status check_env_allow(const std::vector<std::string>& allow);
 /// stdin, streams its output to a FrameSink and ends with the EXIT), fed by the session's reader
 /// through write_stdin()/close_stdin()/signal()/resize(). All on one executor.
 ///
-/// Memory per command is bounded: one 64 KiB read buffer per output stream, what the session's
-/// outbox holds (out_queue_frames frames), and at most kStdinQueue bytes of input waiting for
-/// the command to read it. A command that writes faster than its client reads blocks on its
+/// Memory per command is bounded: one read buffer per output stream (kFirstRead, up to
+/// kLargestRead while output comes in bulk), what the session's outbox holds (its byte bound
+/// plus one frame), and at most kStdinQueue bytes of input waiting for the command to read it. A command that writes faster than its client reads blocks on its
 /// full pipe; a client that writes faster than its command reads waits in write_stdin().
 class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  public:
@@ -71,11 +71,19 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
                                                     const ExecOrigin& origin = {});
   ~ExecCommand();
 
+  /// Output is read kFirstRead bytes at a time; a read that fills its buffer doubles the next
+  /// one, up to the frame limit: bulk output travels in few large frames, a trickle in small ones.
+  static constexpr std::size_t kFirstRead = 64 * 1024;
+  /// The largest output frame we make, whatever the frame limit allows (and the stdout pipe's
+  /// size we ask for): larger reads stop paying once a read costs more than its wake-up.
+  static constexpr std::size_t kLargestRead = 1024 * 1024;
+
   /// Grants the stdin window (STDIN_WINDOW), feeds stdin, grants back what the command read, and
   /// streams output until both output streams end and the leader has exited;
   /// returns the EXIT for the caller to send once its own bookkeeping is done (so a client that
-  /// starts its next command as soon as it reads EXIT never races it).
-  awaitable<wire::Exit> run(FrameSink& out);
+  /// starts its next command as soon as it reads EXIT never races it). No STDOUT_DATA or
+  /// STDERR_DATA payload is larger than `max_payload` (the frame limit told to the client).
+  awaitable<wire::Exit> run(FrameSink& out, std::size_t max_payload = kFirstRead);
 
   /// Queues as much of `data` for the command's stdin as fits without waiting; returns how much.
   std::size_t try_write_stdin(ByteView data);
@@ -107,7 +115,7 @@ class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
 
  private:
   awaitable<void> pump(asio::posix::stream_descriptor& from, wire::MsgType type,
-                       std::uint64_t& count, FrameSink& out);
+                       std::uint64_t& count, FrameSink& out, std::size_t max_payload);
   awaitable<void> feed_stdin(FrameSink& out);
   awaitable<void> grant_stdin(FrameSink& out, std::size_t drained);
   bool stdin_fits(std::size_t n) const noexcept;

@@ -329,7 +329,7 @@ awaitable<void> ExecSession::run() {
   for (;;) {
     auto [ec, cmd] = co_await started_.async_receive(use_tuple);
     if (ec) co_return;
-    const auto exit = co_await cmd->run(session_.sink());
+    const auto exit = co_await cmd->run(session_.sink(), ctx_.max_frame);
     session_.set_busy(false);
     spdlog::info("exec: peer={} identity={} {} exit={}{} duration={:.3f}s out={} err={}{}",
                  session_.peer().address, quoted(identity_->name), audit_argv_,
