@@ -2,12 +2,64 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <string_view>
+
+#include <string>
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
 #include "duplex/core/version.hpp"
+
+namespace {
+
+// `duplex --version`: the version, then the build and its features (what a bug report needs).
+std::string version_text() {
+  return fmt::format(
+      "duplex {}\nbuild: {}, {}, GCC {}.{}\nfeatures: tcp, unix, udp, unixgram, tls ({}), exec, "
+      "pty, config (TOML), systemd (notify), man page, bash/zsh completion",
+      duplex::version(), DUPLEX_BUILD_TYPE,
+      DUPLEX_STATIC_DEPS ? "libraries linked in (glibc shared)" : "shared libraries", __GNUC__,
+      __GNUC_MINOR__, OpenSSL_version(OPENSSL_VERSION));
+}
+
+}  // namespace
+
+namespace duplex::app {
+namespace {
+
+struct Command {
+  std::string_view name;
+  CLI::App* (*add)(CLI::App&, CommandResult&);
+};
+
+// Every subcommand but the documentation ones, in --help's order.
+constexpr Command kCommands[] = {
+    {"serve", add_serve},   {"send", add_send},
+    {"chat", add_chat},     {"exec", add_exec},
+    {"shell", add_shell},   {"discover", add_discover},
+    {"keygen", add_keygen}, {"fingerprint", add_fingerprint},
+    {"bench", add_bench},
+};
+
+// The subcommand named by the command line's first word that is not an option, if it is one of
+// kCommands. A value of a root option (--log-level debug) is that word too: no command, so all.
+const Command* named_command(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "--") break;
+    if (word.empty() || word.front() == '-') continue;
+    for (const auto& c : kCommands)
+      if (c.name == word) return &c;
+    break;
+  }
+  return nullptr;
+}
+
+}  // namespace
+}  // namespace duplex::app
 
 int main(int argc, char** argv) {
   using namespace duplex::app;
@@ -17,7 +69,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "duplex: a socket toolkit: an upper-case echo server and remote command execution "
       "over TCP, IPv6 and Unix sockets"};
-  app.set_version_flag("--version", std::string("duplex ") + duplex::version());
+  app.set_version_flag("--version", version_text, "Print the version and what this build has");
   app.require_subcommand(1);
   app.fallthrough();  // -v/-q are accepted after the subcommand too
   auto& v = verbosity();
@@ -31,16 +83,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
 
   CommandResult result;
-  add_serve(app, result);
-  add_send(app, result);
-  add_chat(app, result);
-  add_exec(app, result);
-  add_shell(app, result);
-  add_discover(app, result);
-  add_keygen(app, result);
-  add_fingerprint(app, result);
-  add_bench(app, result);
-  add_docs(app, result);  // last: it lists the commands above
+  // A command line that names its subcommand gets that one alone: building the others' options
+  // cost a `duplex exec` more instructions than its connection and command together. Anything
+  // else (help, a typo, the documentation commands) gets them all.
+  if (const Command* named = named_command(argc, argv)) {
+    named->add(app, result);
+  } else {
+    for (const auto& c : kCommands)
+      c.add(app, result);
+    add_docs(app, result);  // last: it lists the commands above
+  }
   words_for_types(app);
 
   app.name("duplex");  // the usage line names the command, not the path it was run by

@@ -167,7 +167,11 @@ TEST(Cli, HelpForEveryCommandExitsZero) {
 TEST(Cli, VersionPrintsNameAndVersion) {
   const auto r = run({duplex_bin(), "--version"});
   EXPECT_EQ(r.status, kOk);
-  EXPECT_EQ(r.out, "duplex 0.1.0\n");
+  // The first line is the version alone (what scripts read); then the build and its features.
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n') + 1), "duplex 0.1.0\n");
+  EXPECT_NE(r.out.find("\nbuild: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nfeatures: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tls (OpenSSL 3."), std::string::npos) << r.out;
 }
 
 TEST(Cli, UnknownFlagsAndMissingSubcommandAreUsageErrors) {
