@@ -233,6 +233,8 @@ def build(args):
         **{name: os.path.join(args.build_dir, "bench", name)
            for name in ("epoll_upper", "asio_upper", "spawn_rate", "proc_time")},
     }
+    if args.duplex:
+        bins["duplex"] = os.path.abspath(args.duplex)
     for name, path in bins.items():
         if not os.access(path, os.X_OK):
             sys.exit(f"suite: {path} is missing (build it, or drop --no-build)")
@@ -301,6 +303,7 @@ def machine_record(args, bins):
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
         "load_average": os.getloadavg(),
         "duplex_version": first_line([bins["duplex"], "--version"]),
+        "duplex_binary": bins["duplex"],
     }
 
 
@@ -866,7 +869,7 @@ def report(results, specs, cfg, machine):
              f"{machine['build_type']} ({machine['compiler']})",
              f"{machine['cpu']}, {machine['cores']} cores, Linux {machine['kernel']}, load "
              f"average at start {machine['load_average'][0]:.2f}", "",
-             f"Command: `{' '.join(sys.argv)}`", ""]
+             f"Command: `{' '.join(sys.argv)}` (duplex: {machine['duplex_binary']})", ""]
     lines += network_tables(results, specs, cfg)
     lines += exec_tables(results, cfg)
     lines += targets(results, cfg)
@@ -886,6 +889,7 @@ def parse_args():
     p.add_argument("--idle-conns", type=int, default=10000, help="W5 connections")
     p.add_argument("--build-dir", help="use this build directory (default: the release preset)")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    p.add_argument("--duplex", help="this duplex binary instead of the build directory's")
     p.add_argument("--no-muduo", action="store_true", help="do not build or run muduo")
     p.add_argument("--smoke", action="store_true",
                    help="CI: every workload once, 0.5 s, duplex -t1 and one reference each, "
