@@ -4,6 +4,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -56,6 +58,15 @@ void words_for_types(CLI::App& app);
 /// -hello`), as the one-line error to print (exit 2) with the nearest existing name; nullopt when
 /// the command line reads well (CLI11 then parses it).
 std::optional<std::string> misspelled(const CLI::App& root, int argc, char** argv);
+
+/// True when `opt` ("--timeout", "-c") is an option of `app` (or of the root) that takes the
+/// next word as its value, whatever that word looks like.
+bool option_takes_value(const CLI::App& app, std::string_view opt);
+/// The command line with a Host alias from the client config expanded (`duplex exec web1 …`):
+/// the alias becomes its Address, and its TokenFile, Identity, Fingerprint, KnownHosts and Trust
+/// become the options they name unless the command line gave them. Throws UsageError for a
+/// config file that cannot be read or parsed.
+std::vector<std::string> expand_host_alias(const CLI::App& root, std::vector<std::string> args);
 
 /// Verbosity flags shared by all subcommands (set on the root app).
 struct Verbosity {

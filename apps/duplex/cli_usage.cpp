@@ -94,6 +94,21 @@ std::string type_word(const CLI::Option& o) {
 
 }  // namespace
 
+bool option_takes_value(const CLI::App& app, std::string_view opt) {
+  if (opt.find('=') != std::string_view::npos) return false;
+  for (const CLI::App* a : {&app, app.get_parent()}) {
+    if (a == nullptr) continue;
+    for (const auto* o : a->get_options()) {
+      if (o->get_expected_max() == 0) continue;
+      for (const auto& l : o->get_lnames())
+        if (opt == "--" + l) return true;
+      for (const auto& sn : o->get_snames())
+        if (opt == "-" + sn) return true;
+    }
+  }
+  return false;
+}
+
 void words_for_types(CLI::App& app) {
   for (auto* o : app.get_options()) {
     if (o->get_expected_max() == 0) continue;  // a flag takes no value
@@ -120,22 +135,7 @@ void words_for_types(CLI::App& app) {
 
 std::optional<std::string> misspelled(const CLI::App& root, int argc, char** argv) {
   const CLI::App* cmd = nullptr;
-  // An option that takes a value takes the next word whatever it looks like (`-c -x`,
-  // `--log-level debug`).
-  const auto takes_next = [](const CLI::App& app, std::string_view opt) {
-    if (opt.find('=') != std::string_view::npos) return false;
-    for (const CLI::App* a : {&app, app.get_parent()}) {
-      if (a == nullptr) continue;
-      for (const auto* o : a->get_options()) {
-        if (o->get_expected_max() == 0) continue;
-        for (const auto& l : o->get_lnames())
-          if (opt == "--" + l) return true;
-        for (const auto& sn : o->get_snames())
-          if (opt == "-" + sn) return true;
-      }
-    }
-    return false;
-  };
+  const auto takes_next = option_takes_value;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--") break;

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
@@ -101,12 +102,25 @@ int main(int argc, char** argv) {
     std::fputs(app.help().c_str(), stderr);
     return kExitUsage;
   }
-  if (auto wrong = misspelled(app, argc, argv)) {
+  // A Host alias of the client config, expanded as if its settings had been typed.
+  std::vector<std::string> args(argv, argv + argc);
+  try {
+    args = expand_host_alias(app, std::move(args));
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "duplex: %s\n", e.what());
+    return kExitUsage;
+  }
+  std::vector<char*> args_c;
+  for (auto& a : args)
+    args_c.push_back(a.data());
+  const int args_n = static_cast<int>(args_c.size());
+  args_c.push_back(nullptr);
+  if (auto wrong = misspelled(app, args_n, args_c.data())) {
     std::fprintf(stderr, "duplex: %s\n", wrong->c_str());
     return kExitUsage;
   }
   try {
-    app.parse(argc, argv);
+    app.parse(args_n, args_c.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
