@@ -61,6 +61,7 @@ void Worker::stop_here() {
   stopping_ = true;
   stop_at_ = Clock::now();
   end_timer_.cancel();
+  opening_gate_.cancel();
   for (auto& s : slots_) {
     s.timer->cancel();
     if (s.stream) s.stream->cancel();
@@ -131,6 +132,17 @@ void Worker::error(ErrorKind k, std::string_view detail) {
   auto& first = first_[static_cast<std::size_t>(k)];
   if (first.empty()) first = std::string(detail);
   spdlog::debug("{} error: {}", name_of(k), detail);
+}
+
+awaitable<void> Worker::enter_opening() {
+  while (opening_ >= kMaxOpening && !stopping_)
+    co_await opening_gate_.async_wait(use_tuple);
+  ++opening_;
+}
+
+void Worker::leave_opening() {
+  --opening_;
+  opening_gate_.cancel_one();
 }
 
 awaitable<bool> Worker::sleep_until(Slot& s, Clock::time_point t) {

@@ -77,6 +77,13 @@ class Worker {
   /// Marks the slot busy (a reply awaited) until finished() is called.
   void busy(Slot& s, net::Stream* stream);
   void idle(Slot& s);
+  /// Idle mode: waits until fewer than kMaxOpening of this worker's connections are between
+  /// their dial and their first reply; leave_opening() when one is through. Thousands opened at
+  /// once would trip the server's cap on unauthenticated connections (1024 by default), which
+  /// drops the oldest.
+  awaitable<void> enter_opening();
+  void leave_opening();
+  static constexpr std::size_t kMaxOpening = 128;
 
  private:
   void stop_here();
@@ -92,6 +99,10 @@ class Worker {
   Clock::time_point stop_at_{};
   Clock::time_point finished_at_{};
   asio::steady_timer end_timer_{ctx_};
+  std::size_t opening_ = 0;
+  // Used as a condition variable: waiters sleep on it "forever", leave_opening() wakes one with
+  // cancel_one(). Single-threaded, so no lost wake-up.
+  asio::steady_timer opening_gate_{ctx_, Clock::time_point::max()};
   std::thread thread_;
 };
 

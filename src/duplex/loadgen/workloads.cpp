@@ -147,15 +147,18 @@ awaitable<void> storm(Worker& w, Slot& s) {
 awaitable<void> idle(Worker& w, Slot& s) {
   const Message m = message_for(w, s);
   Exchanger ex;
+  co_await w.enter_opening();
   const auto started = Clock::now();
   auto conn = co_await w.connect(s);
   if (!conn) {
+    w.leave_opening();
     w.plan().idle_ready();
     co_return;
   }
   w.busy(s, &conn->stream());
   const auto o = co_await ex.run(conn->stream(), m);
   w.idle(s);
+  w.leave_opening();
   if (o == Outcome::ok) {
     w.done(started, Clock::now(), m.payload_size);
   } else {
