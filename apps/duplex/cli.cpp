@@ -1,9 +1,12 @@
 // Shared command-line helpers.
 #include "cli.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,11 +19,45 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include "duplex/core/secure_file.hpp"
+
 namespace duplex::app {
 
-net::Endpoint parse_url(const std::string& url) {
+std::string spell_out_address(const std::string& typed) {
+  namespace fs = std::filesystem;
+  const auto absolute = [](std::string_view rel) {
+    return fs::absolute(fs::path(rel)).lexically_normal().string();
+  };
+  // 8080 or :8080, as `-l 8080` means for most servers: the default host.
+  std::string_view port = typed;
+  if (!port.empty() && port.front() == ':') port.remove_prefix(1);
+  if (!port.empty() && port.size() <= 5 &&
+      std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return fmt::format("tcp://127.0.0.1:{}", port);
+  // /run/x.sock, ./x.sock, ../x.sock: a Unix socket, as nc -U and socat take it.
+  if (typed.starts_with('/')) return "unix://" + typed;
+  if (typed.starts_with("./") || typed.starts_with("../")) return "unix://" + absolute(typed);
+  // unix://./x.sock: a path relative to here, made absolute (the URL form wants one). It must
+  // say so with ./ or ../: unix://x.sock is more likely a missing slash than a relative path.
+  for (const std::string_view scheme : {"unix://", "unixgram://", "tls+unix://"}) {
+    const std::string_view rest =
+        std::string_view(typed).substr(typed.starts_with(scheme) ? scheme.size() : typed.size());
+    if (rest.starts_with("./") || rest.starts_with("../"))
+      return std::string(scheme) + absolute(rest);
+  }
+  return typed;
+}
+
+net::Endpoint parse_url(const std::string& typed) {
+  const std::string url = spell_out_address(typed);
   auto ep = net::parse_endpoint(url);
-  if (!ep) throw UsageError(fmt::format("bad URL '{}': {}", url, ep.message()));
+  if (!ep) {
+    // A plain word may have been meant as a Host alias of the client config.
+    const bool word = typed.find_first_of(":/") == std::string::npos;
+    throw UsageError(fmt::format(
+        "bad URL '{}': {}{}", typed, ep.message(),
+        word ? fmt::format("; or name it in a Host block of {}", config_path("config")) : ""));
+  }
   return *ep;
 }
 

@@ -25,7 +25,12 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Parses a URL argument or throws UsageError("bad URL 'x': why").
+/// The URL for an address as people type it: a bare port (8080, :8080) is tcp://127.0.0.1:PORT,
+/// a path (/run/x.sock, ./x.sock, ../x.sock) a Unix socket, and a ./ or ../ path after unix://,
+/// unixgram:// or tls+unix:// is made absolute against the working directory. Anything else is
+/// returned as it is.
+std::string spell_out_address(const std::string& typed);
+/// Parses an address (after spell_out_address) or throws UsageError("bad URL 'x': why").
 net::Endpoint parse_url(const std::string& url);
 
 /// Configures the stderr logger: level from --log-level, else from -v/-q counts (base: info for

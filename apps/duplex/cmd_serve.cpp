@@ -37,6 +37,7 @@ double seconds(std::chrono::milliseconds d) {
 // Defaults come from the structs the server uses, so --help shows the one value in force.
 struct ServeOptions {
   std::vector<std::string> listen;
+  std::vector<std::string> addresses;  // positional: the same as -l
   std::string multicast_if;
   std::size_t threads = 0;
   std::size_t max_connections = Limits{}.max_connections;
@@ -124,8 +125,10 @@ std::size_t raise_fd_limit(std::size_t wanted, std::size_t threads) {
 int run_serve(const ServeOptions& o) {
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/true);
   server::ServerConfig cfg;
-  for (const auto& url :
-       o.listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:8080"} : o.listen) {
+  std::vector<std::string> listen = o.addresses;
+  listen.insert(listen.end(), o.listen.begin(), o.listen.end());
+  if (listen.empty()) listen.push_back("tcp://127.0.0.1:8080");
+  for (const auto& url : listen) {
     cfg.listen.push_back(parse_url(url));
   }
   cfg.multicast_if = o.multicast_if;
@@ -258,9 +261,10 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = root.add_subcommand("serve", "Run the server (upper service) until SIGINT/SIGTERM");
   cmd->add_option("-l,--listen", o->listen,
-                  "Address to listen on, repeatable: tcp://HOST:PORT, HOST:PORT, tcp://[::1]:PORT, "
-                  "unix:///abs/path, udp://HOST:PORT (a multicast group joins it), "
-                  "unixgram:///abs/path (default tcp://127.0.0.1:8080; port 0 picks a free port)")
+                  "Address to listen on, repeatable: tcp://HOST:PORT, HOST:PORT, PORT (on "
+                  "127.0.0.1), tcp://[::1]:PORT, tls://HOST:PORT, unix:///path or a path "
+                  "(/run/x.sock, ./x.sock), udp://HOST:PORT (a multicast group joins it), "
+                  "unixgram:///path (default tcp://127.0.0.1:8080; port 0 picks a free port)")
       ->type_name("URL")
       ->check(CLI::Validator(
           [](std::string& url) -> std::string {
@@ -273,6 +277,10 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
             return {};
           },
           ""));
+  cmd->add_option("address", o->addresses,
+                  "Addresses to listen on, as for -l (`duplex serve 8080`, `duplex serve "
+                  "./duplex.sock`)")
+      ->type_name("URL");
   cmd->add_option("--multicast-if", o->multicast_if,
                   "Network interface on which udp:// listeners join their multicast groups "
                   "(default: an IPv6 address's %zone, else the kernel's choice)")
