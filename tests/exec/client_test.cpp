@@ -147,6 +147,47 @@ TEST_F(ExecClientTest, TwentyMegabytesOfOutputToStdout) {
   EXPECT_EQ(r.out.find_first_not_of('\0'), std::string::npos);
 }
 
+TEST_F(ExecClientTest, BlockedStdoutStopsTheCommandAndBoundsTheClient) {
+  // Nobody reads our stdout: the client blocks on it, stops reading the connection, the server's
+  // queue and the command's pipe fill, and the command stops writing. Nothing grows meanwhile.
+  constexpr long long kTotal = 200'000'000;
+  Process client({duplex_bin(), "exec", "-n", "--token-file", server_.token_path(), server_.url(),
+                  "--", "head", "-c", std::to_string(kTotal), "/dev/zero"});
+  pid_t head = -1;
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (pid_t p : children_of(server_.pid()))
+          if (proc_cmdline(p).find("head -c") != std::string::npos) head = p;
+        return head > 0;
+      },
+      std::chrono::seconds(10)));
+  if (proc_wchar(head) < 0) GTEST_SKIP() << "/proc/" << head << "/io is unreadable";
+  long long last = -2;
+  long peak = 0;
+  EXPECT_TRUE(eventually(
+      [&] {
+        peak = std::max(peak, rss_kib(client.pid()));
+        const long long now = proc_wchar(head);
+        const bool still = now == last;
+        last = now;
+        return still;
+      },
+      std::chrono::seconds(10)))
+      << "the command kept writing while nobody read the client's stdout";
+  // In flight: our stdout pipe, the client's frame, both socket buffers, the server's queue (1 MiB
+  // plus a frame) and the command's pipe (1 MiB): a few MiB, far from the 200 MB.
+  EXPECT_LT(last, 32ll << 20) << "written while stopped";
+  RecordProperty("in_flight_when_stopped", std::to_string(last));
+  const long bound_kib = (kUnderTsan ? 4 : kUnderAsan ? 2 : 1) * 48 * 1024;
+  EXPECT_LT(peak, bound_kib) << "client RSS " << peak << " KiB while its stdout was blocked";
+
+  const std::string out = client.read_all_stdout(std::chrono::seconds(120));
+  const auto st = client.wait(std::chrono::seconds(10));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(*st, (ExitStatus{true, 0}));
+  EXPECT_EQ(static_cast<long long>(out.size()), kTotal);
+}
+
 TEST_F(ExecClientTest, DashNReadsNoStdin) {
   const auto r = dx({"-n", "--", "cat"}, "this must not be read\n");
   EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
