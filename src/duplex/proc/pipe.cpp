@@ -44,7 +44,8 @@ std::size_t grow_pipe(int fd, std::size_t bytes) noexcept {
   const int now = ::fcntl(fd, F_GETPIPE_SZ);
   if (now < 0) return 0;
   if (static_cast<std::size_t>(now) >= bytes) return static_cast<std::size_t>(now);
-  const int got = ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(std::min<std::size_t>(bytes, 1u << 30)));
+  const int got =
+      ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(std::min<std::size_t>(bytes, 1u << 30)));
   return static_cast<std::size_t>(got < 0 ? now : got);
 }
 

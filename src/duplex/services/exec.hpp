@@ -46,8 +46,9 @@ Status check_env_allow(const std::vector<std::string>& allow);
 ///
 /// Memory per command is bounded: one read buffer per output stream (kFirstRead, up to
 /// kLargestRead while output comes in bulk), what the session's outbox holds (its byte bound
-/// plus one frame), and at most kStdinQueue bytes of input waiting for the command to read it. A command that writes faster than its client reads blocks on its
-/// full pipe; a client that writes faster than its command reads waits in write_stdin().
+/// plus one frame), and at most kStdinQueue bytes of input waiting for the command to read it. A
+/// command that writes faster than its client reads blocks on its full pipe; a client that writes
+/// faster than its command reads waits in write_stdin().
 class ExecCommand : public std::enable_shared_from_this<ExecCommand> {
  public:
   /// Client input held for a command that has not read it yet, in bytes. It is also the stdin
