@@ -750,6 +750,8 @@ def network_tables(results, specs, cfg):
                else "–" for c in cols]
         out.append(f"| {spec.name}{star} | " + " | ".join(row) + " |")
     for ours in ("duplex -t1", "duplex"):
+        if not any(ours in results.get(c[0], {}) for c in cols):
+            continue
         out += ["", f"{ours} relative to each (duplex ÷ other: throughput higher is better, "
                 "latency, CPU and RSS lower is better):", "",
                 "| vs | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
