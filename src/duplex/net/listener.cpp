@@ -130,9 +130,10 @@ Listener::~Listener() {
 
 awaitable<Result<std::unique_ptr<Stream>>> Listener::accept(const asio::any_io_executor& ex) {
   if (auto* t = std::get_if<ip::tcp::acceptor>(&acceptor_)) {
-    auto [ec, s] = co_await t->async_accept(ex, use_tuple);
+    ip::tcp::endpoint remote;  // accept(2) fills it in: no getpeername(2) per connection
+    auto [ec, s] = co_await t->async_accept(ex, remote, use_tuple);
     if (ec) co_return ec;
-    co_return std::unique_ptr<Stream>(std::make_unique<SocketStream>(std::move(s)));
+    co_return std::unique_ptr<Stream>(std::make_unique<SocketStream>(std::move(s), remote));
   }
   auto& u = std::get<unix_proto::acceptor>(acceptor_);
   auto [ec, s] = co_await u.async_accept(ex, use_tuple);

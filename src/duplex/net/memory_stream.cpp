@@ -84,15 +84,21 @@ awaitable<std::tuple<std::error_code>> MemoryStream::wait_readable() {
 
 awaitable<IoResult> MemoryStream::read_some(asio::mutable_buffer into) {
   if (auto [ec] = co_await wait_readable(); ec) co_return IoResult{ec, 0};
+  co_return try_read_some(into);
+}
+
+IoResult MemoryStream::try_read_some(asio::mutable_buffer into) noexcept {
+  if (!open_) return {aborted(), 0};
   if (in_->data.empty()) {
-    if (in_->reset) co_return IoResult{make_error_code(asio::error::connection_reset), 0};
-    co_return IoResult{make_error_code(asio::error::eof), 0};
+    if (in_->reset) return {make_error_code(asio::error::connection_reset), 0};
+    if (in_->eof) return {make_error_code(asio::error::eof), 0};
+    return {make_error_code(asio::error::would_block), 0};
   }
   const std::size_t n = std::min(into.size(), in_->data.size());
   std::memcpy(into.data(), in_->data.data(), n);
   in_->data.erase(in_->data.begin(), in_->data.begin() + static_cast<std::ptrdiff_t>(n));
   in_->writable.notify();
-  co_return IoResult{{}, n};
+  return {{}, n};
 }
 
 awaitable<IoResult> MemoryStream::write_all(std::span<const asio::const_buffer> bufs) {

@@ -33,6 +33,7 @@ class MemoryStream final : public Stream {
   asio::any_io_executor get_executor() override { return ex_; }
   awaitable<std::tuple<std::error_code>> wait_readable() override;
   awaitable<IoResult> read_some(asio::mutable_buffer into) override;
+  IoResult try_read_some(asio::mutable_buffer into) noexcept override;
   awaitable<std::error_code> wait_hangup() override;
   awaitable<void> shutdown_send() override;
   void cancel() noexcept override;

@@ -56,13 +56,18 @@ void tune_socket(unix_proto::socket& s) noexcept {
 }
 
 Peer socket_peer(ip::tcp::socket& s) {
-  Peer p;
   std::error_code ec;
   const auto ep = s.remote_endpoint(ec);
   if (ec) {
+    Peer p;
     p.address = p.client_key = "tcp:?";
     return p;
   }
+  return tcp_peer(ep);
+}
+
+Peer tcp_peer(const ip::tcp::endpoint& ep) {
+  Peer p;
   const auto addr = ep.address();
   p.client_key = addr.to_string();
   p.address = addr.is_v6() ? fmt::format("[{}]:{}", p.client_key, ep.port())

@@ -33,6 +33,8 @@ void tune_socket(unix_proto::socket& s) noexcept;
 /// The peer as net::Peer describes it: address and client key from the socket's remote address;
 /// on a Unix socket, SO_PEERCRED.
 Peer socket_peer(ip::tcp::socket& s);
+/// The same for a TCP peer whose address is already known (accept(2) tells it).
+Peer tcp_peer(const ip::tcp::endpoint& remote);
 Peer socket_peer(unix_proto::socket& s);
 
 /// Completes when the peer behind `fd` hung up (FIN, reset), even with unread bytes queued: a

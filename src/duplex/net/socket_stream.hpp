@@ -15,6 +15,8 @@ class SocketStream final : public Stream {
   /// Takes a connected socket; reads the peer's address (and credentials on a Unix socket) now,
   /// and sets the per-transport options (TCP_NODELAY; a larger send buffer on Unix sockets).
   explicit SocketStream(ip::tcp::socket s);
+  /// A TCP socket whose peer address is known already (from accept): no getpeername(2).
+  SocketStream(ip::tcp::socket s, const ip::tcp::endpoint& remote);
   explicit SocketStream(unix_proto::socket s);
   explicit SocketStream(ConnectedSocket s);
 
@@ -25,6 +27,7 @@ class SocketStream final : public Stream {
   asio::any_io_executor get_executor() override;
   awaitable<std::tuple<std::error_code>> wait_readable() override;
   awaitable<IoResult> read_some(asio::mutable_buffer into) override;
+  IoResult try_read_some(asio::mutable_buffer into) noexcept override;
   awaitable<std::error_code> wait_hangup() override;
   awaitable<void> shutdown_send() override;
   void cancel() noexcept override;

@@ -62,6 +62,14 @@ class Stream {
   virtual awaitable<std::tuple<std::error_code>> wait_readable() = 0;
   /// Reads at least one byte into `into`; asio::error::eof when the peer finished sending.
   virtual awaitable<IoResult> read_some(asio::mutable_buffer into) = 0;
+  /// Reads what has already arrived, without waiting: at least one byte, eof, an error, or
+  /// asio::error::would_block when nothing is there yet (read_some() then waits for it). For
+  /// taking the rest of a message after a read into a small buffer filled it. The default knows
+  /// of nothing already there and always says would_block: correct for any stream, only slower.
+  virtual IoResult try_read_some(asio::mutable_buffer into) noexcept {
+    (void)into;
+    return {make_error_code(asio::error::would_block), 0};
+  }
   /// Writes all of `bufs` (gathered into as few system calls as possible).
   awaitable<IoResult> write(std::span<const asio::const_buffer> bufs) { return write_all(bufs); }
   awaitable<IoResult> write(asio::const_buffer b) {
