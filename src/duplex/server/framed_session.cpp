@@ -4,6 +4,7 @@
 #include "duplex/server/framed_session.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -42,6 +43,12 @@ class FrameBuffer {
     buf_.adopt_storage(std::move(storage));
     buf_.commit(n);
   }
+  /// Appends a copy of `bytes` (read into the wait buffer).
+  void append(std::span<const std::byte> bytes) {
+    auto room = prepare(bytes.size());
+    std::memcpy(room.data(), bytes.data(), bytes.size());
+    commit(bytes.size());
+  }
   std::span<std::byte> prepare(std::size_t want) {
     if (buf_.capacity() == 0) buf_.adopt_storage(take_buffer(chunk_));
     return buf_.prepare(want);
@@ -69,11 +76,13 @@ class FrameBuffer {
 
 class FramedSession final : public services::SessionContext {
  public:
-  FramedSession(net::Stream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in)
+  FramedSession(net::Stream& stream, ServerState& state, SessionEntry& entry, FrameBuffer& in,
+                std::span<std::byte> wait)
       : stream_(stream),
         state_(state),
         entry_(entry),
         in_(in),
+        wait_(wait),
         out_(stream.get_executor(), state.limits.out_queue_frames, state.limits.out_queue_bytes),
         services_({.exec = {state.exec, state.commands, state.commands_started, state.penalties,
                             state.auth_failures, state.limits.max_frame}},
@@ -162,11 +171,22 @@ class FramedSession final : public services::SessionContext {
       // socket has nothing more (the last read did not fill its space, so the next one would
       // wait anyway): hold only what arrived (nothing when nothing did) while the peer takes
       // its time. A peer sending faster than we read keeps its buffer and is not slowed down.
-      if (in_.empty() || (drained_ && in_.oversized())) {
-        if (in_.empty())
-          in_.release();
-        else
-          in_.trim();
+      if (in_.empty()) {
+        // Between frames: the read waits with the small wait buffer (chunk.hpp), so an idle
+        // session holds no pooled buffer and a small request costs one system call. A frame
+        // larger than it is read on below, into the pooled buffer.
+        in_.release();
+        auto [ec, n] = co_await stream_.read_some(asio::buffer(wait_.data(), wait_.size()));
+        if (ec == asio::error::eof) co_return;  // a clean end between frames
+        if (ec) co_return co_await ended(ec);
+        in_.append(wait_.first(n));
+        drained_ = n < wait_.size();
+        entry_.bytes_in += n;
+        entry_.last_read = Clock::now();
+        continue;
+      }
+      if (drained_ && in_.oversized()) {
+        in_.trim();
         if (auto [wec] = co_await stream_.wait_readable(); wec) co_return co_await ended(wec);
       }
       auto space = in_.prepare(bytes_wanted());
@@ -267,7 +287,7 @@ class FramedSession final : public services::SessionContext {
     // Services report breaches as duplex::errc; anything else is our own fault.
     const bool ours = f.code.category() == duplex_category();
     const auto code = ours ? static_cast<errc>(f.code.value()) : errc::internal;
-    spdlog::debug("session {} ({}): protocol error: {}", entry_.id, entry_.peer, f.message());
+    spdlog::debug("session {} ({}): protocol error: {}", entry_.id, entry_.peer(), f.message());
     std::string text = ours ? f.detail : f.message();
     co_await tell_and_close(code, std::move(text));
   }
@@ -297,6 +317,7 @@ class FramedSession final : public services::SessionContext {
   ServerState& state_;
   SessionEntry& entry_;
   FrameBuffer& in_;
+  std::span<std::byte> wait_;
   Outbox out_;
   services::ServiceTable services_;
   Phase phase_ = Phase::preface;
@@ -316,13 +337,16 @@ Bytes error_frame(errc code, std::string text) {
 // Its own coroutine (see session.cpp), so that the framed session's state lives in a frame that raw
 // sessions never allocate (a coroutine frame holds the locals of every branch).
 awaitable<void> serve_framed(net::Stream& stream, ServerState& state, SessionEntry& entry,
-                             PooledBuffer first, std::size_t n) {
+                             Chunk first, std::span<std::byte> wait) {
   // Preface and HELLO within the auth deadline from accept (or earlier, when TLS set it).
   if (state.limits.auth_deadline.count() > 0)
     entry.deadline = std::min(entry.deadline, entry.started + state.limits.auth_deadline);
   FrameBuffer in(state.limits.read_chunk);
-  in.adopt(first.detach(), n);  // the first read's buffer: no second one, no copy
-  FramedSession framed(stream, state, entry, in);
+  if (first.pooled.empty())
+    in.append(first.bytes);
+  else
+    in.adopt(first.pooled.detach(), first.bytes.size());  // the first read's buffer, no copy
+  FramedSession framed(stream, state, entry, in, wait);
   co_await framed.run();
 }
 

@@ -4,20 +4,22 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 
 #include "duplex/core/bytes.hpp"
 #include "duplex/core/errors.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/net/stream.hpp"
-#include "duplex/server/buffer_pool.hpp"
+#include "duplex/server/chunk.hpp"
 #include "duplex/server/session.hpp"
 
 namespace duplex::server {
 
-/// Serves a framed client whose first `n` bytes are in `first`, until it ends.
+/// Serves a framed client whose first bytes are `first`, until it ends. With nothing buffered it
+/// waits for more with `wait` (the session's wait buffer, chunk.hpp).
 awaitable<void> serve_framed(net::Stream& stream, ServerState& state, SessionEntry& entry,
-                             PooledBuffer first, std::size_t n);
+                             Chunk first, std::span<std::byte> wait);
 
 /// An encoded ERROR frame with the code's standard text when `text` is empty.
 Bytes error_frame(errc code, std::string text = {});

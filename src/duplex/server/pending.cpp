@@ -8,7 +8,7 @@
 
 namespace duplex::server {
 
-std::uint64_t PendingSessions::add(Worker& worker, std::uint64_t id, const std::string& peer) {
+std::uint64_t PendingSessions::add(Worker& worker, std::uint64_t id, std::string_view peer) {
   std::lock_guard lock(mu_);
   if (cap_ != 0 && items_.size() >= cap_) {
     auto oldest = items_.begin();
@@ -28,7 +28,7 @@ std::uint64_t PendingSessions::add(Worker& worker, std::uint64_t id, const std::
     });
   }
   const std::uint64_t key = next_key_++;
-  items_.emplace(key, Item{&worker, id, peer});
+  items_.emplace(key, Item{&worker, id, std::string(peer)});
   count_.store(items_.size(), std::memory_order_relaxed);
   return key;
 }

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 namespace duplex::server {
 
@@ -29,7 +30,7 @@ class PendingSessions {
   /// Session `id` of `worker` (peer `peer`, for the log) becomes pending. At the cap, the oldest
   /// pending session (the one pending longest, on whatever worker) leaves the set and is closed on
   /// its own worker. Returns the key to give to remove().
-  std::uint64_t add(Worker& worker, std::uint64_t id, const std::string& peer);
+  std::uint64_t add(Worker& worker, std::uint64_t id, std::string_view peer);
   /// The session settled (or ended): it leaves the set. No-op when already gone (dropped).
   void remove(std::uint64_t key) noexcept;
 

@@ -32,44 +32,41 @@ awaitable<void> peer_vanished(net::Stream& stream) {
 }  // namespace
 
 // The seed's protocol: every chunk read is answered with bytes.upper() of it.
-awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer buf, std::size_t n,
-                          std::size_t chunk) {
+awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, Chunk got,
+                          std::span<std::byte> wait, std::size_t chunk) {
   for (;;) {
-    services::to_upper_in_place(std::span(buf.data(), n));
-    auto [wec, written] = co_await stream.write(asio::buffer(buf.data(), n));
+    services::to_upper_in_place(got.bytes);
+    const asio::const_buffer reply = asio::buffer(got.bytes.data(), got.bytes.size());
+    auto [wec, written] = co_await stream.write(std::span(&reply, 1));
     if (wec) co_return;
     entry.bytes_out += written;
-    buf.release();  // hold no buffer while waiting for the next message
-    if (auto [ec] = co_await stream.wait_readable(); ec) co_return;
-    buf = PooledBuffer(chunk);
-    auto [rec, m] = co_await stream.read_some(asio::buffer(buf.data(), buf.size()));
-    if (rec == asio::error::eof) {
-      co_await stream.shutdown_send();  // everything was answered; now close our side too
-      co_return;
-    }
+    got.pooled.release();  // waiting, the connection holds only its small wait buffer
+    auto [rec, n] = co_await stream.read_some(asio::buffer(wait.data(), wait.size()));
+    // EOF: everything was answered, and the session's close sends our FIN (nothing is left
+    // unread, so it is no reset).
     if (rec) co_return;
-    entry.bytes_in += m;
+    got = take_chunk(stream, wait, n, chunk);
+    entry.bytes_in += got.bytes.size();
     entry.last_read = Clock::now();
-    n = m;
   }
 }
 
 // The seed's remote_server.py protocol (--raw-exec): each chunk received is a shell command; the
 // reply is its stdout then its stderr. Only on loopback and Unix sockets (checked at start-up).
 awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,
-                               PooledBuffer buf, std::size_t n) {
+                               Chunk input, std::span<std::byte> wait) {
   // The same per-client key as the framed protocol: "uid:N" on a Unix socket, else the address.
   const std::string& key = stream.peer().client_key;
   for (;;) {
-    std::string command(reinterpret_cast<const char*>(buf.data()), n);
-    buf.release();
+    std::string command(reinterpret_cast<const char*>(input.bytes.data()), input.bytes.size());
+    input.pooled.release();
     Bytes reply;
     // Waiting for a slot is not idleness: the idle sweep leaves a busy session alone.
     entry.busy = true;
     auto slot = co_await (state.commands.acquire(key, state.exec) || peer_vanished(stream));
     if (slot.index() == 1) {
       entry.busy = false;
-      spdlog::info("exec (raw): peer={} went away while its command {:?} waited", entry.peer,
+      spdlog::info("exec (raw): peer={} went away while its command {:?} waited", entry.peer(),
                    command);
       co_return;
     }
@@ -86,26 +83,24 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
       got->release();
       if (r.index() == 1) {
         // Cancelling run_raw_command destroyed the command: its group was killed and reaped.
-        spdlog::info("exec (raw): peer={} went away; command {:?} ended", entry.peer, command);
+        spdlog::info("exec (raw): peer={} went away; command {:?} ended", entry.peer(), command);
         co_return;
       }
       reply = std::move(std::get<0>(r));
-      spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer, command,
+      spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer(), command,
                    reply.size());
     }
     auto [wec, written] = co_await stream.write(asio::buffer(reply));
     if (wec) co_return;
     entry.bytes_out += written;
-    if (auto [ec] = co_await stream.wait_readable(); ec) co_return;
-    buf = PooledBuffer(state.limits.read_chunk);
-    auto [rec, m] = co_await stream.read_some(asio::buffer(buf.data(), buf.size()));
+    auto [rec, n] = co_await stream.read_some(asio::buffer(wait.data(), wait.size()));
     if (rec) {
       if (rec == asio::error::eof) co_await stream.shutdown_send();
       co_return;
     }
-    entry.bytes_in += m;
+    input = take_chunk(stream, wait, n, state.limits.read_chunk);
+    entry.bytes_in += input.bytes.size();
     entry.last_read = Clock::now();
-    n = m;
   }
 }
 

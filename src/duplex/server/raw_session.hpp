@@ -3,20 +3,23 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 #include "duplex/net/asio.hpp"
 #include "duplex/net/stream.hpp"
-#include "duplex/server/buffer_pool.hpp"
+#include "duplex/server/chunk.hpp"
 #include "duplex/server/session.hpp"
 
 namespace duplex::server {
 
-/// Answers the first chunk (`buf`, `n` bytes) and every later one with its upper-case form.
-awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, PooledBuffer buf, std::size_t n,
-                          std::size_t chunk);
+/// Answers the first chunk and every later one with its upper-case form. Later chunks are read
+/// into `wait` (the session's wait buffer), or a pooled buffer of `chunk` bytes when they
+/// overflow it (chunk.hpp).
+awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, Chunk first,
+                          std::span<std::byte> wait, std::size_t chunk);
 
 /// Runs the first chunk and every later one as a command (--raw-exec); loopback/Unix only.
 awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,
-                               PooledBuffer buf, std::size_t n);
+                               Chunk first, std::span<std::byte> wait);
 
 }  // namespace duplex::server

@@ -14,7 +14,7 @@
 
 #include "duplex/net/socket_stream.hpp"
 #include "duplex/net/tls_stream.hpp"
-#include "duplex/server/buffer_pool.hpp"
+#include "duplex/server/chunk.hpp"
 #include "duplex/server/framed_session.hpp"
 #include "duplex/server/raw_session.hpp"
 #include "duplex/wire/sniff.hpp"
@@ -35,28 +35,29 @@ constexpr std::string_view kTlsOnlyRaw =
 // it returns the chosen session's awaitable, so a session's frames are only the ones it uses
 // (docs/BENCHMARKS.md: idle connections are counted in bytes).
 awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEntry& entry,
-                              PooledBuffer first, std::size_t n, wire::Opening opening,
-                              std::string_view prefix) {
+                              Chunk first, std::span<std::byte> wait, wire::Opening opening,
+                              bool tls) {
   if (opening == wire::Opening::framed) {
     // Pending until WELCOME (and again during AUTH): the framed session settles itself.
-    entry.mode = fmt::format("{}framed", prefix);
+    entry.mode = tls ? "tls+framed" : "framed";
     // A separate coroutine: a frame holds the locals of every branch, and raw sessions must not
     // pay for the framed session's outbox and channels (docs/BENCHMARKS.md).
-    return serve_framed(stream, state, entry, std::move(first), n);
+    return serve_framed(stream, state, entry, std::move(first), wait);
   }
   settle(entry);  // a raw client has spoken: nothing more to wait for before serving it
   if (state.exec.raw) {
-    entry.mode = fmt::format("{}raw-exec", prefix);
-    return serve_raw_exec(stream, state, entry, std::move(first), n);
+    entry.mode = tls ? "tls+raw-exec" : "raw-exec";
+    return serve_raw_exec(stream, state, entry, std::move(first), wait);
   }
-  entry.mode = fmt::format("{}raw", prefix);
-  return serve_raw(stream, entry, std::move(first), n, state.limits.read_chunk);
+  entry.mode = tls ? "tls+raw" : "raw";
+  return serve_raw(stream, entry, std::move(first), wait, state.limits.read_chunk);
 }
 
 // A plaintext client on a TLS-only listener: told why in its own protocol, then closed.
 awaitable<void> refuse_plaintext(net::Stream& stream, SessionEntry& entry, wire::Opening opening) {
   entry.mode = "plaintext-refused";
-  spdlog::debug("session {} ({}): a plaintext client on a TLS-only listener", entry.id, entry.peer);
+  spdlog::debug("session {} ({}): a plaintext client on a TLS-only listener", entry.id,
+                entry.peer());
   const Bytes frame = error_frame(errc::tls_required, std::string(kTlsOnlyFramed));
   const asio::const_buffer reply = opening == wire::Opening::framed
                                        ? asio::buffer(frame)
@@ -91,7 +92,7 @@ std::chrono::milliseconds handshake_budget(const ServerState& state, const Sessi
 // connection's own protocol inside it, sniffed from its first decrypted byte. `stream` becomes
 // the TLS stream, so that the idle sweep, the early drop and the stop close the right one.
 awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& state,
-                          SessionEntry& entry, PooledBuffer first, std::size_t n) {
+                          SessionEntry& entry, Chunk first, std::span<std::byte> wait) {
   entry.mode = "tls";
   auto* plain = dynamic_cast<net::SocketStream*>(stream.get());
   if (plain == nullptr) co_return;  // not a socket (tests' memory streams): no TLS to speak
@@ -111,14 +112,16 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
         },
         socket);
   } catch (const std::system_error& e) {  // SSL_new failed: out of memory
-    spdlog::warn("session {} ({}): cannot start TLS: {}", entry.id, entry.peer, e.code().message());
+    spdlog::warn("session {} ({}): cannot start TLS: {}", entry.id, entry.peer(),
+                 e.code().message());
     co_return;
   }
   net::TlsStream& t = *tls;
   stream = std::move(tls);
   entry.stream = &t;
-  auto shaken =
-      co_await t.handshake(asio::ssl::stream_base::server, asio::buffer(first.data(), n), budget);
+  auto shaken = co_await t.handshake(asio::ssl::stream_base::server,
+                                     asio::buffer(first.bytes.data(), first.bytes.size()), budget);
+  first.pooled.release();
   if (!shaken) {
     spdlog::debug("session {}: {}", entry.id, shaken.message());
     co_return;
@@ -126,18 +129,18 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
   // The handshake is what the deadline bounds here: what the client says inside TLS, and when,
   // is the inner protocol's business (a framed session sets its own deadline).
   entry.deadline = Clock::time_point::max();
-  spdlog::debug("session {} ({}): {}{}{}", entry.id, entry.peer, t.description(),
+  spdlog::debug("session {} ({}): {}{}{}", entry.id, entry.peer(), t.description(),
                 t.session_reused() ? ", resumed" : "",
                 t.peer().key_fingerprint.empty() ? "" : ", client key " + t.peer().key_fingerprint);
-  if (auto [wec] = co_await t.wait_readable(); wec) co_return;
-  auto [ec, m] = co_await t.read_some(asio::buffer(first.data(), first.size()));
+  auto [ec, m] = co_await t.read_some(asio::buffer(wait.data(), wait.size()));
   if (ec) co_return;
-  entry.bytes_in += m;
+  Chunk inner = take_chunk(t, wait, m, state.limits.read_chunk);
+  entry.bytes_in += inner.bytes.size();
   entry.last_read = Clock::now();
   // Inside TLS a 0x16 is only a typed ^V: raw.
-  auto opening = wire::sniff(first.data()[0]);
+  auto opening = wire::sniff(inner.bytes[0]);
   if (opening == wire::Opening::tls) opening = wire::Opening::raw;
-  co_await serve_opening(t, state, entry, std::move(first), m, opening, "tls+");
+  co_await serve_opening(t, state, entry, std::move(inner), wait, opening, true);
   // close_notify (bounded): clients such as socat and s_client see a clean end, and a client's
   // session stays resumable.
   if (t.is_open()) co_await t.shutdown_send();
@@ -147,22 +150,23 @@ awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
                       SessionEntry& entry) {
   // Before the first byte a connection is held only by the early drop and the idle timeout: the
   // tutorial's client connects, then waits for its user to type.
-  if (auto [wec] = co_await stream->wait_readable(); wec) co_return;
-  PooledBuffer first(state.limits.read_chunk);
-  auto [ec, n] = co_await stream->read_some(asio::buffer(first.data(), first.size()));
+  // The wait buffer lives here, for the whole session: the protocols read into it (chunk.hpp).
+  WaitBuffer wait;
+  auto [ec, n] = co_await stream->read_some(asio::buffer(wait));
   if (ec) co_return;  // closed before saying anything
-  entry.bytes_in += n;
+  Chunk first = take_chunk(*stream, wait, n, state.limits.read_chunk);
+  entry.bytes_in += first.bytes.size();
   entry.last_read = Clock::now();
-  const wire::Opening opening = wire::sniff(first.data()[0]);
+  const wire::Opening opening = wire::sniff(first.bytes[0]);
   if (opening == wire::Opening::tls && state.tls)
-    co_return co_await serve_tls(stream, state, entry, std::move(first), n);
+    co_return co_await serve_tls(stream, state, entry, std::move(first), wait);
   if (opening == wire::Opening::tls) {
     // A TLS client on a listener without TLS: answer with a TLS alert (RFC 8446 §6:
     // handshake_failure, fatal) so that it reports a handshake failure instead of reading our
     // upper-cased echo of its ClientHello as garbage.
     entry.mode = "tls-refused";
     spdlog::debug("session {} ({}): a TLS client, and this listener has no TLS", entry.id,
-                  entry.peer);
+                  entry.peer());
     static constexpr std::byte kAlert[] = {std::byte{0x15}, std::byte{0x03}, std::byte{0x03},
                                            std::byte{0x00}, std::byte{0x02}, std::byte{0x02},
                                            std::byte{0x28}};
@@ -170,7 +174,7 @@ awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
     co_return;
   }
   if (entry.listener.tls_only) co_return co_await refuse_plaintext(*stream, entry, opening);
-  co_await serve_opening(*stream, state, entry, std::move(first), n, opening, "");
+  co_await serve_opening(*stream, state, entry, std::move(first), wait, opening, false);
 }
 
 }  // namespace
@@ -185,7 +189,7 @@ void unsettle(SessionEntry& entry) {
   if (entry.pending) return;
   entry.pending = true;
   if (entry.pending_set != nullptr && entry.worker != nullptr)
-    entry.pending_key = entry.pending_set->add(*entry.worker, entry.id, entry.peer);
+    entry.pending_key = entry.pending_set->add(*entry.worker, entry.id, entry.peer());
 }
 
 void Worker::close_all() noexcept {
@@ -211,7 +215,7 @@ awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout,
     for (auto* s : sessions) {
       if (s->deadline <= now) {
         // Still not through TLS, HELLO or AUTH in time: a trickle of bytes does not buy time.
-        spdlog::debug("session {} ({}): not authenticated within the deadline", s->id, s->peer);
+        spdlog::debug("session {} ({}): not authenticated within the deadline", s->id, s->peer());
         s->deadline = Clock::time_point::max();
         s->stream->close();
       } else if (timeout.count() == 0) {
@@ -230,7 +234,6 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
                             ListenerTraits listener) {
   SessionEntry entry;
   entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
-  entry.peer = stream->peer().address;
   entry.started = entry.last_read = Clock::now();
   entry.stream = stream.get();
   entry.listener = listener;
@@ -250,13 +253,13 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
   } registration{worker, state, entry, worker.sessions.begin()};
   // Pending until its protocol is settled; at the cap, the oldest pending one is dropped.
   entry.pending_set = &state.pending;
-  entry.pending_key = state.pending.add(worker, entry.id, entry.peer);
-  spdlog::debug("session {} from {}: open", entry.id, entry.peer);
+  entry.pending_key = state.pending.add(worker, entry.id, entry.peer());
+  spdlog::debug("session {} from {}: open", entry.id, entry.peer());
 
   co_await serve(stream, state, entry);
-  if (entry.idle_expired) spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer);
+  if (entry.idle_expired) spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer());
   stream->close();
-  spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer,
+  spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer(),
                 entry.bytes_in, entry.bytes_out);
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <list>
 #include <string>
+#include <string_view>
 
 #include "duplex/core/limits.hpp"
 #include "duplex/net/asio.hpp"
@@ -27,9 +28,9 @@ struct ListenerTraits {
 /// What the server knows of one open connection; lives in the session's coroutine frame.
 struct SessionEntry {
   std::uint64_t id = 0;
-  std::string peer;
-  std::string mode = "new";  // new | [tls+]raw | [tls+]raw-exec | [tls+]framed | tls | tls-refused
-                             // | plaintext-refused
+  /// A string literal: new | [tls+]raw | [tls+]raw-exec | [tls+]framed | tls | tls-refused |
+  /// plaintext-refused.
+  std::string_view mode = "new";
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point last_read;  // pushed forward by every read
   bool idle_expired = false;                        // set by the worker's idle sweep
@@ -51,6 +52,12 @@ struct SessionEntry {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool authenticated = false;
   std::string identity;  // how the client authenticated ("token", "uid 1000", "key SHA256:…")
+
+  /// The peer's address, as its stream read it at accept (not copied: every idle connection
+  /// would pay for the copy). Empty without a stream (tests that build an entry by hand).
+  std::string_view peer() const noexcept {
+    return stream != nullptr ? std::string_view(stream->peer().address) : std::string_view();
+  }
 };
 
 /// One event-loop thread and the sessions it runs. `sessions` is touched only on that thread.

@@ -27,6 +27,13 @@ using test::RawFrame;
 namespace msg = test::msg;
 using namespace std::chrono_literals;
 
+// The first chunk as the session hands it over: `n` bytes at the start of a pooled buffer.
+Chunk first_chunk(PooledBuffer buf, std::size_t n) {
+  Chunk c{std::move(buf), {}};
+  c.bytes = std::span(c.pooled.data(), n);
+  return c;
+}
+
 constexpr std::uint16_t kBadPreface = 10, kFrameTooLarge = 11, kBadFrame = 12, kUnknown = 13,
                         kUnexpected = 15, kVersion = 16, kIdle = 31, kDisabled = 33;
 
@@ -337,8 +344,10 @@ TEST_F(FramedSession, BytesWrittenAreCounted) {
   PooledBuffer buf(state_.limits.read_chunk);
   std::memcpy(buf.data(), first.data(), first.size());
   bool ended = false;
-  asio::co_spawn(io_, serve_framed(*pair.b, state_, entry, std::move(buf), first.size()),
-                 [&](std::exception_ptr) { ended = true; });
+  WaitBuffer wait;
+  asio::co_spawn(
+      io_, serve_framed(*pair.b, state_, entry, first_chunk(std::move(buf), first.size()), wait),
+      [&](std::exception_ptr) { ended = true; });
   std::size_t received = 0;
   bool done = false;
   asio::co_spawn(
@@ -402,8 +411,10 @@ TEST_F(FramedSession, TheAuthDeadlineRunsFromAcceptUntilWelcome) {
   PooledBuffer buf(state_.limits.read_chunk);
   std::memcpy(buf.data(), preface.data(), preface.size());
   bool ended = false;
-  asio::co_spawn(io_, serve_framed(*pair.b, state_, entry, std::move(buf), preface.size()),
-                 [&](std::exception_ptr) { ended = true; });
+  WaitBuffer wait;
+  asio::co_spawn(
+      io_, serve_framed(*pair.b, state_, entry, first_chunk(std::move(buf), preface.size()), wait),
+      [&](std::exception_ptr) { ended = true; });
   io_.poll();
   EXPECT_EQ(entry.deadline, entry.started + 10s) << "the preface started the HELLO phase";
   bool done = false;

@@ -1,0 +1,87 @@
+// The server's hot path as the kernel sees it: the system calls a raw round trip costs (traced
+// with strace when it is installed), and what an idle connection holds.
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "integration/helpers.hpp"
+#include "support/process.hpp"
+#include "support/socket_client.hpp"
+#include "support/test_server.hpp"
+
+namespace duplex::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+int count_lines_with(const std::string& text, const std::string& what) {
+  int n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.find(what) != std::string::npos) ++n;
+  return n;
+}
+
+// A raw round trip is a read and a write. Waiting for readability before each read (what keeps
+// idle connections free of a buffer) re-armed the descriptor with one epoll_ctl per message;
+// the read now waits with the session's small wait buffer instead.
+TEST(HotPath, RawRoundTripsMakeNoEpollCtlEach) {
+  const std::string strace = find_program("strace");
+  if (strace.empty()) GTEST_SKIP() << "strace is not installed";
+  TestServer server({"--threads", "1"});
+  SocketClient c(server.url());
+  c.send_all("warm up");
+  ASSERT_EQ(c.recv_exact(7), "WARM UP");
+
+  TempDir dir;
+  const std::string out = dir.file("trace");
+  Process tracer({strace, "-f", "-qq", "-e", "trace=epoll_ctl,sendto,sendmsg,write", "-o", out,
+                  "-p", std::to_string(server.pid())});
+  // Attached once the trace shows our messages' replies.
+  const auto attach_deadline = std::chrono::steady_clock::now() + 10s;
+  bool attached = false;
+  while (!attached && std::chrono::steady_clock::now() < attach_deadline) {
+    c.send_all("ping");
+    ASSERT_EQ(c.recv_exact(4), "PING");
+    attached = count_lines_with(read_file(out), "PING") > 0;
+  }
+  if (!attached) GTEST_SKIP() << "strace could not attach (ptrace not allowed here?)";
+
+  constexpr int kRounds = 300;
+  const std::string before = read_file(out);
+  for (int i = 0; i < kRounds; ++i) {
+    c.send_all("round trip");
+    ASSERT_EQ(c.recv_exact(10), "ROUND TRIP");
+  }
+  c.send_all("last");
+  ASSERT_EQ(c.recv_exact(4), "LAST");
+  // The reply to "last" is in the trace: everything before it is too.
+  const auto flushed = std::chrono::steady_clock::now() + 10s;
+  std::string trace = read_file(out);
+  while (count_lines_with(trace, "LAST") == 0 && std::chrono::steady_clock::now() < flushed) {
+    std::this_thread::sleep_for(20ms);  // strace writes its file on its own schedule
+    trace = read_file(out);
+  }
+  tracer.signal(SIGINT);
+  tracer.wait(10s);
+  trace = trace.substr(before.size());
+  const int replies = count_lines_with(trace, "ROUND TRIP");
+  const int epoll_ctls = count_lines_with(trace, "epoll_ctl(");
+  ASSERT_GE(replies, kRounds) << trace.substr(0, 2000);
+  EXPECT_LT(epoll_ctls, kRounds / 10) << "epoll_ctl per message; trace:\n" << trace.substr(0, 2000);
+}
+
+}  // namespace
+}  // namespace duplex::test
