@@ -315,9 +315,9 @@ class ServerSpec:
     'listening on', what it answers (upper or echo), its CPU pin, and which workloads it takes."""
 
     def __init__(self, name, argv, verify="upper", prints_url=True, cpu=SERVER_CPU,
-                 workloads=("W1", "W2", "W3", "W4", "W5"), describe=""):
+                 workloads=("W1", "W2", "W3", "W4", "W5"), describe="", quiet=False):
         self.name, self.argv, self.verify, self.prints_url = name, argv, verify, prints_url
-        self.cpu, self.workloads, self.describe = cpu, workloads, describe
+        self.cpu, self.workloads, self.describe, self.quiet = cpu, workloads, describe, quiet
 
 
 class RunningServer:
@@ -327,7 +327,7 @@ class RunningServer:
         argv = [a.replace("{port}", str(port)) for a in spec.argv]
         self.proc = start(pin(spec.cpu, argv), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE if spec.prints_url else subprocess.DEVNULL,
-                          text=True)
+                          stderr=subprocess.DEVNULL if spec.quiet else None, text=True)
         try:
             if spec.prints_url:
                 url = read_ready_lines(self.proc, 1)[0].split()[-1]
@@ -371,7 +371,8 @@ def server_specs(bins, seed_copy, muduo):
         specs.append(ServerSpec(
             "socat", ["socat", "TCP-LISTEN:{port},fork,reuseaddr,bind=127.0.0.1", "PIPE"],
             verify="echo", prints_url=False, cpu=None, workloads=("W1", "W2", "W3", "W4"),
-            describe="a process per connection, pure echo (not pinned: its forks spread)"))
+            describe="a process per connection, pure echo (not pinned: its forks spread)",
+            quiet=True))  # each fork logs 'Broken pipe' when a client leaves mid-reply
     threaded = os.path.join(here, "ref", "threaded_server.py")
     specs.append(ServerSpec("Python threaded", [py, threaded, "{port}"],
                             describe="bench/ref/threaded_server.py (thread per connection)"))
@@ -406,13 +407,18 @@ def duplex_bench(bins, url, extra, pinned, timeout):
     argv = [bins["duplex"], "bench", url, *extra, "--json"]
     if pinned:
         argv = pin(GENERATOR_CPU, argv + ["--threads", "1"])
+    before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - t0
     try:
         result = json.loads(proc.stdout)
     except json.JSONDecodeError:
         raise RuntimeError(f"duplex bench exit {proc.returncode}: "
                            f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
     result["exit"] = proc.returncode
+    # The generator's own CPU over its run: near 1 (a whole CPU) it, not the server, sets the pace.
+    result["generator_cpu_share"] = (after.ru_utime + after.ru_stime - before.ru_utime
+                                     - before.ru_stime) / wall
     if proc.returncode != 0 or result.get("errors"):
         result["stderr"] = proc.stderr.strip()[-500:]
     return result
@@ -424,8 +430,12 @@ def network_cell(bins, workload, server, cfg):
     pinned = server.spec.cpu is not None
     if workload in ("W1", "W2", "W3"):
         conns, size = {"W1": (1, 64), "W2": (100, 64), "W3": (100, 16384)}[workload]
+        before, t0 = cpu_ticks(server.proc.pid), time.monotonic()
         r = duplex_bench(bins, server.url, ["-c", str(conns), "-s", str(size), "-d", str(d),
                                             *common], pinned, d + 60)
+        # Beside the generator's share: which side (or neither: a busy machine) set the pace.
+        r["server_cpu_share"] = ((cpu_ticks(server.proc.pid) - before)
+                                 / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0))
         value = r["latency_us"]["p50"] if workload == "W1" else r["msg_per_s"]
         return value, r
     if workload == "W4":
@@ -695,11 +705,32 @@ def fmt(v, unit=""):
     return f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"
 
 
+GENERATOR_BOUND = 0.9  # of one CPU
+
+
+def generator_bound(cell):
+    shares = [r.get("generator_cpu_share", 0) for r in cell.get("runs", [])]
+    return bool(shares) and statistics.median(shares) >= GENERATOR_BOUND
+
+
+def starved(cell):
+    """Many connections in flight, yet neither side used half its CPU: something else had the
+    CPUs (on a shared machine, other processes on the pinned ones)."""
+    shares = [max(r.get("generator_cpu_share", 1), r.get("server_cpu_share", 1))
+              for r in cell.get("runs", []) if r.get("connections", 0) >= 100
+              and r.get("mode") == "pingpong"]
+    return bool(shares) and statistics.median(shares) < 0.5
+
+
 def cell_text(cell, unit=""):
     mr = median_range(cell.get("values", []))
     if not mr:
         return "failed" if cell.get("failures") else "–"
     text = f"{fmt(mr['median'], unit)} ({fmt(mr['min'], unit)}–{fmt(mr['max'], unit)})"
+    if generator_bound(cell):
+        text += " †"
+    if starved(cell):
+        text += " ‡"
     if cell.get("errors"):
         text += f" **{cell['errors']} errors**"
     if cell.get("failures"):
@@ -764,6 +795,14 @@ def network_tables(results, specs, cfg):
                 row.append(f"{r:.2f}×" if r is not None else "–")
             if any(x != "–" for x in row):
                 out.append(f"| {spec.name} | " + " | ".join(row) + " |")
+    if any(generator_bound(cell) for c in cols for cell in results[c[0]].values()):
+        out += ["", f"† the load generator used ≥ {GENERATOR_BOUND:.0%} of a CPU (median over "
+                "the rounds): the cell measures `duplex bench` as much as the server, and "
+                "servers that all land on the same number are not being told apart."]
+    if any(starved(cell) for c in cols for cell in results[c[0]].values()):
+        out += ["", "‡ 100 connections in flight, yet neither the server nor the generator used "
+                "half a CPU (median over the rounds; both are in results.json): other processes "
+                "had the CPUs, so this cell says little about either. Rerun on a quiet machine."]
     out += ["", "Servers: " + "; ".join(f"{s.name}: {s.describe}" for s in specs) + "."]
     return out
 
