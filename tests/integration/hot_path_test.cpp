@@ -1,5 +1,5 @@
-// The server's hot path as the kernel sees it: the system calls a raw round trip costs (traced
-// with strace when it is installed), and what an idle connection holds.
+// The server's hot path as the kernel sees it (traced with strace when it is installed): the
+// system calls a raw round trip costs, and which thread accepts.
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -81,6 +81,55 @@ TEST(HotPath, RawRoundTripsMakeNoEpollCtlEach) {
   const int epoll_ctls = count_lines_with(trace, "epoll_ctl(");
   ASSERT_GE(replies, kRounds) << trace.substr(0, 2000);
   EXPECT_LT(epoll_ctls, kRounds / 10) << "epoll_ctl per message; trace:\n" << trace.substr(0, 2000);
+}
+
+// With one worker the connections are accepted on it, not on the control thread: accepting on
+// one thread and serving on another woke the worker for every connection.
+TEST(HotPath, WithOneWorkerConnectionsAreAcceptedOnIt) {
+  const std::string strace = find_program("strace");
+  if (strace.empty()) GTEST_SKIP() << "strace is not installed";
+  TestServer server({"--threads", "1"});
+  TempDir dir;
+  const std::string out = dir.file("trace");
+  Process tracer({strace, "-f", "-qq", "-e", "trace=accept,accept4,sendto,sendmsg,write", "-o", out,
+                  "-p", std::to_string(server.pid())});
+  const auto attach_deadline = std::chrono::steady_clock::now() + 10s;
+  bool attached = false;
+  while (!attached && std::chrono::steady_clock::now() < attach_deadline) {
+    SocketClient c(server.url());
+    c.send_all("ping");
+    ASSERT_EQ(c.recv_exact(4), "PING");
+    attached = count_lines_with(read_file(out), "PING") > 0;
+  }
+  if (!attached) GTEST_SKIP() << "strace could not attach (ptrace not allowed here?)";
+
+  constexpr int kConnections = 20;
+  for (int i = 0; i < kConnections; ++i) {
+    SocketClient c(server.url());
+    c.send_all("conn");
+    ASSERT_EQ(c.recv_exact(4), "CONN");
+  }
+  const auto flushed = std::chrono::steady_clock::now() + 10s;
+  std::string trace = read_file(out);
+  while (count_lines_with(trace, "CONN") < kConnections &&
+         std::chrono::steady_clock::now() < flushed) {
+    std::this_thread::sleep_for(20ms);  // strace writes its file on its own schedule
+    trace = read_file(out);
+  }
+  tracer.signal(SIGINT);
+  tracer.wait(10s);
+  // Lines read "TID call(...)": the main thread's TID is the server's pid.
+  const std::string main_thread = std::to_string(server.pid()) + " ";
+  int accepted_on_main = 0, accepted = 0;
+  std::istringstream in(trace);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("accept") == std::string::npos || line.find("EAGAIN") != std::string::npos)
+      continue;
+    ++accepted;
+    if (line.rfind(main_thread, 0) == 0) ++accepted_on_main;
+  }
+  EXPECT_GE(accepted, kConnections) << trace.substr(0, 2000);
+  EXPECT_EQ(accepted_on_main, 0) << trace.substr(0, 2000);
 }
 
 }  // namespace

@@ -39,10 +39,10 @@ class Front {
   /// the socket after bind, never from the name it was given (which a resolver may map anywhere).
   /// Only such a stream front serves exec without TLS. Datagram fronts serve no exec: false.
   virtual bool loopback() const noexcept { return false; }
-  /// Starts serving and returns at once: on the control loop (streams) or on a thread of the
-  /// front's own (datagrams). Control thread.
+  /// Starts serving and returns at once: on the control loop or the only worker's (streams) or
+  /// on a thread of the front's own (datagrams). Control thread.
   virtual void start() = 0;
-  /// Stops taking new peers; what is pending ends soon after on the control loop, so the front
+  /// Stops taking new peers; what is pending ends soon after on the loop it runs on, so the front
   /// must live until that loop has returned. Sessions already started are not touched: the
   /// server's stop sequence closes those. Control thread.
   virtual void close() noexcept = 0;

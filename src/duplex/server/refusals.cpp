@@ -70,7 +70,7 @@ void Refusals::report() {
 }
 
 bool Refusals::begin_reply() noexcept {
-  // Only the control thread adds, so a load then an add cannot overshoot.
+  // Only the accepting thread adds, so a load then an add cannot overshoot.
   if (replying_.load() >= kMaxReplying) return false;
   replying_.fetch_add(1);
   return true;

@@ -37,8 +37,8 @@ class Refusals {
   /// Logs what is counted but not yet logged, and stops the timer (control thread, at stop).
   void flush();
 
-  /// Takes a place for a refusal that replies (false when kMaxReplying already do). Control
-  /// thread.
+  /// Takes a place for a refusal that replies (false when kMaxReplying already do). The
+  /// accepting thread (one per server: the control thread, or the only worker).
   bool begin_reply() noexcept;
   /// Gives the place back. Any thread.
   void end_reply() noexcept;

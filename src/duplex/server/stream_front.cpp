@@ -35,10 +35,21 @@ proc::UniqueFd open_spare() noexcept {
   return proc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
+// Where the accept loop runs. With one worker, on that worker: a connection is then accepted,
+// admitted and served on one thread, without waking another thread for each one (about a third
+// of the server's CPU per connection, docs/BENCHMARKS.md). With several, on the control loop,
+// which deals the connections out to them.
+asio::io_context& accept_context(const FrontContext& ctx) {
+  return ctx.pool.size() == 1 ? *ctx.pool.worker(0).ctx : ctx.control;
+}
+
 class StreamFront final : public Front {
  public:
   StreamFront(net::Listener listener, const FrontContext& ctx)
-      : listener_(std::move(listener)), ctx_(ctx), backoff_timer_(ctx.control) {
+      : listener_(std::move(listener)),
+        ctx_(ctx),
+        loop_(accept_context(ctx)),
+        backoff_timer_(loop_) {
     traits_.tls_only = listener_.endpoint().tls || ctx.state.tls_only;
     traits_.loopback = net::bound_to_loopback(listener_.native_handle());
   }
@@ -47,24 +58,30 @@ class StreamFront final : public Front {
   bool loopback() const noexcept override { return traits_.loopback; }
 
   void start() override {
-    asio::co_spawn(ctx_.control, accept_loop(), [url = url()](std::exception_ptr e) {
+    asio::co_spawn(loop_, accept_loop(), [url = url()](std::exception_ptr e) {
       if (e) spdlog::error("accept loop on {} ended unexpectedly", url);
     });
   }
 
   void close() noexcept override {
-    listener_.close();
-    backoff_timer_.cancel();  // a loop backing off from EMFILE ends now, not up to 1 s later
+    // On the accept loop's thread (at once when that is this one): the listener and the timer
+    // are not thread-safe.
+    asio::dispatch(loop_, [this] {
+      listener_.close();
+      backoff_timer_.cancel();  // a loop backing off from EMFILE ends now, not up to 1 s later
+    });
   }
 
  private:
   awaitable<void> accept_loop();
   void admit(std::unique_ptr<net::Stream> stream, Worker& worker);
   void refuse(std::unique_ptr<net::Stream> stream, errc code, std::string text);
+  void log_refusal(Refusal kind, const std::string& peer, std::string why);
   void shed_one();
 
   net::Listener listener_;
   FrontContext ctx_;
+  asio::io_context& loop_;  // where the accept loop runs: accept_context()
   ListenerTraits traits_;
   asio::steady_timer backoff_timer_;
   // Held so that when accept fails for want of fds, one can be freed to accept-and-close a client.
@@ -107,7 +124,7 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   if (const auto left = state.penalties.refused_for(peer.client_key); left.count() > 0) {
     state.penalised.fetch_add(1, std::memory_order_relaxed);
     const auto secs = std::chrono::ceil<std::chrono::seconds>(left).count();
-    ctx_.refusals.refused(
+    log_refusal(
         Refusal::penalised, peer.address,
         fmt::format("too many failed authentications from {} ({} s left)", peer.client_key, secs));
     refuse(std::move(stream), errc::penalised,
@@ -115,8 +132,9 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
                        peer.client_key, secs));
     return;
   }
-  // Only this thread adds to `live`, so the check cannot be overtaken by another accept. The
-  // last few slots are the owner's: others filling the server cannot lock it out.
+  // Only this thread adds to `live` (every accept loop runs on one thread: accept_context), so
+  // the check cannot be overtaken by another accept. The last few slots are the owner's: others
+  // filling the server cannot lock it out.
   const bool trusted = trusted_transport(peer, state.exec.auth);
   const std::size_t reserved = trusted ? 0 : reserved_slots(limits);
   const std::size_t live = state.live.load();
@@ -128,15 +146,15 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
           "--max-connections {} reached (the last {} reserved for the server's owner on a Unix "
           "socket)",
           limits.max_connections, reserved);
-    ctx_.refusals.refused(Refusal::server_full, peer.address, std::move(why));
+    log_refusal(Refusal::server_full, peer.address, std::move(why));
     refuse(std::move(stream), errc::too_many_connections, "too many connections; try again later");
     return;
   }
   const std::size_t per_address = limits.max_connections_per_address;
   if (per_address > 0 && !state.per_address.try_take(peer.client_key, per_address)) {
     state.rejected.fetch_add(1, std::memory_order_relaxed);
-    ctx_.refusals.refused(Refusal::address_full, peer.address,
-                          fmt::format("--max-connections-per-address {} reached", per_address));
+    log_refusal(Refusal::address_full, peer.address,
+                fmt::format("--max-connections-per-address {} reached", per_address));
     refuse(std::move(stream), errc::too_many_connections,
            fmt::format("too many connections from {}; try again later", peer.client_key));
     return;
@@ -155,6 +173,14 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
                    } catch (const std::exception& x) {
                      spdlog::error("session ended by an unexpected error: {}", x.what());
                    }
+                 });
+}
+
+// Refusals are logged on the control thread, whichever thread accepts.
+void StreamFront::log_refusal(Refusal kind, const std::string& peer, std::string why) {
+  asio::dispatch(ctx_.control,
+                 [&refusals = ctx_.refusals, kind, peer, why = std::move(why)]() mutable {
+                   refusals.refused(kind, peer, std::move(why));
                  });
 }
 
@@ -181,7 +207,7 @@ void StreamFront::shed_one() {
 }  // namespace
 
 Result<std::unique_ptr<Front>> open_stream_front(const net::Endpoint& ep, const FrontContext& ctx) {
-  auto listener = net::Listener::open(ctx.control, ep);
+  auto listener = net::Listener::open(accept_context(ctx), ep);
   if (!listener) return std::move(listener).failure();
   return std::unique_ptr<Front>(std::make_unique<StreamFront>(std::move(*listener), ctx));
 }
