@@ -42,6 +42,13 @@ class TlsClientContext {
   /// offers the session kept from the last connection to it, and keeps the one this connection
   /// gets. Called by tls_connect().
   void prepare(SSL* ssl, const std::string& server);
+  /// After the handshake of a connection prepare() offered a session to: a session the server did
+  /// not resume is dropped (unless a newer one replaced it already), so that no later connection
+  /// offers it again. OpenSSL 3.0's server sends no new ticket after refusing a session made under
+  /// a suite of another hash (openssl/openssl#18549): kept, such a session (one from before our
+  /// suite order changed, say) would cost every later connection a full handshake. Called by
+  /// tls_connect().
+  void settle(SSL* ssl);
   /// Sessions kept in memory (one per server).
   std::size_t session_count() const;
   /// Drops what is kept for `server` (e.g. after its key changed).

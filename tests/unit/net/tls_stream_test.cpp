@@ -419,6 +419,26 @@ TEST_F(TlsResumeTest, SecondConnectionResumesAndStillKnowsBothKeys) {
   EXPECT_FALSE(connect_once(*client_ctx_).client_reused);
 }
 
+// A session the server will not resume (made under a suite of another hash: kept from before the
+// suite order changed, or from a server that allowed only that suite) is dropped at once. OpenSSL
+// 3.0's server sends no new ticket after such a refusal, so a client that kept offering the old
+// session did a full handshake on every connection from then on.
+TEST_F(TlsResumeTest, ASessionTheServerRefusesIsNotOfferedAgain) {
+  SSL_CTX* server = server_ctx_.native_handle();
+  ASSERT_EQ(SSL_CTX_set_ciphersuites(server, "TLS_AES_256_GCM_SHA384"), 1);
+  ASSERT_FALSE(connect_once(*client_ctx_).client_reused);
+  ASSERT_TRUE(connect_once(*client_ctx_).client_reused);  // a SHA-384 session, kept and resumed
+  ASSERT_EQ(SSL_CTX_set_ciphersuites(server, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"), 1);
+
+  EXPECT_FALSE(connect_once(*client_ctx_).client_reused);  // SHA-256 now: the session cannot fit
+  // Nothing stale offered: a full handshake that brings a ticket (an OpenSSL that sent one with the
+  // refusal resumes here already), and from then on connections resume.
+  connect_once(*client_ctx_);
+  const Seen after = connect_once(*client_ctx_);
+  EXPECT_TRUE(after.client_reused);
+  EXPECT_TRUE(after.server_reused);
+}
+
 TEST_F(TlsResumeTest, SessionsKeptInAFileResumeFromAnotherProcessWithTheSameKey) {
   TempDir dir;
   const std::string path = dir.file("duplex/tls_sessions");
