@@ -168,17 +168,23 @@ awaitable<IoResult> TlsStream::write_all(std::span<const asio::const_buffer> buf
       batch.insert(batch.end(), p, p + b.size());
       continue;
     }
+    // A large buffer tops up the batch to a full record (a frame header then shares the first
+    // record of its payload instead of making a record and a send of its own) and goes on alone.
+    std::size_t taken = 0;
     if (!batch.empty()) {
+      taken = kMaxRecord - batch.size();
+      batch.insert(batch.end(), p, p + taken);
       auto [ec, n] = co_await write_one(asio::buffer(batch));
       written += n;
       if (ec) co_return IoResult{ec, written};
       batch.clear();
     }
-    if (b.size() < kMaxRecord) {
-      batch.insert(batch.end(), p, p + b.size());
+    const std::size_t rest = b.size() - taken;
+    if (rest < kMaxRecord) {
+      batch.insert(batch.end(), p + taken, p + b.size());
       continue;
     }
-    auto [ec, n] = co_await write_one(b);
+    auto [ec, n] = co_await write_one(asio::buffer(p + taken, rest));
     written += n;
     if (ec) co_return IoResult{ec, written};
   }
@@ -329,6 +335,7 @@ awaitable<Result<std::unique_ptr<TlsStream>>> tls_connect(TlsClientContext& ctx,
     tls->close();
     co_return std::move(ok).failure();
   }
+  ctx.settle(tls->native_handle());
   co_return std::move(tls);
 }
 
