@@ -47,7 +47,8 @@ static void upper(unsigned char* p, size_t n) {
 static int slot_for(int fd) {
   if ((size_t)fd < pending_cap) return 0;
   size_t cap = pending_cap ? pending_cap : 1024;
-  while (cap <= (size_t)fd) cap *= 2;
+  while (cap <= (size_t)fd)
+    cap *= 2;
   struct Pending** grown = realloc(pending, cap * sizeof *grown);
   if (!grown) return -1;
   memset(grown + pending_cap, 0, (cap - pending_cap) * sizeof *grown);

@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
     if (status != 0) ++failures;
   }
   printf("{\"runs\": %d, \"failures\": %d, \"times_ms\": [", runs, failures);
-  for (int i = 0; i < runs; ++i) printf("%s%.4f", i ? ", " : "", times[i]);
+  for (int i = 0; i < runs; ++i)
+    printf("%s%.4f", i ? ", " : "", times[i]);
   printf("]}\n");
   free(times);
   return failures ? 1 : 0;

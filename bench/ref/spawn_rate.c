@@ -45,8 +45,10 @@ int main(int argc, char** argv) {
   double seconds = 3;
   int opt;
   while ((opt = getopt(argc, argv, "c:d:")) != -1) {
-    if (opt == 'c') threads = atoi(optarg);
-    else if (opt == 'd') seconds = atof(optarg);
+    if (opt == 'c')
+      threads = atoi(optarg);
+    else if (opt == 'd')
+      seconds = atof(optarg);
     else {
       fprintf(stderr, "usage: spawn_rate [-c THREADS] [-d SECONDS] [CMD]\n");
       return 2;
@@ -60,12 +62,15 @@ int main(int argc, char** argv) {
   pthread_t ids[256];
   const double start = now();
   deadline = start + seconds;
-  for (int i = 0; i < threads; ++i) pthread_create(&ids[i], NULL, loop, NULL);
-  for (int i = 0; i < threads; ++i) pthread_join(ids[i], NULL);
+  for (int i = 0; i < threads; ++i)
+    pthread_create(&ids[i], NULL, loop, NULL);
+  for (int i = 0; i < threads; ++i)
+    pthread_join(ids[i], NULL);
   const double elapsed = now() - start;
   const long n = atomic_load(&commands);
-  printf("{\"threads\": %d, \"commands\": %ld, \"errors\": %ld, \"elapsed_s\": %.6f, "
-         "\"cmd_per_s\": %.1f}\n",
-         threads, n, atomic_load(&errors), elapsed, (double)n / elapsed);
+  printf(
+      "{\"threads\": %d, \"commands\": %ld, \"errors\": %ld, \"elapsed_s\": %.6f, "
+      "\"cmd_per_s\": %.1f}\n",
+      threads, n, atomic_load(&errors), elapsed, (double)n / elapsed);
   return atomic_load(&errors) ? 1 : 0;
 }
