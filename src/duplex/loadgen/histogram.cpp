@@ -56,8 +56,7 @@ std::uint64_t Histogram::percentile(double p) const noexcept {
   if (p >= 100) return max_;
   // The rank of the value asked for, 1-based: p50 of 1..100 is the 50th value. The epsilon keeps
   // 99.9% of 1000 at 999 (0.999 * 1000 is 999.0000000000001 in doubles).
-  auto rank =
-      static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_) - 1e-9));
+  auto rank = static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_) - 1e-9));
   rank = std::clamp<std::uint64_t>(rank, 1, count_);
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBuckets; ++i) {
