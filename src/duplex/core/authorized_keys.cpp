@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "duplex/core/fingerprint.hpp"
+#include "duplex/core/glob.hpp"
 #include "duplex/core/secure_file.hpp"
 
 namespace duplex {
@@ -73,28 +74,6 @@ bool prefix_equal(const Ip& a, const Ip& b, std::size_t bits) noexcept {
   if (rest == 0) return true;
   const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
   return (a.b[whole] & mask) == (b.b[whole] & mask);
-}
-
-// * matches any run, ? one character. Linear backtracking on the last star: no blow-up on
-// hostile patterns.
-bool glob_match(std::string_view pattern, std::string_view text) noexcept {
-  std::size_t p = 0, t = 0, star = std::string_view::npos, resume = 0;
-  while (t < text.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-      ++p, ++t;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      resume = t;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      t = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*')
-    ++p;
-  return p == pattern.size();
 }
 
 bool is_glob(std::string_view p) noexcept {

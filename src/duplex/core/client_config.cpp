@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "duplex/core/glob.hpp"
 #include "duplex/core/secure_file.hpp"
 
 namespace duplex {
@@ -55,28 +56,6 @@ Result<std::vector<std::string>> words(std::string_view s, std::size_t line) {
 
 }  // namespace
 
-bool host_pattern_matches(std::string_view pattern, std::string_view name) {
-  // Iterative glob with one backtrack point: linear in practice, never exponential.
-  std::size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
-      ++p;
-      ++n;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = n;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      n = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*')
-    ++p;
-  return p == pattern.size();
-}
-
 HostSettings ClientConfig::lookup(std::string_view name, bool* matched) const {
   HostSettings out;
   bool any = false;
@@ -87,8 +66,8 @@ HostSettings ClientConfig::lookup(std::string_view name, bool* matched) const {
     bool hit = false, negated = false;
     for (const auto& p : b.patterns) {
       if (!p.empty() && p[0] == '!') {
-        if (host_pattern_matches(std::string_view(p).substr(1), name)) negated = true;
-      } else if (host_pattern_matches(p, name)) {
+        if (glob_match(std::string_view(p).substr(1), name)) negated = true;
+      } else if (glob_match(p, name)) {
         hit = true;
       }
     }

@@ -43,9 +43,6 @@ class ClientConfig {
   std::vector<Block> blocks_;
 };
 
-/// True when `name` matches a Host pattern (`*` any run, `?` one character).
-bool host_pattern_matches(std::string_view pattern, std::string_view name);
-
 /// Loads config_path("config") when it exists (an absent file is an empty config). Like
 /// known_hosts, it decides what is trusted, so it must be ours (or root's) and not writable by
 /// others.
