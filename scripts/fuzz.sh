@@ -24,12 +24,32 @@ if [ ${#targets[@]} -eq 0 ]; then
   for src in tests/fuzz/*_fuzz.cpp; do targets+=("$(basename "$src" _fuzz.cpp)"); done
 fi
 cmake --build build/fuzz -j "$(nproc)" --target "${targets[@]/%/_fuzz}"
-for t in "${targets[@]}"; do
+# One target per core at a time; each writes its own log, printed when it ends.
+run_target() {
+  local t="$1" rc=0
   mkdir -p "build/fuzz/corpus/$t"
-  echo "fuzz: $t for ${seconds}s"
   # -rss_limit_mb bounds a target's memory; an input that crashes is saved as build/fuzz/crash-*.
   "build/fuzz/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -rss_limit_mb=2048 \
     -artifact_prefix="build/fuzz/" -print_final_stats=1 \
-    "build/fuzz/corpus/$t" "tests/fuzz/corpus/$t" 2>&1 | tail -n 12
+    "build/fuzz/corpus/$t" "tests/fuzz/corpus/$t" >"build/fuzz/$t.log" 2>&1 || rc=$?
+  echo "$rc" >"build/fuzz/$t.rc"
+}
+failed=0
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n || true; done
+  echo "fuzz: $t for ${seconds}s"
+  rm -f "build/fuzz/$t.rc"
+  run_target "$t" &
 done
+wait
+for t in "${targets[@]}"; do
+  if [ "$(cat "build/fuzz/$t.rc" 2>/dev/null)" = 0 ]; then
+    tail -n 12 "build/fuzz/$t.log"
+  else
+    echo "fuzz: $t FAILED:"
+    tail -n 60 "build/fuzz/$t.log"
+    failed=1
+  fi
+done
+[ "$failed" -eq 0 ] || exit 1
 echo "fuzz: ${#targets[@]} targets ran ${seconds}s each without a crash"

@@ -101,9 +101,13 @@ awaitable<void> StreamFront::accept_loop() {
       // values.
       const int e = ec.value();
       if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-        spdlog::warn("accept on {}: {}; shedding a connection and pausing {} ms", url(),
-                     ec.message(), backoff.count());
-        shed_one();
+        // The first failure may be a moment's shortage (sessions are closing and their fds come
+        // back within the pause): wait it out. Only a shortage that outlasts a pause sheds the
+        // client at the head of the backlog, which would otherwise be the next one served.
+        const bool shed = backoff > kFirstBackoff;
+        spdlog::warn("accept on {}: {}; {}pausing {} ms", url(), ec.message(),
+                     shed ? "shedding a connection and " : "", backoff.count());
+        if (shed) shed_one();
         backoff_timer_.expires_after(backoff);
         co_await backoff_timer_.async_wait(use_tuple);
         backoff = std::min(backoff * 2, kMaxBackoff);
