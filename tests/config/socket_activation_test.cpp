@@ -1,6 +1,6 @@
 // Socket activation: `duplex serve` under systemd-socket-activate (Debian's systemd package) and
 // with LISTEN_FDS set by hand on sockets it inherits — TCP, Unix stream and UDP, judged from the
-// fds; the fds are made close-on-exec and the variables are not passed on.
+// fds, made close-on-exec; and `--inetd`, one connection on stdin/stdout (pipes or a socket).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "support/frames.hpp"
 #include "support/process.hpp"
 #include "support/socket_client.hpp"
 
@@ -164,6 +165,55 @@ TEST(SocketActivation, AGarbageListenFdsIsAOneLineError) {
   const std::string err = server->read_all_stderr(5s);
   EXPECT_EQ(status, (ExitStatus{true, 1})) << err;
   EXPECT_NE(err.find("LISTEN_FDS=two"), std::string::npos) << err;
+}
+
+// --inetd: one connection on stdin/stdout, a pipe pair or the socket a launcher accepted.
+TEST(Inetd, APipePairIsServedToItsEndAndNothingElseReachesStdout) {
+  const auto r = run({duplex_bin(), "serve", "--inetd"}, "hello, pipes\n");
+  EXPECT_EQ(r.status, kOk) << r.err;
+  EXPECT_EQ(r.out, "HELLO, PIPES\n") << "stdout is the connection: no 'listening on' line";
+}
+
+TEST(Inetd, TheFramedProtocolWorksOverPipesToo) {
+  // A framed client's first bytes (preface and HELLO) and one request: WELCOME, then the reply.
+  const auto r = run({duplex_bin(), "serve", "--inetd"},
+                     preface_and_hello() + frame(msg::upper_request, "over a pipe"));
+  EXPECT_EQ(r.status, kOk) << r.err;
+  EXPECT_NE(r.out.find("duplex"), std::string::npos) << "no WELCOME naming the server";
+  EXPECT_NE(r.out.find("OVER A PIPE"), std::string::npos) << "no reply to the request";
+}
+
+TEST(Inetd, ARegularFileIsAOneLineError) {
+  TempDir dir;
+  const auto r = run({"/bin/sh", "-c", "exec \"$0\" serve --inetd < /dev/null > \"$1\"",
+                      duplex_bin(), dir.file("out")});
+  EXPECT_EQ(r.status, (ExitStatus{true, 1})) << r.err;
+  EXPECT_NE(r.err.find("--inetd: stdout is a regular file"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+}
+
+TEST(Inetd, EachConnectionSystemdSocketActivateAcceptsIsServedByOneServer) {
+  if (::access(kActivate, X_OK) != 0) GTEST_SKIP() << kActivate << " is not installed (systemd)";
+  const int port = free_port();
+  Process launcher({kActivate, "-a", "--inetd", "-l", fmt::format("127.0.0.1:{}", port),
+                    duplex_bin(), "serve", "--inetd"});
+  const std::string url = fmt::format("tcp://127.0.0.1:{}", port);
+  // The launcher may not listen yet: the client's connect is retried until it does.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return run({duplex_bin(), "send", url, "first"}, {}, 10s).out == "FIRST\n";
+      },
+      10s));
+  const auto second = run({duplex_bin(), "send", url, "second", "third"});
+  EXPECT_EQ(second.status, kOk) << second.err;
+  EXPECT_EQ(second.out, "SECOND\nTHIRD\n");
+  // Each connection's server exits 0 when the connection ends (the launcher says so).
+  const std::string err = launcher.read_stderr_some(5s).value_or("");
+  launcher.signal(SIGTERM);
+  launcher.wait(10s);
+  const std::string all = err + launcher.read_all_stderr(5s);
+  EXPECT_NE(all.find("died with code 0"), std::string::npos) << all;
+  EXPECT_EQ(all.find("died with code 1"), std::string::npos) << all;
 }
 
 }  // namespace
