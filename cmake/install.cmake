@@ -19,7 +19,8 @@ install(FILES ${DUPLEX_GENERATED}/duplex.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/m
 install(FILES ${DUPLEX_GENERATED}/duplex.bash
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME duplex)
 install(FILES ${DUPLEX_GENERATED}/_duplex DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
-install(FILES ${PROJECT_SOURCE_DIR}/dist/duplex.service DESTINATION lib/systemd/system)
+install(FILES ${PROJECT_SOURCE_DIR}/dist/duplex.service ${PROJECT_SOURCE_DIR}/dist/duplex.socket
+  DESTINATION lib/systemd/system)
 install(FILES ${PROJECT_SOURCE_DIR}/dist/serve.toml DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/duplex/examples)
 
 set(CPACK_PACKAGE_NAME duplex)

@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include <fmt/ranges.h>
@@ -19,6 +21,7 @@
 #include "duplex/core/errors.hpp"
 #include "duplex/core/token_file.hpp"
 #include "duplex/core/version.hpp"
+#include "duplex/net/socket_activation.hpp"
 #include "duplex/server/server.hpp"
 #include "duplex/services/auth.hpp"
 #include "duplex/services/exec.hpp"
@@ -73,6 +76,7 @@ struct ServeOptions {
   std::vector<std::string> env_allow = services::ExecPolicy{}.env_allow;
   std::string config;         // --config FILE (TOML)
   bool check_config = false;  // --check-config: check the options and the file, then exit
+  bool inetd = false;         // --inetd: one connection on stdin/stdout
 };
 
 // --user NAME: the account commands run as, looked up once (getpwnam_r: no static buffer).
@@ -122,12 +126,13 @@ std::size_t raise_fd_limit(std::size_t wanted, std::size_t threads) {
   return fits;
 }
 
-int run_serve(const ServeOptions& o) {
-  setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/true);
+// The server's configuration as the options say (the file's already applied). Throws UsageError.
+// `activated`: sockets came from the service manager, so no default address is added.
+server::ServerConfig make_config(const ServeOptions& o, bool activated) {
   server::ServerConfig cfg;
   std::vector<std::string> listen = o.addresses;
   listen.insert(listen.end(), o.listen.begin(), o.listen.end());
-  if (listen.empty()) listen.push_back("tcp://127.0.0.1:8080");
+  if (listen.empty() && !activated) listen.push_back("tcp://127.0.0.1:8080");
   for (const auto& url : listen) {
     cfg.listen.push_back(parse_url(url));
   }
@@ -184,36 +189,79 @@ int run_serve(const ServeOptions& o) {
         "refusing to run commands as root: add --user NAME (commands run as that account), or "
         "--allow-root if root is really meant");
   if (auto ok = services::check_env_allow(ex.policy.env_allow); !ok) throw UsageError(ok.message());
+  return cfg;
+}
+
+// A configured address the service manager already bound (a socket unit listing the same
+// port) is served by the inherited socket, never bound a second time; `tls` is the address's.
+void absorb_inherited(server::ServerConfig& cfg, const std::vector<net::InheritedSocket>& sockets) {
+  std::erase_if(cfg.listen, [&](const net::Endpoint& ep) {
+    net::Endpoint plain = ep;
+    plain.tls = false;
+    for (std::size_t i = 0; i < sockets.size(); ++i) {
+      if (sockets[i].endpoint.url() != plain.url()) continue;
+      if (i < cfg.inherited.size()) cfg.inherited[i].tls = cfg.inherited[i].tls || ep.tls;
+      return true;
+    }
+    return false;
+  });
+}
+
+// Loads the exec token (made when missing: `made` says so) and the authorized keys into `ex`.
+Status load_exec_credentials(const ServeOptions& o, services::ExecSettings& ex,
+                             std::string& token_path, bool& made) {
+  if (!ex.enabled) return {};
+  const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
+  struct stat st {};
+  made = ::lstat(path.c_str(), &st) != 0 && errno == ENOENT;
+  token_path = path;
+  auto token = load_or_create_token_file(path);
+  if (!token) return std::move(token).failure();
+  ex.auth.token_key = services::token_key(*token);
+  ex.auth.allowed_uids = o.allow_uids.empty() ? std::vector<uid_t>{::getuid()} : o.allow_uids;
+  if (o.authorized_keys.empty()) return {};
+  auto keys = load_authorized_keys(o.authorized_keys);
+  if (!keys) return std::move(keys).failure();
+  ex.auth.authorized_keys = std::make_shared<const AuthorizedKeys>(std::move(*keys));
+  ex.auth.authorized_keys_path = o.authorized_keys;
+  return {};
+}
+
+// `reread`, when set (--config), reads the file again over the command line's options: SIGHUP.
+int run_serve(const ServeOptions& o, const std::function<const ServeOptions&()>& reread) {
+  setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/true);
+  // Taken (and removed from the environment) before anything else could pass them on.
+  auto inherited = net::take_inherited_sockets();
+  if (!inherited) {
+    spdlog::error("socket activation: {}", inherited.message());
+    return kExitFailure;
+  }
+  const bool activated = !inherited->empty() || o.inetd;
+  server::ServerConfig cfg = make_config(o, activated);
+  if (o.inetd) {
+    // stdin/stdout is the connection: no listener, one thread, nothing printed on stdout.
+    cfg.inetd = true;
+    cfg.listen.clear();
+    inherited->clear();
+    cfg.threads = 1;
+  }
+  for (const auto& s : *inherited)
+    cfg.inherited.push_back({s.fd, s.name.starts_with("tls")});
+  absorb_inherited(cfg, *inherited);
+  auto& ex = cfg.exec;
   if (o.check_config) {
     // Everything above has been checked (addresses, the user, the allow list); nothing is
     // bound and no file is made.
-    std::printf("configuration OK: %zu listener(s)%s%s\n", cfg.listen.size(),
+    std::printf("configuration OK: %zu listener(s)%s%s\n", cfg.listen.size() + cfg.inherited.size(),
                 ex.enabled ? ", exec" : "", cfg.tls.enabled ? ", TLS" : "");
     return kExitOk;
   }
   std::string token_path;
   bool token_made = false;  // by this start: removed again if the start is refused
-  if (ex.enabled) {
-    const auto path = o.token_file.empty() ? default_token_path() : o.token_file;
-    struct stat st {};
-    token_made = ::lstat(path.c_str(), &st) != 0 && errno == ENOENT;
-    token_path = path;
-    auto token = load_or_create_token_file(path);
-    if (!token) {
-      spdlog::error("{}", token.message());
-      return kExitFailure;
-    }
-    ex.auth.token_key = services::token_key(*token);
-    ex.auth.allowed_uids = o.allow_uids.empty() ? std::vector<uid_t>{::getuid()} : o.allow_uids;
-  }
-  if (ex.enabled && !o.authorized_keys.empty()) {
-    auto keys = load_authorized_keys(o.authorized_keys);
-    if (!keys) {
-      spdlog::error("{}", keys.message());
-      return kExitFailure;
-    }
-    ex.auth.authorized_keys = std::make_shared<const AuthorizedKeys>(std::move(*keys));
-    ex.auth.authorized_keys_path = o.authorized_keys;
+  if (auto ok = load_exec_credentials(o, ex, token_path, token_made); !ok) {
+    if (token_made) ::unlink(token_path.c_str());
+    spdlog::error("{}", ok.message());
+    return kExitFailure;
   }
   // Said once the server has started (a refusal stays one line).
   std::vector<std::string> exec_notes;
@@ -227,6 +275,23 @@ int run_serve(const ServeOptions& o) {
 
   const bool cfg_raw_exec = ex.raw;
   server::Server server(std::move(cfg));
+  if (reread) {
+    std::vector<net::InheritedSocket> kept = std::move(*inherited);
+    server.on_reload([&reread, activated, kept]() -> Result<server::ServerConfig> {
+      try {
+        const ServeOptions& now = reread();
+        server::ServerConfig next = make_config(now, activated);
+        absorb_inherited(next, kept);
+        std::string path;
+        bool made = false;
+        if (auto ok = load_exec_credentials(now, next.exec, path, made); !ok)
+          return std::move(ok).failure();
+        return next;
+      } catch (const std::exception& e) {  // UsageError: "FILE line N: ..." and its kind
+        return fail(std::errc::invalid_argument, e.what());
+      }
+    });
+  }
   if (auto opened = server.open(); !opened) {
     // Protected mode (judged from the bound sockets) is a matter of flags: usage, exit 2.
     if (token_made) ::unlink(token_path.c_str());  // a refused start leaves nothing behind
@@ -244,7 +309,7 @@ int run_serve(const ServeOptions& o) {
   // then the TLS key's fingerprint when there is TLS (what clients pin).
   for (const auto& url : server.urls())
     std::printf("listening on %s\n", url.c_str());
-  if (const auto fp = server.fingerprint(); !fp.empty())
+  if (const auto fp = server.fingerprint(); !fp.empty() && !o.inetd)
     std::printf("fingerprint %s\n", fp.c_str());
   std::fflush(stdout);
   notify_service_manager(
@@ -405,11 +470,33 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "Read options from a TOML FILE: one `option-name = value` per line (a list "
                   "for a repeatable option, true/false for a flag); the command line wins")
       ->type_name("FILE");
+  cmd->add_flag("--inetd", o->inetd,
+                "Serve one connection on stdin/stdout and exit when it ends, as inetd or a "
+                "systemd socket with Accept=yes starts it (a socket, or pipes: printf 'hi\\n' | "
+                "duplex serve --inetd); no listener, logs on stderr");
   cmd->add_flag("--check-config", o->check_config,
                 "Check the options and the --config file, print one line, and exit (0 if good)");
   cmd->callback([o, cmd, &result] {
-    if (!o->config.empty()) apply_config_file(*cmd, o->config);
-    result.code = run_serve(*o);
+    if (o->config.empty()) {
+      result.code = run_serve(*o, nullptr);
+      return;
+    }
+    // What the command line said, kept for SIGHUP: the file is read again over it, and an
+    // option the file no longer sets goes back to its default.
+    const ServeOptions from_command_line = *o;
+    std::set<std::string> given;
+    for (const CLI::Option* opt : cmd->get_options())
+      if (opt->count() > 0) given.insert(opt->get_name());
+    apply_config_file(*cmd, o->config);
+    const std::function<const ServeOptions&()> reread = [o, cmd, from_command_line,
+                                                         given]() -> const ServeOptions& {
+      *o = from_command_line;
+      for (CLI::Option* opt : cmd->get_options())
+        if (given.count(opt->get_name()) == 0) opt->clear();
+      apply_config_file(*cmd, o->config);
+      return *o;
+    };
+    result.code = run_serve(*o, reread);
   });
   return cmd;
 }

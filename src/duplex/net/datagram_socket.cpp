@@ -4,6 +4,7 @@
 #include "duplex/net/datagram_socket.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "duplex/net/asio.hpp"
+#include "duplex/net/socket_activation.hpp"
 
 namespace duplex::net {
 namespace {
@@ -351,6 +353,27 @@ Result<DatagramSocket> DatagramSocket::open(const Endpoint& ep, const DatagramOp
   DatagramSocket out(s.release(), std::move(bound), pktinfo);
   out.group_ = std::move(group);
   return out;
+}
+
+Result<DatagramSocket> DatagramSocket::adopt(int fd) {
+  auto ep = socket_endpoint(fd);
+  if (!ep) return fail_with(std::move(ep).failure());
+  if (ep->is_stream())
+    return fail_with(
+        Failure{errno_code(EPROTOTYPE),
+                fmt::format("cannot serve fd {} ({}): not a datagram socket", fd, ep->url())});
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return fail_with(errno_failure(*ep, "fcntl"));
+  bool pktinfo = false;
+  if (ep->transport == Transport::udp) {
+    std::error_code ec;
+    const auto addr = ip::make_address(ep->host, ec);
+    if (!ec && addr.is_unspecified())
+      pktinfo = addr.is_v6() ? set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+                             : set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  }
+  return DatagramSocket(fd, std::move(*ep), pktinfo);
 }
 
 DatagramSocket::DatagramSocket(DatagramSocket&& o) noexcept

@@ -90,6 +90,10 @@ class DatagramSocket {
   /// bound to it; the file is removed when the socket is destroyed.
   /// A failure's detail is one line naming the address.
   static Result<DatagramSocket> open(const Endpoint& ep, const DatagramOptions& options = {});
+  /// Takes a bound UDP or Unix datagram socket from someone else (socket activation), made
+  /// blocking as receive() needs; on a wildcard address replies leave from the asked address, as
+  /// with open(). A Unix socket's file is left in place at the end (the service manager owns it).
+  static Result<DatagramSocket> adopt(int fd);
 
   DatagramSocket(DatagramSocket&& o) noexcept;
   DatagramSocket& operator=(DatagramSocket&&) = delete;

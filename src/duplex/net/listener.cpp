@@ -2,6 +2,7 @@
 // owner-only Unix sockets, stale socket files replaced only when dead).
 #include "duplex/net/listener.hpp"
 
+#include "duplex/net/socket_activation.hpp"
 #include "duplex/net/socket_stream.hpp"
 
 #include <sys/socket.h>
@@ -118,6 +119,28 @@ Result<Listener> Listener::open(asio::io_context& ctx, const Endpoint& ep) {
   }
   return fail(errno_code(EPROTONOSUPPORT),
               fmt::format("cannot listen on {}: not a stream transport", ep.url()));
+}
+
+Result<Listener> Listener::adopt(asio::io_context& ctx, int fd, bool tls) {
+  auto ep = socket_endpoint(fd);
+  if (!ep) return std::move(ep).failure();
+  ep->tls = tls;
+  std::error_code ec;
+  if (ep->transport == Transport::tcp) {
+    ip::tcp::acceptor a(ctx);
+    const bool v6 = ep->is_ipv6();
+    a.assign(v6 ? ip::tcp::v6() : ip::tcp::v4(), fd, ec);
+    if (ec) return bind_failure(*ep, ec);
+    return Listener(std::move(a), std::move(*ep));
+  }
+  if (ep->transport == Transport::unix_stream) {
+    unix_proto::acceptor a(ctx);
+    a.assign(unix_proto(), fd, ec);
+    if (ec) return bind_failure(*ep, ec);
+    return Listener(std::move(a), std::move(*ep));
+  }
+  return fail(errno_code(EPROTOTYPE),
+              fmt::format("cannot serve fd {} ({}): not a stream socket", fd, ep->url()));
 }
 
 Listener::~Listener() {

@@ -23,6 +23,10 @@ class Listener {
   /// removed when the Listener is destroyed. A failure's detail is one line naming the address
   /// ("cannot listen on tcp://127.0.0.1:80: permission denied").
   static Result<Listener> open(asio::io_context& ctx, const Endpoint& ep);
+  /// Takes a listening TCP or Unix socket bound by someone else (socket activation: `fd` from
+  /// take_inherited_sockets). Its endpoint is the socket's own address, with `tls` as given; a
+  /// Unix socket's file is left in place at the end (the service manager owns it).
+  static Result<Listener> adopt(asio::io_context& ctx, int fd, bool tls);
 
   // The socket file goes with the move: the moved-from listener must not remove it.
   Listener(Listener&& o) noexcept

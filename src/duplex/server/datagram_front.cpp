@@ -210,7 +210,7 @@ void DatagramFront::answer_probe(net::DatagramBatch& batch, std::size_t i) {
 
 std::string discovery_json(const ServerState& state) {
   nlohmann::ordered_json services = nlohmann::ordered_json::array({"upper"});
-  if (state.exec.enabled) services.push_back("exec");
+  if (state.settings.get()->exec.enabled) services.push_back("exec");
   const nlohmann::ordered_json j = {
       {"name", host_name()},
       {"version", std::string(duplex::version())},
@@ -228,6 +228,12 @@ Result<std::unique_ptr<Front>> open_datagram_front(const net::Endpoint& ep,
   net::DatagramOptions options;
   options.multicast_if = ctx.state.multicast_if;
   auto socket = net::DatagramSocket::open(ep, options);
+  if (!socket) return std::move(socket).failure();
+  return std::unique_ptr<Front>(std::make_unique<DatagramFront>(std::move(*socket), ctx));
+}
+
+Result<std::unique_ptr<Front>> adopt_datagram_front(int fd, const FrontContext& ctx) {
+  auto socket = net::DatagramSocket::adopt(fd);
   if (!socket) return std::move(socket).failure();
   return std::unique_ptr<Front>(std::make_unique<DatagramFront>(std::move(*socket), ctx));
 }

@@ -32,6 +32,8 @@ struct DatagramCounters {
 /// close() wakes and joins that thread.
 Result<std::unique_ptr<Front>> open_datagram_front(const net::Endpoint& ep,
                                                    const FrontContext& ctx);
+/// The same over a datagram socket bound by a service manager (net::DatagramSocket::adopt).
+Result<std::unique_ptr<Front>> adopt_datagram_front(int fd, const FrontContext& ctx);
 
 /// The JSON object of a discovery reply (docs/PROTOCOL.md): name (host name), version, agent,
 /// listeners (every URL the server is bound to), services, pid.

@@ -83,10 +83,12 @@ class FramedSession final : public services::SessionContext {
         entry_(entry),
         in_(in),
         wait_(wait),
-        out_(stream.get_executor(), state.limits.out_queue_frames, state.limits.out_queue_bytes),
-        services_({.exec = {state.exec, state.commands, state.commands_started, state.penalties,
-                            state.auth_failures, state.limits.max_frame}},
-                  *this) {
+        out_(stream.get_executor(), entry.settings->limits.out_queue_frames,
+             entry.settings->limits.out_queue_bytes),
+        services_(
+            {.exec = {entry.settings->exec, state.commands, state.commands_started, state.penalties,
+                      state.auth_failures, entry.settings->limits.max_frame}},
+            *this) {
     // A client that cannot be written to is gone: end what its services run.
     out_.on_broken([this] { services_.end(wire::Exit::Limit::none); });
   }
@@ -240,16 +242,17 @@ class FramedSession final : public services::SessionContext {
   void begin_auth() {
     if (auth_begun_) return;
     auth_begun_ = true;
-    if (state_.limits.auth_deadline.count() > 0)
-      entry_.deadline = Clock::now() + state_.limits.auth_deadline;
+    if (entry_.settings->limits.auth_deadline.count() > 0)
+      entry_.deadline = Clock::now() + entry_.settings->limits.auth_deadline;
     unsettle(entry_);
   }
 
   // The largest frame accepted now: small until the client has authenticated (or its Unix
   // socket's uid vouches for it), so that an anonymous peer cannot make us hold much.
   std::uint32_t frame_limit() const noexcept {
-    if (entry_.authenticated || trusted_) return state_.limits.max_frame;
-    return std::min(state_.limits.max_frame, state_.limits.max_frame_unauthenticated);
+    if (entry_.authenticated || trusted_) return entry_.settings->limits.max_frame;
+    return std::min(entry_.settings->limits.max_frame,
+                    entry_.settings->limits.max_frame_unauthenticated);
   }
 
   // A decode error as the client reads it: an oversized frame names the size and the limit
@@ -257,7 +260,7 @@ class FramedSession final : public services::SessionContext {
   Failure frame_error(errc code, std::uint32_t limit) const {
     if (code != errc::frame_too_large) return Failure{make_error_code(code), {}};
     const auto announced = wire::announced_length(in_.readable()).value_or(0);
-    const bool before_auth = limit < state_.limits.max_frame;
+    const bool before_auth = limit < entry_.settings->limits.max_frame;
     return Failure{make_error_code(code),
                    fmt::format("frame of {} bytes is over the limit of {}{}", announced, limit,
                                before_auth ? " before authentication" : "")};
@@ -321,7 +324,7 @@ class FramedSession final : public services::SessionContext {
   Outbox out_;
   services::ServiceTable services_;
   Phase phase_ = Phase::preface;
-  bool trusted_ = trusted_transport(stream_.peer(), state_.exec.auth);
+  bool trusted_ = trusted_transport(stream_.peer(), entry_.settings->exec.auth);
   bool auth_begun_ = false;
   bool drained_ = true;  // the last read took less than it had room for
 };
@@ -339,9 +342,9 @@ Bytes error_frame(errc code, std::string text) {
 awaitable<void> serve_framed(net::Stream& stream, ServerState& state, SessionEntry& entry,
                              Chunk first, std::span<std::byte> wait) {
   // Preface and HELLO within the auth deadline from accept (or earlier, when TLS set it).
-  if (state.limits.auth_deadline.count() > 0)
-    entry.deadline = std::min(entry.deadline, entry.started + state.limits.auth_deadline);
-  FrameBuffer in(state.limits.read_chunk);
+  if (entry.settings->limits.auth_deadline.count() > 0)
+    entry.deadline = std::min(entry.deadline, entry.started + entry.settings->limits.auth_deadline);
+  FrameBuffer in(entry.settings->limits.read_chunk);
   if (first.pooled.empty())
     in.append(first.bytes);
   else

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "duplex/net/socket_activation.hpp"
 #include "duplex/server/datagram_front.hpp"
 #include "duplex/server/stream_front.hpp"
 
@@ -20,6 +21,13 @@ Result<std::unique_ptr<Front>> open_front(const net::Endpoint& ep, const FrontCo
   }
   return fail(std::error_code(EPROTONOSUPPORT, std::system_category()),
               fmt::format("cannot listen on {}: unknown transport", ep.url()));
+}
+
+Result<std::unique_ptr<Front>> adopt_front(int fd, bool tls, const FrontContext& ctx) {
+  auto ep = net::socket_endpoint(fd);
+  if (!ep) return std::move(ep).failure();
+  if (ep->is_stream()) return adopt_stream_front(fd, tls, ctx);
+  return adopt_datagram_front(fd, ctx);
 }
 
 }  // namespace duplex::server

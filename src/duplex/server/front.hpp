@@ -51,5 +51,8 @@ class Front {
 /// Binds `ep` and returns the front that serves it. A failure's detail is one line naming the
 /// address ("cannot listen on udp://127.0.0.1:9: address already in use ...").
 Result<std::unique_ptr<Front>> open_front(const net::Endpoint& ep, const FrontContext& ctx);
+/// The front for a socket bound by a service manager (socket activation): a listening stream
+/// socket or a bound datagram socket, judged from the fd; `tls` as a tls:// listener.
+Result<std::unique_ptr<Front>> adopt_front(int fd, bool tls, const FrontContext& ctx);
 
 }  // namespace duplex::server

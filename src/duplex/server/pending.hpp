@@ -25,7 +25,10 @@ class PendingSessions {
   PendingSessions& operator=(const PendingSessions&) = delete;
 
   /// `cap`: Limits::max_unauthenticated (zero: no cap, only counted).
-  void set_cap(std::size_t cap) noexcept { cap_ = cap; }
+  void set_cap(std::size_t cap) {
+    std::lock_guard lock(mu_);  // a reload changes it while workers add
+    cap_ = cap;
+  }
 
   /// Session `id` of `worker` (peer `peer`, for the log) becomes pending. At the cap, the oldest
   /// pending session (the one pending longest, on whatever worker) leaves the set and is closed on

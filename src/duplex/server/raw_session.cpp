@@ -63,7 +63,8 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
     Bytes reply;
     // Waiting for a slot is not idleness: the idle sweep leaves a busy session alone.
     entry.busy = true;
-    auto slot = co_await (state.commands.acquire(key, state.exec) || peer_vanished(stream));
+    auto slot =
+        co_await (state.commands.acquire(key, entry.settings->exec) || peer_vanished(stream));
     if (slot.index() == 1) {
       entry.busy = false;
       spdlog::info("exec (raw): peer={} went away while its command {:?} waited", entry.peer(),
@@ -76,7 +77,7 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
       reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
     } else {
       // DUPLEX_CLIENT for the command; a raw client has no identity to tell.
-      auto r = co_await (services::run_raw_command(command, state.exec.policy,
+      auto r = co_await (services::run_raw_command(command, entry.settings->exec.policy,
                                                    services::ExecOrigin::of(stream.peer())) ||
                          peer_vanished(stream));
       entry.busy = false;
@@ -98,7 +99,7 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
       if (rec == asio::error::eof) co_await stream.shutdown_send();
       co_return;
     }
-    input = take_chunk(stream, wait, n, state.limits.read_chunk);
+    input = take_chunk(stream, wait, n, entry.settings->limits.read_chunk);
     entry.bytes_in += input.bytes.size();
     entry.last_read = Clock::now();
   }

@@ -36,6 +36,8 @@ class Refusals {
   void refused(Refusal kind, const std::string& peer, std::string why);
   /// Logs what is counted but not yet logged, and stops the timer (control thread, at stop).
   void flush();
+  /// The --max-connections the lines name, after a reload (control thread).
+  void set_max_connections(std::size_t n) noexcept { max_connections_ = n; }
 
   /// Takes a place for a refusal that replies (false when kMaxReplying already do). The
   /// accepting thread (one per server: the control thread, or the only worker).

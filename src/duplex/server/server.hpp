@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,8 +24,18 @@ struct TlsSettings {
   std::string cert_path;
 };
 
+/// A listening socket a service manager bound and passed (socket activation).
+struct InheritedListener {
+  int fd = -1;       // the server takes it over
+  bool tls = false;  // serve it as a tls:// listener
+};
+
 struct ServerConfig {
   std::vector<net::Endpoint> listen;
+  /// Served beside `listen`, first; never closed or replaced by a reload.
+  std::vector<InheritedListener> inherited;
+  /// --inetd: no listener; serve the one connection on stdin/stdout, then stop.
+  bool inetd = false;
   std::size_t threads = 0;  // 0: one per core
   Limits limits;
   std::chrono::milliseconds grace{1000};  // how long a stop waits for sessions to end
@@ -57,6 +68,17 @@ class Server {
   void run();
   /// Starts a graceful stop. Safe from any thread.
   void stop();
+
+  /// Makes SIGHUP reload: `load` (run on the control thread) reads the configuration again. Then
+  /// listeners no longer in `listen` close (their open sessions go on), new ones open, and the
+  /// limits and exec settings apply to connections accepted from then on; what changed is
+  /// logged. When `load` fails, a new listener cannot open, or protected mode refuses the
+  /// result, the failure is logged in one line and the running configuration stays whole.
+  /// Threads, TLS settings and --multicast-if take effect at a restart only (a warning says so).
+  /// Call before run().
+  void on_reload(std::function<Result<ServerConfig>()> load);
+  /// Reloads as SIGHUP does. Safe from any thread.
+  void reload();
 
  private:
   struct Impl;

@@ -45,12 +45,12 @@ awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEn
     return serve_framed(stream, state, entry, std::move(first), wait);
   }
   settle(entry);  // a raw client has spoken: nothing more to wait for before serving it
-  if (state.exec.raw) {
+  if (entry.settings->exec.raw) {
     entry.mode = tls ? "tls+raw-exec" : "raw-exec";
     return serve_raw_exec(stream, state, entry, std::move(first), wait);
   }
   entry.mode = tls ? "tls+raw" : "raw";
-  return serve_raw(stream, entry, std::move(first), wait, state.limits.read_chunk);
+  return serve_raw(stream, entry, std::move(first), wait, entry.settings->limits.read_chunk);
 }
 
 // A plaintext client on a TLS-only listener: told why in its own protocol, then closed.
@@ -78,12 +78,12 @@ awaitable<void> refuse_plaintext(net::Stream& stream, SessionEntry& entry, wire:
 }
 
 // How long the TLS handshake may take from now: what is left of the auth deadline since accept.
-std::chrono::milliseconds handshake_budget(const ServerState& state, const SessionEntry& entry) {
+std::chrono::milliseconds handshake_budget(const SessionEntry& entry) {
   using std::chrono::milliseconds;
-  if (state.limits.auth_deadline.count() == 0) {
+  if (entry.settings->limits.auth_deadline.count() == 0) {
     // No deadline asked for: still never wait forever for a handshake.
-    return state.limits.idle_timeout.count() != 0 ? state.limits.idle_timeout
-                                                  : milliseconds(std::chrono::minutes(5));
+    return entry.settings->limits.idle_timeout.count() != 0 ? entry.settings->limits.idle_timeout
+                                                            : milliseconds(std::chrono::minutes(5));
   }
   return std::chrono::duration_cast<milliseconds>(entry.deadline - Clock::now());
 }
@@ -96,9 +96,9 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
   entry.mode = "tls";
   auto* plain = dynamic_cast<net::SocketStream*>(stream.get());
   if (plain == nullptr) co_return;  // not a socket (tests' memory streams): no TLS to speak
-  if (state.limits.auth_deadline.count() != 0)
-    entry.deadline = entry.started + state.limits.auth_deadline;
-  const auto budget = handshake_budget(state, entry);
+  if (entry.settings->limits.auth_deadline.count() != 0)
+    entry.deadline = entry.started + entry.settings->limits.auth_deadline;
+  const auto budget = handshake_budget(entry);
   if (budget.count() <= 0) co_return;
   net::Peer peer = plain->peer();
   net::ConnectedSocket socket = std::move(*plain).release();
@@ -134,7 +134,7 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
                 t.peer().key_fingerprint.empty() ? "" : ", client key " + t.peer().key_fingerprint);
   auto [ec, m] = co_await t.read_some(asio::buffer(wait.data(), wait.size()));
   if (ec) co_return;
-  Chunk inner = take_chunk(t, wait, m, state.limits.read_chunk);
+  Chunk inner = take_chunk(t, wait, m, entry.settings->limits.read_chunk);
   entry.bytes_in += inner.bytes.size();
   entry.last_read = Clock::now();
   // Inside TLS a 0x16 is only a typed ^V: raw.
@@ -154,7 +154,7 @@ awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
   WaitBuffer wait;
   auto [ec, n] = co_await stream->read_some(asio::buffer(wait));
   if (ec) co_return;  // closed before saying anything
-  Chunk first = take_chunk(*stream, wait, n, state.limits.read_chunk);
+  Chunk first = take_chunk(*stream, wait, n, entry.settings->limits.read_chunk);
   entry.bytes_in += first.bytes.size();
   entry.last_read = Clock::now();
   const wire::Opening opening = wire::sniff(first.bytes[0]);
@@ -197,35 +197,56 @@ void Worker::close_all() noexcept {
     s->stream->close();
 }
 
-awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout,
-                                   std::chrono::milliseconds deadline) {
+namespace {
+// The shorter of the two sets the pace: a deadline is kept to within a quarter of itself.
+std::chrono::milliseconds sweep_period(std::chrono::milliseconds timeout,
+                                       std::chrono::milliseconds deadline) {
   using std::chrono::milliseconds;
-  // The shorter of the two sets the pace: a deadline is kept to within a quarter of itself.
   const milliseconds basis = timeout.count() == 0    ? deadline
                              : deadline.count() == 0 ? timeout
                                                      : std::min(timeout, deadline);
-  const auto period = std::clamp<milliseconds>(basis / 4, milliseconds(50), milliseconds(1000));
+  return std::clamp<milliseconds>(basis / 4, milliseconds(50), milliseconds(1000));
+}
+}  // namespace
+
+awaitable<void> Worker::idle_sweep(std::chrono::milliseconds timeout,
+                                   std::chrono::milliseconds deadline) {
+  const auto period = sweep_period(timeout, deadline);
   asio::steady_timer timer(*ctx);
   for (;;) {
     timer.expires_after(period);
     auto [ec] = co_await timer.async_wait(use_tuple);
     if (ec) co_return;
-    const auto now = Clock::now();
-    const auto cutoff = now - timeout;
-    for (auto* s : sessions) {
-      if (s->deadline <= now) {
-        // Still not through TLS, HELLO or AUTH in time: a trickle of bytes does not buy time.
-        spdlog::debug("session {} ({}): not authenticated within the deadline", s->id, s->peer());
-        s->deadline = Clock::time_point::max();
-        s->stream->close();
-      } else if (timeout.count() == 0) {
-        continue;
-      } else if (s->idle_expired) {
-        s->stream->close();  // told a period ago and still here (e.g. it does not read): drop it
-      } else if (s->last_read < cutoff && !s->busy) {
-        s->idle_expired = true;
-        s->stream->cancel();
-      }
+    sweep(Clock::now(), timeout);
+  }
+}
+
+awaitable<void> Worker::idle_sweep(const SettingsCell& settings) {
+  asio::steady_timer timer(*ctx);
+  for (;;) {
+    const Limits limits = settings.get()->limits;
+    timer.expires_after(sweep_period(limits.idle_timeout, limits.auth_deadline));
+    auto [ec] = co_await timer.async_wait(use_tuple);
+    if (ec) co_return;
+    sweep(Clock::now(), settings.get()->limits.idle_timeout);
+  }
+}
+
+void Worker::sweep(Clock::time_point now, std::chrono::milliseconds timeout) {
+  const auto cutoff = now - timeout;
+  for (auto* s : sessions) {
+    if (s->deadline <= now) {
+      // Still not through TLS, HELLO or AUTH in time: a trickle of bytes does not buy time.
+      spdlog::debug("session {} ({}): not authenticated within the deadline", s->id, s->peer());
+      s->deadline = Clock::time_point::max();
+      s->stream->close();
+    } else if (timeout.count() == 0) {
+      continue;
+    } else if (s->idle_expired) {
+      s->stream->close();  // told a period ago and still here (e.g. it does not read): drop it
+    } else if (s->last_read < cutoff && !s->busy) {
+      s->idle_expired = true;
+      s->stream->cancel();
     }
   }
 }
@@ -237,6 +258,7 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
   entry.started = entry.last_read = Clock::now();
   entry.stream = stream.get();
   entry.listener = listener;
+  entry.settings = state.settings.get();
   entry.worker = &worker;
   worker.sessions.push_front(&entry);
   // Unregisters on every way out, including cancellation at shutdown.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,9 @@ struct SessionEntry {
   std::uint64_t bytes_in = 0, bytes_out = 0;
   net::Stream* stream = nullptr;  // the outermost stream (the TLS one once TLS is up)
   ListenerTraits listener;
+  /// The limits and exec settings this session runs under: the snapshot in force when it was
+  /// accepted (a reload affects new connections only).
+  std::shared_ptr<const Settings> settings;
   /// From accept until the protocol is settled (raw: the first byte; TLS: the handshake;
   /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
   /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
@@ -71,6 +75,11 @@ struct Worker {
   /// Closes sessions past their SessionEntry::deadline. One sweep per thread instead of a timer
   /// per connection keeps idle connections cheap.
   awaitable<void> idle_sweep(std::chrono::milliseconds timeout, std::chrono::milliseconds deadline);
+  /// The same, with --idle-timeout and --auth-timeout read from `settings` at every sweep: after
+  /// a reload the new idle timeout applies to every connection (a deadline, to new ones only).
+  awaitable<void> idle_sweep(const SettingsCell& settings);
+  /// One sweep of idle_sweep's at `now` (`timeout` zero: no idle timeout). This thread.
+  void sweep(std::chrono::steady_clock::time_point now, std::chrono::milliseconds timeout);
 };
 
 /// The session's protocol is settled (see SessionEntry::pending): it leaves the pending count.

@@ -14,6 +14,7 @@
 #include "duplex/net/asio.hpp"
 #include "duplex/server/admission.hpp"
 #include "duplex/server/pending.hpp"
+#include "duplex/server/settings.hpp"
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec_settings.hpp"
 #include "duplex/services/penalty_box.hpp"
@@ -25,7 +26,9 @@ using ExecSettings = services::ExecSettings;
 
 /// State shared by every thread of one server. Everything mutable here is atomic or locked.
 struct ServerState {
-  Limits limits;
+  /// Limits and exec settings in force; a reload publishes new ones. A session reads the
+  /// snapshot it took when it began (SessionEntry::settings), so there is no `limits` field.
+  SettingsCell settings;
   std::string agent;                 // sent in Welcome
   std::string multicast_if;          // --multicast-if: where datagram fronts join their groups
   std::vector<std::string> urls;     // every bound address; set by Server::open before any start
@@ -35,7 +38,6 @@ struct ServerState {
   std::atomic<std::uint64_t> protocol_errors{0};
   std::atomic<std::uint64_t> next_id{1};
   std::atomic<bool> stopping{false};
-  ExecSettings exec;
   /// TLS (--tls or a tls:// listener): the server's context, shared by every worker (OpenSSL
   /// makes connections from one SSL_CTX on many threads); null when no listener has TLS.
   std::shared_ptr<asio::ssl::context> tls;

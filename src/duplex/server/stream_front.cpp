@@ -121,7 +121,8 @@ awaitable<void> StreamFront::accept_loop() {
 
 void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   ServerState& state = ctx_.state;
-  const Limits& limits = state.limits;
+  const auto settings = state.settings.get();  // what this connection is admitted under
+  const Limits& limits = settings->limits;
   const net::Peer& peer = stream->peer();
   // An address that kept failing authentication is refused for a while (sshd's
   // PerSourcePenalties): before it costs a session, a buffer or a handshake.
@@ -139,7 +140,7 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   // Only this thread adds to `live` (every accept loop runs on one thread: accept_context), so
   // the check cannot be overtaken by another accept. The last few slots are the owner's: others
   // filling the server cannot lock it out.
-  const bool trusted = trusted_transport(peer, state.exec.auth);
+  const bool trusted = trusted_transport(peer, settings->exec.auth);
   const std::size_t reserved = trusted ? 0 : reserved_slots(limits);
   const std::size_t live = state.live.load();
   if (live + reserved >= limits.max_connections) {
@@ -212,6 +213,12 @@ void StreamFront::shed_one() {
 
 Result<std::unique_ptr<Front>> open_stream_front(const net::Endpoint& ep, const FrontContext& ctx) {
   auto listener = net::Listener::open(accept_context(ctx), ep);
+  if (!listener) return std::move(listener).failure();
+  return std::unique_ptr<Front>(std::make_unique<StreamFront>(std::move(*listener), ctx));
+}
+
+Result<std::unique_ptr<Front>> adopt_stream_front(int fd, bool tls, const FrontContext& ctx) {
+  auto listener = net::Listener::adopt(accept_context(ctx), fd, tls);
   if (!listener) return std::move(listener).failure();
   return std::unique_ptr<Front>(std::make_unique<StreamFront>(std::move(*listener), ctx));
 }

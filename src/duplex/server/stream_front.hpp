@@ -15,5 +15,7 @@ namespace duplex::server {
 /// is logged through ctx.refusals; out of fds (EMFILE), a spare fd
 /// is given up to accept and close one waiting client, then the loop backs off 10 ms -> 1 s.
 Result<std::unique_ptr<Front>> open_stream_front(const net::Endpoint& ep, const FrontContext& ctx);
+/// The same over a listening socket bound by a service manager (net::Listener::adopt).
+Result<std::unique_ptr<Front>> adopt_stream_front(int fd, bool tls, const FrontContext& ctx);
 
 }  // namespace duplex::server

@@ -148,7 +148,7 @@ class FramedSession : public ::testing::Test {
 };
 
 TEST_F(FramedSession, HelloIsAnsweredWithWelcome) {
-  state_.limits.max_frame = 4096;
+  state_.settings.update([](Settings& s) { s.limits.max_frame = 4096; });
   open();
   run([&]() -> awaitable<void> {
     co_await client().send(test::preface_and_hello());
@@ -267,7 +267,7 @@ TEST_F(FramedSession, ServerMessagesAndASecondHelloAreUnexpected) {
 }
 
 TEST_F(FramedSession, FrameAboveTheLimitIsRefusedBeforeItsPayloadArrives) {
-  state_.limits.max_frame = 1024;
+  state_.settings.update([](Settings& s) { s.limits.max_frame = 1024; });
   open();
   run([&]() -> awaitable<void> {
     co_await client().send(test::preface_and_hello() +
@@ -340,8 +340,9 @@ TEST_F(FramedSession, BytesWrittenAreCounted) {
   auto pair = net::make_memory_pair(io_.get_executor());
   Client c(*pair.a);
   SessionEntry entry;
+  entry.settings = state_.settings.get();
   const std::string first = test::preface_and_hello();
-  PooledBuffer buf(state_.limits.read_chunk);
+  PooledBuffer buf(state_.settings.get()->limits.read_chunk);
   std::memcpy(buf.data(), first.data(), first.size());
   bool ended = false;
   WaitBuffer wait;
@@ -368,8 +369,10 @@ TEST_F(FramedSession, BytesWrittenAreCounted) {
 }
 
 TEST_F(FramedSession, BeforeAuthenticationTheSmallFrameLimitAppliesAndIsNamed) {
-  state_.limits.max_frame = 4096;
-  state_.limits.max_frame_unauthenticated = 100;
+  state_.settings.update([](Settings& s) {
+    s.limits.max_frame = 4096;
+    s.limits.max_frame_unauthenticated = 100;
+  });
   open();  // a peer with no uid: nothing vouches for it
   run([&]() -> awaitable<void> {
     co_await client().send(test::preface_and_hello() +
@@ -385,8 +388,10 @@ TEST_F(FramedSession, BeforeAuthenticationTheSmallFrameLimitAppliesAndIsNamed) {
 }
 
 TEST_F(FramedSession, TheServersOwnUidOnAUnixSocketHasTheFullLimit) {
-  state_.limits.max_frame = 4096;
-  state_.limits.max_frame_unauthenticated = 100;
+  state_.settings.update([](Settings& s) {
+    s.limits.max_frame = 4096;
+    s.limits.max_frame_unauthenticated = 100;
+  });
   net::Peer owner;
   owner.uid = ::geteuid();
   open(owner);
@@ -401,14 +406,15 @@ TEST_F(FramedSession, TheServersOwnUidOnAUnixSocketHasTheFullLimit) {
 }
 
 TEST_F(FramedSession, TheAuthDeadlineRunsFromAcceptUntilWelcome) {
-  state_.limits.auth_deadline = 10s;
+  state_.settings.update([](Settings& s) { s.limits.auth_deadline = 10s; });
   auto pair = net::make_memory_pair(io_.get_executor());
   Client c(*pair.a);
   SessionEntry entry;
+  entry.settings = state_.settings.get();
   entry.started = std::chrono::steady_clock::now() - 1s;
   entry.pending = false;  // not counted anywhere: settle() must stay a no-op
   const std::string preface("\0DPX", 4);
-  PooledBuffer buf(state_.limits.read_chunk);
+  PooledBuffer buf(state_.settings.get()->limits.read_chunk);
   std::memcpy(buf.data(), preface.data(), preface.size());
   bool ended = false;
   WaitBuffer wait;
