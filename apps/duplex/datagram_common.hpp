@@ -9,6 +9,7 @@
 #include "cli.hpp"
 #include "client_common.hpp"
 #include "duplex/client/datagram_client.hpp"
+#include "upper_io.hpp"
 
 namespace duplex::app {
 
@@ -51,14 +52,16 @@ inline bool is_datagram(const net::Endpoint& ep) {
 }
 
 /// Prints the replies to one message: the reply itself for a unicast destination; for a group,
-/// one line per responder, `ADDRESS REPLY`.
-inline void print_replies(const std::vector<client::DatagramReply>& replies, bool group) {
+/// one line per responder, `ADDRESS REPLY`; each reply shown as `io` says.
+inline void print_replies(const std::vector<client::DatagramReply>& replies, bool group,
+                          const UpperIoFlags& io) {
   for (const auto& r : replies) {
     if (group) {
       std::fwrite(r.from.data(), 1, r.from.size(), stdout);
       std::fputc(' ', stdout);
     }
-    std::fwrite(r.payload.data(), 1, r.payload.size(), stdout);
+    const std::string shown = io.display(r.payload);
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
     std::fputc('\n', stdout);
   }
 }
