@@ -24,6 +24,7 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t kStdinChunk = 64 * 1024;
+constexpr std::size_t kSeedRecvSize = 1024;
 
 std::string timestamp_now() {
   const auto now = std::chrono::system_clock::now();
@@ -57,8 +58,9 @@ awaitable<Status> send_stdin_lines(client::UpperPipeline& p, client::StdinReader
       in, keep_cr, max_line,
       [&p](std::string line) -> awaitable<Status> { co_return co_await p.send(line); },
       [&p]() -> awaitable<Status> { co_return co_await p.flush(); });
-  if (!s) co_return s;
-  co_return co_await p.drain();
+  // The lines before a failure (a line too long, stdin unreadable) still get their replies.
+  auto d = co_await p.drain();
+  co_return s ? d : s;
 }
 
 // --stream on a framed connection: each piece of stdin, within the frame limit, is one request.
@@ -161,16 +163,20 @@ client::UpperPipeline::Sink stdout_lines(const UpperIoFlags& io) {
   return sink;
 }
 
-client::UpperPipeline::Window window_for(const UpperClientFlags& flags) {
+client::UpperPipeline::Window window_for(const UpperClientFlags& flags,
+                                         const client::Connection& c) {
   client::UpperPipeline::Window w;
   w.timeout = flags.options().timeout;
+  // The seed's server.py reads recv(1024) and decodes each read as UTF-8: with no more than that
+  // in flight, a read holds whole messages and never cuts a character in two.
+  if (!c.framed()) w.max_bytes = kSeedRecvSize;
   return w;
 }
 
 awaitable<Status> send_lines(client::Connection& c, const UpperClientFlags& flags,
                              const UpperIoFlags& io, std::span<const std::string> messages,
                              bool from_stdin) {
-  client::UpperPipeline p(c, stdout_lines(io), window_for(flags));
+  client::UpperPipeline p(c, stdout_lines(io), window_for(flags, c));
   Status s;
   if (from_stdin) {
     auto in = read_stdin(c);
@@ -194,7 +200,7 @@ awaitable<Status> stream_stdin(client::Connection& c, const UpperClientFlags& fl
   client::UpperPipeline::Sink sink;
   sink.reply = [](std::string_view r) { return client::write_all(STDOUT_FILENO, as_bytes(r)); };
   sink.idle = [] { return true; };
-  client::UpperPipeline p(c, std::move(sink), window_for(flags));
+  client::UpperPipeline p(c, std::move(sink), window_for(flags, c));
   const std::size_t max_piece = std::min<std::size_t>(kStdinChunk, c.welcome().max_frame);
   auto s = co_await with_receiver(p, send_stdin_pieces(p, **in, max_piece));
   if (!s) co_return s;
@@ -204,7 +210,7 @@ awaitable<Status> stream_stdin(client::Connection& c, const UpperClientFlags& fl
 
 awaitable<Result<int>> chat_on_terminal(client::Connection& c, client::LineEditor& editor,
                                         const UpperClientFlags& flags, const UpperIoFlags& io) {
-  client::UpperPipeline p(c, stdout_lines(io), window_for(flags));
+  client::UpperPipeline p(c, stdout_lines(io), window_for(flags, c));
   asio::signal_set signals(c.stream().get_executor(), SIGINT, SIGTERM, SIGHUP);
   auto r = co_await (chat_lines(p, editor) || p.receive() || signals.async_wait(net::use_tuple));
   if (r.index() == 2) {

@@ -44,8 +44,9 @@ awaitable<Status> for_each_line(client::StdinReader& in, bool keep_cr, std::size
 /// Replies to stdout, one line each, shown as `io` says; flushed whenever nothing is owed.
 client::UpperPipeline::Sink stdout_lines(const UpperIoFlags& io);
 
-/// The window and reply timeout for a pipeline on a connection opened with `flags`.
-client::UpperPipeline::Window window_for(const UpperClientFlags& flags);
+/// The window and reply timeout for a pipeline on `c`, opened with `flags`.
+client::UpperPipeline::Window window_for(const UpperClientFlags& flags,
+                                         const client::Connection& c);
 
 /// Sends `messages` (nullptr: the lines of stdin) over `c`, pipelined, printing each reply on
 /// its own line; then ends the connection gracefully.

@@ -52,21 +52,23 @@ TEST_F(SeedServerTest, SendPrintsTheUpperCasedReplies) {
   EXPECT_EQ(again.out, "AGAIN\n") << again.err;
   EXPECT_EQ(describe(again.status), "exit 0");
 
-  // The messages really went through server.py.
+  // The messages really went through server.py (pipelined: one read of its may hold several).
   const auto log = server_log();
-  EXPECT_NE(log.find("收到的客户端的数据: 你好 wörld"), std::string::npos) << log;
+  EXPECT_NE(log.find("收到的客户端的数据: hello"), std::string::npos) << log;
+  EXPECT_NE(log.find("你好 wörld"), std::string::npos) << log;
   EXPECT_NE(log.find("收到的客户端的数据: again"), std::string::npos) << log;
 }
 
 TEST_F(SeedServerTest, ChatWithPipedInputPrintsTheReplies) {
-  // The empty line is skipped by chat (the seed's own client.py would hang on it).
+  // The empty line is kept, but not sent (the seed's own client.py would hang on it): its reply is
+  // the empty line.
   const auto r = run({duplex_bin(), "chat", server_->url()},
                      "hello\n\nHello World\n你好 wörld\nMiXeD 123 !?\n", 15s);
-  EXPECT_EQ(r.out, "HELLO\nHELLO WORLD\n你好 WöRLD\nMIXED 123 !?\n") << r.err;
+  EXPECT_EQ(r.out, "HELLO\n\nHELLO WORLD\n你好 WöRLD\nMIXED 123 !?\n") << r.err;
   EXPECT_EQ(describe(r.status), "exit 0") << r.err;
   EXPECT_EQ(r.err, "");
   const auto log = server_log();
-  EXPECT_NE(log.find("收到的客户端的数据: MiXeD 123 !?"), std::string::npos) << log;
+  EXPECT_NE(log.find("MiXeD 123 !?"), std::string::npos) << log;
 }
 
 TEST_F(SeedServerTest, FramedSendSaysItIsNotADuplexServer) {
