@@ -71,6 +71,29 @@ TEST_F(SeedServerTest, ChatWithPipedInputPrintsTheReplies) {
   EXPECT_NE(log.find("MiXeD 123 !?"), std::string::npos) << log;
 }
 
+TEST_F(SeedServerTest, StreamSendsBytesUnchangedAndEndsWhenServerPyCloses) {
+  // nc's contract: NULs and no newline at the end pass unchanged; our half-close at the end of
+  // stdin is server.py's empty recv, after which it closes, which ends the client. (ASCII and NUL
+  // only: server.py decodes each recv(1024) as UTF-8 and drops a client whose read cuts a
+  // character in two. Small: server.py prints all it gets to a pipe this test reads at the end.)
+  std::string data;
+  for (int i = 0; i < 200; ++i)
+    data += std::string("line\0 of bytes ") + std::to_string(i) + (i % 7 == 0 ? "\r\n" : " ");
+  data += "no newline";
+  for (const std::string cmd : {"send", "chat"}) {
+    const auto r = run({duplex_bin(), cmd, "--stream", server_->url()}, data, 30s);
+    std::string want = data;
+    for (auto& ch : want)
+      if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    EXPECT_EQ(describe(r.status), "exit 0") << cmd << ": " << r.err;
+    EXPECT_EQ(r.out.size(), want.size()) << cmd;
+    EXPECT_TRUE(r.out == want) << cmd;
+    EXPECT_EQ(r.err, "") << cmd;
+  }
+  const auto log = server_log();
+  EXPECT_NE(log.find("no newline"), std::string::npos);
+}
+
 TEST_F(SeedServerTest, FramedSendSaysItIsNotADuplexServer) {
   const auto r = run({duplex_bin(), "send", "--framed", server_->url(), "hello"}, {}, 15s);
   EXPECT_EQ(describe(r.status), "exit 1");
