@@ -60,13 +60,6 @@ int run_chat_datagram(const ChatOptions& o, const net::Endpoint& ep) {
   auto status = run_sync(ctx, [&]() -> asio::awaitable<Status> {
     auto client = co_await client::DatagramClient::open(ep, opt);
     if (!client) co_return std::move(client).failure();
-    auto one = [&](std::string line) -> asio::awaitable<Status> {
-      auto replies = co_await client->request(line);
-      if (!replies) co_return std::move(replies).failure();
-      print_replies(*replies, client->to_group(), o.io);
-      std::fflush(stdout);
-      co_return Status{};
-    };
     if (edit_lines(o)) {
       client::LineEditor editor(ctx.get_executor(), STDIN_FILENO, echo_stream(), o.prompt,
                                 history_path());
@@ -74,13 +67,10 @@ int run_chat_datagram(const ChatOptions& o, const net::Endpoint& ep) {
         auto line = co_await editor.next();
         if (!line) co_return std::move(line).failure();
         if (!*line) co_return Status{};
-        if (auto s = co_await one(std::move(**line)); !s) co_return s;
+        if (auto s = co_await request_and_print(*client, std::move(**line), o.io); !s) co_return s;
       }
     }
-    auto in = client::StdinReader::start(ctx.get_executor(), STDIN_FILENO, 64 * 1024);
-    if (!in) co_return std::move(in).failure();
-    co_return co_await for_each_line(**in, false, kMaxRawLine, one,
-                                     []() -> asio::awaitable<Status> { co_return Status{}; });
+    co_return co_await request_each_stdin_line(*client, o.io);
   }());
   if (!status) {
     std::fprintf(stderr, "duplex: %s\n", status.message().c_str());

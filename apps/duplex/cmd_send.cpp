@@ -30,23 +30,10 @@ int run_send_datagram(const SendOptions& o, const net::Endpoint& ep) {
   auto status = run_sync(ctx, [&]() -> asio::awaitable<Status> {
     auto client = co_await client::DatagramClient::open(ep, opt);
     if (!client) co_return std::move(client).failure();
-    auto one = [&](std::string m) -> asio::awaitable<Status> {
-      auto replies = co_await client->request(m);
-      if (!replies) co_return std::move(replies).failure();
-      // Printed as they come: a later message that gets no reply must not hide earlier replies.
-      print_replies(*replies, client->to_group(), o.io);
-      std::fflush(stdout);
-      co_return Status{};
-    };
-    if (!o.messages.empty()) {
-      for (const auto& m : o.messages)
-        if (auto s = co_await one(m); !s) co_return s;
-      co_return Status{};
-    }
-    auto in = client::StdinReader::start(ctx.get_executor(), STDIN_FILENO, 64 * 1024);
-    if (!in) co_return std::move(in).failure();
-    co_return co_await for_each_line(**in, false, kMaxRawLine, one,
-                                     []() -> asio::awaitable<Status> { co_return Status{}; });
+    if (o.messages.empty()) co_return co_await request_each_stdin_line(*client, o.io);
+    for (const auto& m : o.messages)
+      if (auto s = co_await request_and_print(*client, m, o.io); !s) co_return s;
+    co_return Status{};
   }());
   if (!status) {
     std::fprintf(stderr, "duplex: %s\n", status.message().c_str());

@@ -212,6 +212,9 @@ TEST(DatagramClient, SendAndChatAgainstTheServerOnEveryDatagramFamily) {
     r = run({duplex_bin(), "chat", url}, "one\n\ntwo\n", 60s, {env});
     EXPECT_EQ(r.status, kOk) << url << ": " << r.err;
     EXPECT_EQ(r.out, "ONE\n\nTWO\n") << url;  // a blank line is a (empty) datagram too
+    r = run({duplex_bin(), "send", url}, "from\n\nstdin", 60s, {env});
+    EXPECT_EQ(r.status, kOk) << url << ": " << r.err;
+    EXPECT_EQ(r.out, "FROM\n\nSTDIN\n") << url;
   }
   EXPECT_TRUE(reply_sockets(dir.path()).empty()) << "a reply path is left behind";
 }
