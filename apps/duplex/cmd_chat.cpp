@@ -1,21 +1,22 @@
 // `duplex chat [URL]`: the seed's interactive client — type a line, see the reply — with line
-// editing and history (libedit) on a terminal, plain lines otherwise. Over udp:// and unixgram://
-// each line is one datagram.
+// editing and history (libedit) when stdin is a terminal, plain lines (pipelined) otherwise, and
+// --stream for bytes. Over udp:// and unixgram:// each line is one datagram.
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <memory>
 #include <string>
 
-#include <editline/readline.h>
 #include <fmt/format.h>
 
 #include "cli.hpp"
 #include "client_common.hpp"
 #include "datagram_common.hpp"
+#include "duplex/client/line_editor.hpp"
+#include "duplex/client/terminal.hpp"
+#include "upper_io.hpp"
 
 namespace duplex::app {
 namespace {
@@ -24,77 +25,56 @@ struct ChatOptions {
   std::string url = "tcp://127.0.0.1:8080";
   UpperClientFlags flags;
   DatagramFlags datagram;
+  UpperIoFlags io;
   std::string prompt = "> ";
 };
 
 std::string history_path() {
+  std::string dir;
   if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x)
-    return std::string(x) + "/duplex/chat_history";
-  if (const char* h = std::getenv("HOME"); h && *h)
-    return std::string(h) + "/.local/state/duplex/chat_history";
-  return {};
+    dir = std::string(x) + "/duplex";
+  else if (const char* h = std::getenv("HOME"); h && *h)
+    dir = std::string(h) + "/.local/state/duplex";
+  else
+    return {};
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return dir + "/chat_history";
 }
 
-// One line of input, without its newline; nullopt at end of input.
-class LineSource {
- public:
-  explicit LineSource(std::string prompt)
-      : tty_(::isatty(STDIN_FILENO)), prompt_(std::move(prompt)) {
-    if (!tty_) return;
-    hist_ = history_path();
-    if (!hist_.empty()) {
-      std::error_code ec;
-      std::filesystem::create_directories(std::filesystem::path(hist_).parent_path(), ec);
-      read_history(hist_.c_str());
-    }
-  }
-  ~LineSource() {
-    if (tty_ && !hist_.empty()) write_history(hist_.c_str());
-  }
-  std::optional<std::string> next() {
-    if (!tty_) {
-      std::string line;
-      if (!std::getline(std::cin, line)) return std::nullopt;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      return line;
-    }
-    char* raw = readline(prompt_.c_str());
-    if (!raw) return std::nullopt;
-    std::string line(raw);
-    std::free(raw);
-    if (!line.empty()) add_history(line.c_str());
-    return line;
-  }
+// Where the prompt and the editing go: the terminal, whichever of stdout and stderr it is, so
+// that `duplex chat | tee log` edits on the terminal and logs only the replies.
+std::FILE* echo_stream() {
+  if (client::is_terminal(STDOUT_FILENO) || !client::is_terminal(STDERR_FILENO)) return stdout;
+  return stderr;
+}
 
- private:
-  bool tty_;
-  std::string prompt_;
-  std::string hist_;
-};
-
-bool blank(const std::string& s) {
-  return s.find_first_not_of(" \t\r\n") == std::string::npos;
+bool edit_lines(const ChatOptions& o) {
+  return !o.io.stream && client::is_terminal(STDIN_FILENO);
 }
 
 // A line that gets no reply (after the retries) ends the chat, as a lost connection does.
 int run_chat_datagram(const ChatOptions& o, const net::Endpoint& ep) {
   const auto opt = o.datagram.options(o.flags, ep);
   asio::io_context ctx(1);
-  auto client = run_sync(ctx, client::DatagramClient::open(ep, opt));
-  if (!client) {
-    std::fprintf(stderr, "duplex: %s\n", client.message().c_str());
-    return kExitFailure;
-  }
-  LineSource lines(o.prompt);
-  while (auto line = lines.next()) {
-    if (blank(*line)) continue;
-    auto replies = run_sync(ctx, client->request(*line));
-    if (!replies) {
-      std::fprintf(stderr, "duplex: %s\n", replies.message().c_str());
-      return kExitFailure;
+  auto status = run_sync(ctx, [&]() -> asio::awaitable<Status> {
+    auto client = co_await client::DatagramClient::open(ep, opt);
+    if (!client) co_return std::move(client).failure();
+    if (edit_lines(o)) {
+      client::LineEditor editor(ctx.get_executor(), STDIN_FILENO, echo_stream(), o.prompt,
+                                history_path());
+      for (;;) {
+        auto line = co_await editor.next();
+        if (!line) co_return std::move(line).failure();
+        if (!*line) co_return Status{};
+        if (auto s = co_await request_and_print(*client, std::move(**line), o.io); !s) co_return s;
+      }
     }
-    print_replies(*replies, client->to_group());
-    std::fflush(stdout);
+    co_return co_await request_each_stdin_line(*client, o.io);
+  }());
+  if (!status) {
+    std::fprintf(stderr, "duplex: %s\n", status.message().c_str());
+    return kExitFailure;
   }
   return kExitOk;
 }
@@ -104,31 +84,34 @@ int run_chat(const ChatOptions& o) {
   const auto ep = parse_url(o.url);
   if (is_datagram(ep)) {
     o.flags.tls.refuse_for_datagrams(o.url);
+    if (o.io.stream)
+      throw UsageError(fmt::format("--stream needs a stream address, not {}", ep.url()));
     return run_chat_datagram(o, ep);
   }
   asio::io_context ctx(1);
-  auto conn = run_sync(ctx, client::Connection::open(ep, o.flags.options()));
-  if (!conn) {
-    std::fprintf(stderr, "duplex: %s\n", conn.message().c_str());
+  auto code = run_sync(ctx, [&]() -> asio::awaitable<Result<int>> {
+    auto conn = co_await client::Connection::open(ep, o.flags.options());
+    if (!conn) co_return std::move(conn).failure();
+    if (o.io.stream) {
+      auto s = co_await stream_stdin(*conn, o.flags);
+      if (!s) co_return std::move(s).failure();
+      co_return kExitOk;
+    }
+    if (!edit_lines(o)) {
+      auto s = co_await send_lines(*conn, o.flags, o.io, {}, /*from_stdin=*/true);
+      if (!s) co_return std::move(s).failure();
+      co_return kExitOk;
+    }
+    client::LineEditor editor(ctx.get_executor(), STDIN_FILENO, echo_stream(), o.prompt,
+                              history_path());
+    co_return co_await chat_on_terminal(*conn, editor, o.flags, o.io);
+  }());
+  if (!code) {
+    std::fflush(stdout);  // the replies that came before the failure
+    std::fprintf(stderr, "duplex: %s\n", code.message().c_str());
     return kExitFailure;
   }
-  LineSource lines(o.prompt);
-  while (auto line = lines.next()) {
-    if (blank(*line)) continue;  // the seed's client would send nothing and wait forever
-    auto reply = run_sync(ctx, conn->upper(*line));
-    if (!reply) {
-      std::fprintf(stderr, "duplex: %s\n", reply.message().c_str());
-      return kExitFailure;
-    }
-    std::fwrite(reply->data(), 1, reply->size(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-  }
-  // Over TLS: close_notify, so that the next connection resumes.
-  return run_sync(ctx, [&]() -> asio::awaitable<int> {
-    co_await conn->finish();
-    co_return kExitOk;
-  }());
+  return *code;
 }
 
 }  // namespace
@@ -144,6 +127,7 @@ CLI::App* add_chat(CLI::App& root, CommandResult& result) {
   cmd->add_option("--prompt", o->prompt, "Prompt shown on a terminal")->capture_default_str();
   o->flags.add_to(*cmd);
   o->datagram.add_to(*cmd);
+  o->io.add_to(*cmd);
   cmd->callback([o, &result] { result.code = run_chat(*o); });
   return cmd;
 }

@@ -1,7 +1,10 @@
 // Helpers shared by send and chat for udp:// and unixgram:// addresses: options, opening, output.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +12,7 @@
 #include "cli.hpp"
 #include "client_common.hpp"
 #include "duplex/client/datagram_client.hpp"
+#include "upper_io.hpp"
 
 namespace duplex::app {
 
@@ -51,16 +55,41 @@ inline bool is_datagram(const net::Endpoint& ep) {
 }
 
 /// Prints the replies to one message: the reply itself for a unicast destination; for a group,
-/// one line per responder, `ADDRESS REPLY`.
-inline void print_replies(const std::vector<client::DatagramReply>& replies, bool group) {
+/// one line per responder, `ADDRESS REPLY`; each reply shown as `io` says.
+inline void print_replies(const std::vector<client::DatagramReply>& replies, bool group,
+                          const UpperIoFlags& io) {
   for (const auto& r : replies) {
     if (group) {
       std::fwrite(r.from.data(), 1, r.from.size(), stdout);
       std::fputc(' ', stdout);
     }
-    std::fwrite(r.payload.data(), 1, r.payload.size(), stdout);
+    const std::string shown = io.display(r.payload);
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
     std::fputc('\n', stdout);
   }
+}
+
+/// One request and its replies, printed at once: a later message that gets no reply must not
+/// hide the replies to earlier ones.
+inline asio::awaitable<Status> request_and_print(client::DatagramClient& c, std::string msg,
+                                                 const UpperIoFlags& io) {
+  auto replies = co_await c.request(msg);
+  if (!replies) co_return std::move(replies).failure();
+  print_replies(*replies, c.to_group(), io);
+  std::fflush(stdout);
+  co_return Status{};
+}
+
+/// request_and_print() for each line of stdin, in turn.
+inline asio::awaitable<Status> request_each_stdin_line(client::DatagramClient& c,
+                                                       const UpperIoFlags& io) {
+  auto ex = co_await asio::this_coro::executor;
+  auto in = client::StdinReader::start(ex, STDIN_FILENO, 64 * 1024);
+  if (!in) co_return std::move(in).failure();
+  co_return co_await for_each_line(
+      **in, false, kMaxRawLine,
+      [&](std::string line) { return request_and_print(c, std::move(line), io); },
+      []() -> asio::awaitable<Status> { co_return Status{}; });
 }
 
 }  // namespace duplex::app

@@ -211,7 +211,10 @@ TEST(DatagramClient, SendAndChatAgainstTheServerOnEveryDatagramFamily) {
     EXPECT_EQ(r.out, "HELLO WöRLD\n\nX\n") << url;
     r = run({duplex_bin(), "chat", url}, "one\n\ntwo\n", 60s, {env});
     EXPECT_EQ(r.status, kOk) << url << ": " << r.err;
-    EXPECT_EQ(r.out, "ONE\nTWO\n") << url;
+    EXPECT_EQ(r.out, "ONE\n\nTWO\n") << url;  // a blank line is a (empty) datagram too
+    r = run({duplex_bin(), "send", url}, "from\n\nstdin", 60s, {env});
+    EXPECT_EQ(r.status, kOk) << url << ": " << r.err;
+    EXPECT_EQ(r.out, "FROM\n\nSTDIN\n") << url;
   }
   EXPECT_TRUE(reply_sockets(dir.path()).empty()) << "a reply path is left behind";
 }
@@ -249,8 +252,8 @@ TEST(DatagramClient, ChatSendsEachLineAsADatagram) {
   FakePeer peer(Family::v4, {});
   const auto r = run({duplex_bin(), "chat", peer.url()}, "hello\n\n   \nworld\n", 20s);
   EXPECT_EQ(r.status, kOk) << r.err;
-  EXPECT_EQ(r.out, "HELLO\nWORLD\n");
-  EXPECT_EQ(peer.received(), 2u) << "blank lines are not sent";
+  EXPECT_EQ(r.out, "HELLO\n\n   \nWORLD\n");
+  EXPECT_EQ(peer.received(), 4u) << "blank lines are lines: each is a datagram, as send's are";
 }
 
 TEST(DatagramClient, ChatEndsWithTheOneLineWhenALineGetsNoReply) {

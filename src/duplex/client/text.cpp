@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <iterator>
 #include <utility>
 
 #include <fmt/format.h>
@@ -25,6 +26,47 @@ iconv_t as_iconv(void* cd) noexcept {
 
 bool is_valid_utf8(std::string_view s) noexcept {
   return utf8::is_valid(s.begin(), s.end());
+}
+
+std::string show_hex(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() * 3);
+  for (const char ch : s) {
+    if (!out.empty()) out.push_back(' ');
+    fmt::format_to(std::back_inserter(out), "{:02x}", static_cast<unsigned char>(ch));
+  }
+  return out;
+}
+
+std::string show_escaped(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // A multibyte character is kept when it is well-formed; its length is in its lead byte.
+      const std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+      if (len > 1 && i + len <= s.size() && is_valid_utf8(s.substr(i, len))) {
+        out.append(s.substr(i, len));
+        i += len;
+        continue;
+      }
+    }
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\0': out += "\\0"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f)
+          fmt::format_to(std::back_inserter(out), "\\x{:02x}", c);
+        else
+          out.push_back(static_cast<char>(c));
+    }
+    ++i;
+  }
+  return out;
 }
 
 std::string base64(std::string_view s) {

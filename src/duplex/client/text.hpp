@@ -12,6 +12,13 @@ namespace duplex::client {
 /// True when `s` is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
 bool is_valid_utf8(std::string_view s) noexcept;
 
+/// `s` as hex byte pairs separated by spaces ("48 49 00"): for --show hex.
+std::string show_hex(std::string_view s);
+
+/// `s` on one line with every byte visible: printable ASCII and well-formed UTF-8 as they are,
+/// backslash as \\, \n \r \t \0 by name, any other byte as \xNN: for --show escaped.
+std::string show_escaped(std::string_view s);
+
 /// Standard base64 (RFC 4648, with padding) of any bytes.
 std::string base64(std::string_view s);
 
