@@ -204,6 +204,8 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
   cmd->footer(
       "Forms:\n  duplex exec [OPTIONS] URL [--] CMD [ARG...]   argv passed exactly, no shell\n"
       "  duplex exec [OPTIONS] URL -c 'SHELL STRING'   run with /bin/sh -c\n"
+      "Unlike ssh, a single word such as 'ls | wc -l' is a program name, not a shell line: it "
+      "fails\n(127, with a hint); give shell lines with -c.\n"
       "Exit status: the command's; 128+N if killed by signal N; 127 not found; 126 cannot "
       "execute\n"
       "or no such --cwd; 255 connection, protocol or authentication failure.\n"
