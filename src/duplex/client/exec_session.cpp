@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "duplex/client/connection.hpp"
+#include "duplex/client/escape.hpp"
 #include "duplex/client/outbox.hpp"
 #include "duplex/client/stdin_reader.hpp"
 #include "duplex/client/terminal.hpp"
@@ -212,13 +213,16 @@ class Session {
         signals_(signals),
         outbox_(ex, kDataDepth),
         credit_(ex, 1),
-        reader_(std::move(reader)) {}
+        escaped_(ex, 1),
+        reader_(std::move(reader)) {
+    if (req.escapes) escapes_.emplace();
+  }
 
   awaitable<ExecEnd> run() {
     // The reader or the signal watcher decides the outcome; the writer and the stdin pump never
     // finish on their own (a write error only stops writing: the reader then learns why the
     // connection ended).
-    auto first = co_await (read_output() || watch_signals() ||
+    auto first = co_await (read_output() || watch_signals() || watch_escape() ||
                            (outbox_.run(conn_.stream()) && pump_stdin()));
     co_return std::visit(Overloaded{[](Ending& e) { return std::move(e.end); },
                                     [](std::monostate) -> ExecEnd {
@@ -274,6 +278,16 @@ class Session {
         if (!next) co_return;  // cancelled: the session is over
         Bytes chunk = std::move(*next);
         if (chunk.empty()) break;
+        if (escapes_) {
+          auto typed = escapes_->feed(chunk);
+          for (int i = 0; i < typed.help; ++i)
+            write_all(STDERR_FILENO, as_bytes(EscapeFilter::help_text()));
+          if (typed.disconnect) {
+            escaped_.try_send(std::error_code{}, true);
+            co_return;
+          }
+          chunk = std::move(typed.forward);  // may be empty: a ~ held for the next read
+        }
         for (ByteView rest(chunk); !rest.empty();) {
           // No more than the server granted: what it cannot queue yet stays here, so that
           // nothing we send later (SIGNAL, WINDOW_SIZE, STDIN_EOF) waits behind it.
@@ -321,6 +335,15 @@ class Session {
     }
   }
 
+  // ~. typed at a line start (pump_stdin): the way out of a session that no longer answers.
+  awaitable<Ending> watch_escape() {
+    auto [ec, ignored] = co_await escaped_.async_receive(use_tuple);
+    if (ec) co_return Ending{fail(ec, "the escape watcher was cancelled")};  // another racer won
+    co_return Ending{
+        fail(std::errc::connection_aborted,
+             fmt::format("connection to {} closed by ~. (the server ends the command)", url()))};
+  }
+
   std::string url() const { return req_.endpoint.url(); }
 
   Connection& conn_;
@@ -333,6 +356,8 @@ class Session {
   std::uint64_t stdin_credit_ = 0;
   // (void(error_code) alone is ambiguous to Asio's channel_traits: hence the bool.)
   asio::experimental::channel<void(std::error_code, bool)> credit_;
+  std::optional<EscapeFilter> escapes_;                               // when req.escapes
+  asio::experimental::channel<void(std::error_code, bool)> escaped_;  // ~. was typed
   std::unique_ptr<StdinReader> reader_;
 };
 

@@ -28,9 +28,11 @@ struct ExecRequest {
   std::vector<int> stop_signals;     // each ends the session here at once: we disconnect, the
                                      // server kills the command
   bool double_interrupt_stops = false;  // a SIGINT within 2 s of a forwarded one ends the session
-  std::string agent = "duplex";         // HELLO's agent string
-  bool tls = false;                     // --tls (or the endpoint is tls://)
-  TrustOptions trust;                   // for TLS: known_hosts, --fingerprint, client key
+  bool escapes = false;  // ssh's escapes on stdin (~. ends the session; client/escape.hpp): for a
+                         // PTY session typed on a terminal
+  std::string agent = "duplex";  // HELLO's agent string
+  bool tls = false;              // --tls (or the endpoint is tls://)
+  TrustOptions trust;            // for TLS: known_hosts, --fingerprint, client key
 };
 
 /// Where the command's output goes and how the local terminal is consulted. All hooks run on
