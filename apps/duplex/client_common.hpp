@@ -109,6 +109,7 @@ struct UpperClientFlags {
     o.agent = std::string(duplex::agent());
     o.tls = tls.tls;
     o.trust = tls.trust_options();
+    o.log_steps = true;  // -v shows them
     return o;
   }
 };

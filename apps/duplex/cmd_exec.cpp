@@ -117,12 +117,13 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
     err_tr.emplace(std::move(*err));
   }
 
-  auto token = resolve_token(o.token_file);
+  auto token = resolve_token_with_source(o.token_file);
   if (!token) {
     std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
     return kExitConnection;
   }
-  req.token = *token;
+  req.token = token->token;
+  req.token_source = token->source;
   req.stdin_fd = o.no_stdin ? -1 : STDIN_FILENO;
   req.agent = std::string(duplex::agent());
   // Ctrl-C and Ctrl-\ reach the remote command, and we keep waiting for its exit; a second

@@ -40,12 +40,13 @@ int run_shell(const ShellOptions& o) {
     throw UsageError("shell needs a stream URL (tls://, tcp:// or unix://), not " + o.url);
   req.tls = o.tls.tls;
   req.trust = o.tls.trust_options();
-  auto token = resolve_token(o.token_file);
+  auto token = resolve_token_with_source(o.token_file);
   if (!token) {
     std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
     return kExitConnection;
   }
-  req.token = *token;
+  req.token = token->token;
+  req.token_source = token->source;
   req.agent = std::string(duplex::agent());
 
   req.start.login = true;

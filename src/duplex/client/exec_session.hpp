@@ -20,9 +20,11 @@ namespace duplex::client {
 /// What to run, where, and how the local side behaves meanwhile.
 struct ExecRequest {
   net::Endpoint endpoint;
-  std::string token;      // proved (never sent) when the server asks; empty: the transport must do
-  wire::ExecStart start;  // sent as is (checked against the server's max_frame first)
-  int stdin_fd = 0;       // forwarded as STDIN_DATA then STDIN_EOF; -1: STDIN_EOF at once (ssh -n)
+  std::string token;  // proved (never sent) when the server asks; empty: the transport must do
+  std::string token_source;  // where the token came from (ResolvedToken::source), for -v and
+                             // for naming it when authentication fails
+  wire::ExecStart start;     // sent as is (checked against the server's max_frame first)
+  int stdin_fd = 0;  // forwarded as STDIN_DATA then STDIN_EOF; -1: STDIN_EOF at once (ssh -n)
   std::chrono::milliseconds connect_timeout{10'000};  // dial + handshake + AUTH; zero: no limit
   std::vector<int> forward_signals;  // each delivery is sent as SIGNAL{signo}; the session goes on
   std::vector<int> stop_signals;     // each ends the session here at once: we disconnect, the
