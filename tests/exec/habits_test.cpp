@@ -187,5 +187,34 @@ TEST_F(TerminalHabitsTest, TildeQuestionListsEscapesAndDoubleTildeSendsOne) {
   EXPECT_EQ(p->wait(std::chrono::seconds(10)), (ExitStatus{true, 7})) << p->screen();
 }
 
+TEST(TlsUnixPinning, ExecOverTlsUnixPinsTheSocketPathInKnownHosts) {
+  // tls+unix:// is pinned like tls://: first contact with accept-new, then known by its path.
+  TempDir dir;
+  ExecServer server(
+      {.args = {"--tls", "--tls-key", dir.file("key.pem"), "--tls-cert", dir.file("cert.pem")},
+       .tcp = false,
+       .unix_socket = true});
+  const std::string path = server.unix_url().substr(std::string("unix://").size());
+  const std::string url = "tls+unix://" + path;
+  const std::string kh = dir.file("known_hosts");
+  auto exec = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv{duplex_bin(), "exec", "--known-hosts", kh};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.insert(argv.end(), {url, "--", "echo", "over-tls"});
+    return run(argv, {}, std::chrono::seconds(60));
+  };
+  const auto unknown = exec({});
+  EXPECT_EQ(unknown.status, (ExitStatus{true, 255})) << "first contact, nobody to ask";
+  EXPECT_TRUE(one_line(unknown.err)) << unknown.err;
+  const auto first = exec({"--trust", "accept-new"});
+  EXPECT_EQ(first.status, (ExitStatus{true, 0})) << first.err;
+  EXPECT_EQ(first.out, "over-tls\n");
+  const auto fp = run({duplex_bin(), "fingerprint", "--tls-key", dir.file("key.pem")});
+  EXPECT_EQ(first_line(kh), path + " " + fp.out.substr(0, fp.out.find('\n')));
+  const auto again = exec({});
+  EXPECT_EQ(again.status, (ExitStatus{true, 0})) << again.err;
+  EXPECT_EQ(again.out, "over-tls\n");
+}
+
 }  // namespace
 }  // namespace duplex::test

@@ -132,7 +132,7 @@ TEST(Verbose, AuthFailureNamesTheCredentialUsed) {
       dx({"exec", server.url(), "--", "true"}, {"DUPLEX_TOKEN=" + std::string(64, '0')});
   EXPECT_EQ(env.status, (ExitStatus{true, 255}));
   EXPECT_TRUE(one_line(env.err)) << env.err;
-  EXPECT_TRUE(contains(env.err, "does not know the token from $DUPLEX_TOKEN")) << env.err;
+  EXPECT_TRUE(contains(env.err, "the token from $DUPLEX_TOKEN is not this server's")) << env.err;
 
   TempDir dir;
   const std::string wrong = dir.file("token");

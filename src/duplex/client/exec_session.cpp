@@ -144,8 +144,8 @@ awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest&
   if (!wire::same_proof(expected, c.server_proof)) {
     conn.abort();
     co_return fail(errc::auth_failed,
-                   fmt::format("the server at {} does not know the token from {}: it may be an "
-                               "impostor (or the token is not this server's); not authenticating",
+                   fmt::format("the server at {} does not know the token: it may be an impostor "
+                               "(or the token from {} is not this server's); not authenticating",
                                req.endpoint.url(), req.token_source));
   }
   spdlog::info("the server proved it knows the token; proving it too");
