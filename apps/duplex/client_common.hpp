@@ -10,6 +10,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
@@ -108,9 +109,24 @@ struct UpperClientFlags {
     o.agent = std::string(duplex::agent());
     o.tls = tls.tls;
     o.trust = tls.trust_options();
+    o.log_steps = true;  // -v shows them
     return o;
   }
 };
+
+/// -t / -T on the commands that open a shell, as ssh takes them.
+enum class PtyChoice { automatic, force, never };
+
+/// Whether an interactive shell (`duplex shell`, `duplex exec URL` with no command) gets a PTY:
+/// -t forces one, -T refuses one, else one exactly when stdin is a terminal. A shell fed from a
+/// pipe or file then reads its commands from there, and ssh's warning says why there is no PTY.
+inline bool shell_wants_pty(PtyChoice choice) {
+  if (choice != PtyChoice::automatic) return choice == PtyChoice::force;
+  if (::isatty(STDIN_FILENO) == 1) return true;
+  spdlog::warn(
+      "pseudo-terminal will not be allocated because stdin is not a terminal (-t forces one)");
+  return false;
+}
 
 /// Runs one coroutine on `ctx` to completion and returns its value (rethrowing its exception).
 template <class T>

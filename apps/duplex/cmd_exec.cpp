@@ -1,6 +1,6 @@
 // `duplex exec URL [--] CMD [ARG...]` / `duplex exec URL -c STRING`: one remote command.
-// Like `ssh host CMD`, but with the argv kept exact. Options in, exit status out; the work is in
-// duplex/client/exec_session.
+// Like `ssh host CMD`, but with the argv kept exact; with no command, a login shell (`ssh host`).
+// Options in, exit status out; the work is in duplex/client/exec_session.
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +37,7 @@ struct ExecOptions {
   bool has_shell_string = false;  // -c was given (even as '')
   bool no_stdin = false;          // -n
   bool pty = false;               // -t
+  bool no_pty = false;            // -T
   bool json = false;
   std::vector<std::string> env;
   std::string cwd;
@@ -61,14 +62,20 @@ std::vector<std::string> command_argv(const ExecOptions& o, const CLI::App& cmd)
 wire::ExecStart build_start(const ExecOptions& o, std::vector<std::string> argv) {
   wire::ExecStart s;
   const bool has_cmd = !argv.empty();
-  if (o.has_shell_string == has_cmd)
-    throw UsageError(has_cmd ? "give either CMD [ARG...] or -c 'SHELL STRING', not both"
-                             : "no command: give CMD [ARG...] or -c 'SHELL STRING'");
+  if (o.has_shell_string && has_cmd)
+    throw UsageError("give either CMD [ARG...] or -c 'SHELL STRING', not both");
+  bool pty = o.pty;
   if (o.has_shell_string) {
     s.shell = true;
     s.argv = {o.shell_string};
-  } else {
+  } else if (has_cmd) {
     s.argv = std::move(argv);
+  } else {
+    // No command: the account's login shell, as `ssh host` opens it (and as `duplex shell`).
+    s.login = true;
+    pty = shell_wants_pty(o.pty      ? PtyChoice::force
+                          : o.no_pty ? PtyChoice::never
+                                     : PtyChoice::automatic);
   }
   for (const auto& kv : o.env) {
     const auto eq = kv.find('=');
@@ -78,7 +85,7 @@ wire::ExecStart build_start(const ExecOptions& o, std::vector<std::string> argv)
   }
   s.cwd = o.cwd;
   s.timeout_ms = static_cast<std::uint32_t>(std::llround(o.timeout_s * 1000));
-  if (o.pty) {
+  if (pty) {
     const auto size = client::terminal_size(STDIN_FILENO).value_or(client::TerminalSize{});
     s.pty = true;
     s.rows = size.rows;
@@ -110,12 +117,13 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
     err_tr.emplace(std::move(*err));
   }
 
-  auto token = resolve_token(o.token_file);
+  auto token = resolve_token_with_source(o.token_file);
   if (!token) {
     std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
     return kExitConnection;
   }
-  req.token = *token;
+  req.token = token->token;
+  req.token_source = token->source;
   req.stdin_fd = o.no_stdin ? -1 : STDIN_FILENO;
   req.agent = std::string(duplex::agent());
   // Ctrl-C and Ctrl-\ reach the remote command, and we keep waiting for its exit; a second
@@ -162,9 +170,10 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
   // -t on a terminal: the remote PTY does the echo and line editing, so ours steps aside
   // (Ctrl-C then travels as a byte, as with ssh -t), and window changes follow.
   std::optional<client::RawMode> raw;
-  if (o.pty && client::is_terminal(STDIN_FILENO)) {
+  if (req.start.pty && client::is_terminal(STDIN_FILENO)) {
     hooks.on_started = [&] { raw.emplace(STDIN_FILENO); };
     hooks.window_size = client::window_size_of(STDIN_FILENO);
+    req.escapes = !o.no_stdin;  // `~.` after a newline leaves a hung session
   }
 
   asio::io_context ctx(1);
@@ -204,11 +213,15 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
   cmd->footer(
       "Forms:\n  duplex exec [OPTIONS] URL [--] CMD [ARG...]   argv passed exactly, no shell\n"
       "  duplex exec [OPTIONS] URL -c 'SHELL STRING'   run with /bin/sh -c\n"
+      "  duplex exec [OPTIONS] URL                     a login shell (as duplex shell)\n"
+      "Unlike ssh, a single word such as 'ls | wc -l' is a program name, not a shell line: it "
+      "fails\n(127, with a hint); give shell lines with -c.\n"
       "Exit status: the command's; 128+N if killed by signal N; 127 not found; 126 cannot "
       "execute\n"
       "or no such --cwd; 255 connection, protocol or authentication failure.\n"
       "Ctrl-C is passed to the command; a second Ctrl-C within 2 s, SIGTERM or SIGHUP disconnect "
-      "at once\n(the server then ends the command).");
+      "at once\n(the server then ends the command). On a pseudo-terminal typed at a terminal, "
+      "~. after a newline\ndisconnects, ~? lists the escapes, ~~ sends one ~.");
   cmd->add_option("url", o->url,
                   "Server address (tls://HOST:PORT, tcp://HOST:PORT, HOST:PORT, unix:///path, "
                   "tls+unix:///path)")
@@ -217,7 +230,11 @@ CLI::App* add_exec(CLI::App& root, CommandResult& result) {
       cmd->add_option("-c", o->shell_string, "Run this string with /bin/sh -c instead of CMD");
   cmd->add_flag("-n", o->no_stdin,
                 "Do not read stdin; the command gets end of file at once (like ssh -n)");
-  cmd->add_flag("-t", o->pty, "Run the command on a pseudo-terminal (like ssh -t)");
+  auto* t = cmd->add_flag("-t", o->pty, "Run the command on a pseudo-terminal (like ssh -t)");
+  cmd->add_flag("-T", o->no_pty,
+                "No pseudo-terminal for the login shell opened when no command is given (like ssh "
+                "-T)")
+      ->excludes(t);
   cmd->add_option("-e", o->env, "Set KEY=VALUE in the command's environment (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--cwd", o->cwd, "Working directory of the command");

@@ -1,5 +1,6 @@
-// `duplex shell URL`: an interactive login shell on the server, over a PTY.
-// The PTY is sized like our terminal, which is in raw mode for the session (always restored).
+// `duplex shell URL`: an interactive login shell on the server, over a PTY when stdin is a
+// terminal (sized like it; ours is in raw mode for the session, always restored; `~.` leaves),
+// else over pipes, reading its commands from stdin as `ssh host < script` does.
 // Exit status: the remote shell's.
 #include <unistd.h>
 
@@ -25,6 +26,8 @@ namespace {
 struct ShellOptions {
   std::string url;
   std::string token_file;
+  bool force_pty = false;  // -t
+  bool no_pty = false;     // -T
   TlsClientFlags tls;
 };
 
@@ -37,24 +40,30 @@ int run_shell(const ShellOptions& o) {
     throw UsageError("shell needs a stream URL (tls://, tcp:// or unix://), not " + o.url);
   req.tls = o.tls.tls;
   req.trust = o.tls.trust_options();
-  auto token = resolve_token(o.token_file);
+  auto token = resolve_token_with_source(o.token_file);
   if (!token) {
     std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
     return kExitConnection;
   }
-  req.token = *token;
+  req.token = token->token;
+  req.token_source = token->source;
   req.agent = std::string(duplex::agent());
 
-  // A PTY even when our stdin is not a terminal (a script driving the shell): the remote side
-  // still behaves like an interactive login.
-  const auto size = client::terminal_size(STDIN_FILENO).value_or(client::TerminalSize{});
-  const char* term = std::getenv("TERM");
   req.start.login = true;
-  req.start.pty = true;
-  req.start.rows = size.rows;
-  req.start.cols = size.cols;
-  req.start.term = term && *term ? term : "dumb";
+  req.start.pty = shell_wants_pty(o.force_pty ? PtyChoice::force
+                                  : o.no_pty  ? PtyChoice::never
+                                              : PtyChoice::automatic);
+  if (req.start.pty) {
+    const auto size = client::terminal_size(STDIN_FILENO).value_or(client::TerminalSize{});
+    const char* term = std::getenv("TERM");
+    req.start.rows = size.rows;
+    req.start.cols = size.cols;
+    req.start.term = term && *term ? term : "dumb";
+  }
   req.stdin_fd = STDIN_FILENO;
+  // Typed at a terminal into a PTY: `~.` after a newline is the way out of a hung session.
+  const bool typed = req.start.pty && client::is_terminal(STDIN_FILENO);
+  req.escapes = typed;
   // In raw mode Ctrl-C and Ctrl-\ are bytes for the remote PTY; these signals only come from
   // kill(1), and are passed on. SIGTERM/SIGHUP end our side: the terminal is restored on the way
   // out, and the server hangs up the remote shell when we disconnect.
@@ -65,8 +74,10 @@ int run_shell(const ShellOptions& o) {
   client::ExecHooks hooks;
   hooks.on_stdout = [](ByteView b) { return client::write_all(STDOUT_FILENO, b); };
   hooks.on_stderr = [](ByteView b) { client::write_all(STDERR_FILENO, b); };
-  hooks.on_started = [&] { raw.emplace(STDIN_FILENO); };
-  hooks.window_size = client::window_size_of(STDIN_FILENO);
+  if (typed) {
+    hooks.on_started = [&] { raw.emplace(STDIN_FILENO); };
+    hooks.window_size = client::window_size_of(STDIN_FILENO);
+  }
 
   asio::io_context ctx(1);
   const client::ExecResult r = run_sync(ctx, client::run_exec(req, hooks));
@@ -88,7 +99,16 @@ CLI::App* add_shell(CLI::App& root, CommandResult& result) {
       ->required();
   cmd->add_option("--token-file", o->token_file,
                   "Token file (default: $DUPLEX_TOKEN, then ~/.config/duplex/token)");
+  auto* t = cmd->add_flag("-t", o->force_pty,
+                          "A pseudo-terminal even when stdin is not a terminal (like ssh -tt)");
+  cmd->add_flag("-T", o->no_pty,
+                "No pseudo-terminal: the shell reads commands from stdin (like ssh -T)")
+      ->excludes(t);
   o->tls.add_to(*cmd);
+  cmd->footer(
+      "With a terminal, the shell runs on a pseudo-terminal; else it reads its commands from "
+      "stdin\n(ssh's rule; a warning says so). Escapes, after a newline: ~. disconnects, ~? lists "
+      "them,\n~~ sends one ~.");
   cmd->callback([o, &result] { result.code = run_shell(*o); });
   return cmd;
 }

@@ -1,5 +1,6 @@
 // libFuzzer target: the known_hosts parser and lookup. Pure: links only duplex_core. Aborts when a
-// refusal is not one bounded line, or a parsed pin is not found again by check() and a re-parse.
+// refusal is not one bounded line, or a parsed pin is not found again by check() and a re-parse
+// (a Unix socket path by the re-parse).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -30,6 +31,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string again;
   for (const auto& e : parsed->entries()) {
     check(duplex::check_fingerprint(e.fingerprint).ok());
+    // A Unix socket's path is written back as it was read.
+    if (e.name.starts_with('/')) {
+      check(duplex::can_pin_socket_path(e.name));
+      again += duplex::known_socket_line(e.name, e.fingerprint);
+      continue;
+    }
     // The canonical name splits back into host and port, and the pin is found under them.
     const auto colon = e.name.rfind(':');
     check(colon != std::string::npos);

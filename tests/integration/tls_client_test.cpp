@@ -386,10 +386,24 @@ TEST_F(TlsClient, TlsFlagAndUnixSocket) {
   auto u = duplex({"send", "tls+unix://" + path, "hi", "--fingerprint", unix_server.fingerprint()});
   EXPECT_EQ(u.status, (ExitStatus{true, 0})) << u.err;
   EXPECT_EQ(u.out, "HI\n");
-  auto refused = duplex({"send", "tls+unix://" + path, "hi", "--trust", "accept-new"});
-  EXPECT_EQ(refused.status, (ExitStatus{true, kSendFailure}));
-  EXPECT_NE(refused.err.find("--fingerprint " + unix_server.fingerprint()), std::string::npos)
+  // The socket is pinned by its path (issue 10): known from now on, with no option.
+  EXPECT_NE(read_file(known_hosts()).find(path + " " + unix_server.fingerprint() + "\n"),
+            std::string::npos)
+      << read_file(known_hosts());
+  auto known = duplex({"send", "tls+unix://" + path, "again"});
+  EXPECT_EQ(known.status, (ExitStatus{true, 0})) << known.err;
+  EXPECT_EQ(known.out, "AGAIN\n");
+  // First contact with accept-new pins a socket as it pins a host:port.
+  const std::string other_path = dir_.file("tls2.sock");
+  TlsUpperServer other(other_path);
+  auto refused = duplex({"send", "tls+unix://" + other_path, "hi"});
+  EXPECT_EQ(refused.status, (ExitStatus{true, kSendFailure})) << "unknown, nobody to ask";
+  EXPECT_NE(refused.err.find("--fingerprint " + other.fingerprint()), std::string::npos)
       << refused.err;
+  auto accepted = duplex({"send", "tls+unix://" + other_path, "hi", "--trust", "accept-new"});
+  EXPECT_EQ(accepted.status, (ExitStatus{true, 0})) << accepted.err;
+  auto pinned = duplex({"send", "tls+unix://" + other_path, "hi"});
+  EXPECT_EQ(pinned.status, (ExitStatus{true, 0})) << pinned.err;
 
   auto udp = duplex({"send", "udp://127.0.0.1:9", "hi", "--tls"});
   EXPECT_EQ(udp.status, (ExitStatus{true, 2})) << "--tls on a datagram address is a usage error";

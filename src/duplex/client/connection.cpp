@@ -57,6 +57,27 @@ Result<std::optional<net::TlsIdentity>> client_identity(const TrustOptions& trus
   return std::optional<net::TlsIdentity>(std::move(*id));
 }
 
+// What -v shows (info level); nothing when the caller did not ask for steps.
+template <class... Args>
+void step(const ClientOptions& opt, fmt::format_string<Args...> f, Args&&... args) {
+  if (opt.log_steps) spdlog::info(f, std::forward<Args>(args)...);
+}
+
+net::DialSteps dial_steps(const ClientOptions& opt) {
+  if (!opt.log_steps) return {};
+  return [](const std::string& line) { spdlog::info("{}", line); };
+}
+
+// On a Unix socket the kernel says who serves it: worth a line when something is refused.
+void step_unix_server(const ClientOptions& opt, const net::Endpoint& ep, const net::Peer& p) {
+  if (!ep.is_unix()) return;
+  if (p.uid)
+    step(opt, "the server of {} runs as uid {}{}", ep.path, *p.uid,
+         p.pid ? fmt::format(" (pid {})", *p.pid) : std::string());
+  else
+    step(opt, "the kernel did not say who serves {}", ep.path);
+}
+
 // The name tls_dial keeps the session under.
 std::string session_name(const net::Endpoint& ep) {
   return ep.is_unix() ? ep.url() : known_host_name(ep.host, ep.port);
@@ -70,8 +91,9 @@ bool is_connection_failure(const Failure& f) noexcept {
 
 awaitable<Result<Connection>> Connection::open(const net::Endpoint& ep, ClientOptions opt) {
   if (ep.tls || opt.tls) co_return co_await open_tls(ep, std::move(opt));
-  auto s = co_await net::dial(ep);
+  auto s = co_await net::dial(ep, dial_steps(opt));
   if (!s) co_return std::move(s).failure();
+  step_unix_server(opt, ep, (*s)->peer());
   Connection c(std::move(*s), ep, std::move(opt));
   if (c.opt_.protocol != Protocol::raw) {
     auto shaken = co_await c.handshake();
@@ -89,6 +111,14 @@ awaitable<Result<Connection>> Connection::open_tls(const net::Endpoint& plain, C
                                               ep.url()));
   auto id = client_identity(opt.trust);
   if (!id) co_return std::move(id).failure();
+  const std::string key_path =
+      opt.trust.identity.empty() ? net::default_client_key_path() : opt.trust.identity;
+  const std::string client_key =
+      *id ? fmt::format("{} ({})", (*id)->fingerprint, key_path) : std::string();
+  if (*id)
+    step(opt, "client key {}", client_key);
+  else
+    step(opt, "no client key ({} does not exist; `duplex keygen` makes one)", key_path);
   auto ctx = net::TlsClientContext::create(*id ? &**id : nullptr);
   if (!ctx) co_return std::move(ctx).failure();
   auto state = std::make_shared<TlsClientState>();
@@ -103,12 +133,14 @@ awaitable<Result<Connection>> Connection::open_tls(const net::Endpoint& plain, C
   }
 
   const auto deadline = opt.timeout.count() > 0 ? opt.timeout : kHandshakeDeadline;
-  auto tls = co_await net::tls_dial(*state->ctx, ep, deadline);
+  auto tls = co_await net::tls_dial(*state->ctx, ep, deadline, dial_steps(opt));
   if (!tls) co_return std::move(tls).failure();
   const bool resumed = (*tls)->session_reused();
   const std::string offered = (*tls)->peer().key_fingerprint;
-  spdlog::debug("TLS {} with {}: {}, server key {}", resumed ? "resumed" : "full handshake",
-                ep.url(), (*tls)->description(), offered);
+  step_unix_server(opt, ep, (*tls)->peer());
+  // (Tests and scripts look for "TLS resumed with" / "TLS full handshake with".)
+  step(opt, "TLS {} with {}: {}, server key {}", resumed ? "resumed" : "full handshake", ep.url(),
+       (*tls)->description(), offered);
 
   // Nothing of ours crosses before the key is believed; a refused key's session is dropped, so
   // that no later connection resumes it. A FIN, not a reset: the server still reads our Finished
@@ -122,10 +154,16 @@ awaitable<Result<Connection>> Connection::open_tls(const net::Endpoint& plain, C
     }
     co_return std::move(trusted).failure();
   }
+  if (!opt.trust.fingerprint.empty())
+    step(opt, "server key {} is the one --fingerprint names", offered);
+  else
+    step(opt, "server key {} is pinned in {}", offered,
+         opt.trust.known_hosts.empty() ? default_known_hosts_path() : opt.trust.known_hosts);
 
   Connection c(std::move(*tls), ep, std::move(opt));
   c.tls_ = std::move(state);
   c.tls_resumed_ = resumed;
+  c.client_key_ = client_key;
   if (c.opt_.protocol != Protocol::raw) {
     auto shaken = co_await c.handshake();
     if (!shaken) co_return std::move(shaken).failure();
@@ -211,6 +249,7 @@ awaitable<Status> Connection::handshake() {
     Bytes rest(hello.size() - head.size());
     if (auto r = co_await read_exact(rest); !r) co_return r;
     framed_ = false;
+    step(opt_, "{} echoed the handshake upper-cased: speaking the raw protocol", ep_.url());
     co_return Status{};
   }
   framed_ = true;
@@ -225,6 +264,8 @@ awaitable<Status> Connection::handshake() {
   auto w = wire::decode_welcome(f->payload);
   if (!w) co_return fail(errc::bad_message, fmt::format("{} sent a malformed WELCOME", ep_.url()));
   welcome_ = *w;
+  step(opt_, "duplex server '{}', protocol {}, frames up to {} bytes", welcome_.agent,
+       welcome_.version, welcome_.max_frame);
   co_return Status{};
 }
 

@@ -40,6 +40,9 @@ struct ClientOptions {
   std::string agent = "duplex";
   bool tls = false;    // --tls: as if the URL were tls:// (the endpoint's own flag also counts)
   TrustOptions trust;  // for TLS connections
+  /// Log each step (resolve, connect, TLS, trust, handshake) at info level, which -v shows, as
+  /// ssh -v does. Off for the many connections of a load test.
+  bool log_steps = false;
 };
 
 struct Frame {
@@ -84,6 +87,10 @@ class Connection {
   awaitable<void> finish();
   /// Over TLS: this connection resumed an earlier session (no certificate exchange).
   bool tls_resumed() const noexcept { return tls_resumed_; }
+  /// Over TLS, the client key presented ("SHA256:… (PATH)"); empty when none was.
+  const std::string& client_key() const noexcept { return client_key_; }
+  /// True when opened with ClientOptions::log_steps.
+  bool log_steps() const noexcept { return opt_.log_steps; }
   /// Ends the connection at once, dropping whatever we queued and the server has not taken
   /// (a TCP reset): the server learns we are gone even when it has stopped reading, which a
   /// FIN queued behind unsent stdin would never tell it.
@@ -102,6 +109,7 @@ class Connection {
   std::unique_ptr<net::Stream> stream_;
   std::shared_ptr<TlsClientState> tls_;  // the context and session file of a TLS connection
   bool tls_resumed_ = false;
+  std::string client_key_;
   net::Endpoint ep_;
   ClientOptions opt_;
   bool framed_ = false;

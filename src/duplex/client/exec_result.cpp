@@ -25,6 +25,34 @@ std::string errno_text(std::int32_t code) {
   return code > 0 ? std::strerror(code) : "unknown error";
 }
 
+// Characters a shell reads as syntax (or as a word break): a program name holding one was most
+// likely meant as a shell command line (`duplex exec URL 'ls | wc -l'`, ssh's habit).
+constexpr std::string_view kShellSyntax = " \t\n|&;<>()$`\\\"'*?[]{}~=#";
+
+// 'text' for a shell, each ' inside written as '\''.
+std::string shell_quoted(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+// For a program that was not found although its name reads as a shell command line: how to run
+// it with the shell. The argv is kept exact (PRODUCT.md: no shell re-splits it), so the command
+// fails rather than being run through a shell behind the user's back.
+std::string shell_hint(const wire::ExecStart& start) {
+  if (start.login || start.shell || start.argv.empty()) return {};
+  const std::string& program = start.argv.front();
+  if (program.find_first_of(kShellSyntax) == std::string::npos) return {};
+  if (start.argv.size() == 1)
+    return fmt::format("; to run it with /bin/sh, use -c {}", shell_quoted(program));
+  return "; to run a shell command line, give it as one string after -c";
+}
+
 // Why the command never ran, or empty when it did.
 std::string start_error(const wire::Exit& e, const wire::ExecStart& start) {
   if (e.how == How::bad_cwd) {
@@ -37,10 +65,9 @@ std::string start_error(const wire::Exit& e, const wire::ExecStart& start) {
                            : start.shell        ? std::string("/bin/sh")
                            : start.argv.empty() ? std::string("the command")
                                                 : fmt::format("'{}'", start.argv.front());
-  const std::string why = exit_status_for_exec_errno(e.code) == kExitNotFound
-                              ? std::string("command not found")
-                              : errno_text(e.code);
-  return fmt::format("cannot run {}: {}", what, why);
+  if (exit_status_for_exec_errno(e.code) == kExitNotFound)
+    return fmt::format("cannot run {}: command not found{}", what, shell_hint(start));
+  return fmt::format("cannot run {}: {}", what, errno_text(e.code));
 }
 
 // The human sentence for a server limit that ended the command (empty for none).

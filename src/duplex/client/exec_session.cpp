@@ -14,8 +14,10 @@
 #include <variant>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "duplex/client/connection.hpp"
+#include "duplex/client/escape.hpp"
 #include "duplex/client/outbox.hpp"
 #include "duplex/client/stdin_reader.hpp"
 #include "duplex/client/terminal.hpp"
@@ -99,6 +101,26 @@ awaitable<Result<M>> read_message(Connection& conn, const ExecRequest& req, wire
   co_return std::move(*m);
 }
 
+// What identifies us besides a token: the client key over TLS, our uid on a Unix socket. Empty
+// when neither; else `lead` and the list.
+std::string transport_credentials(const ExecRequest& req, const Connection& conn,
+                                  std::string_view lead) {
+  std::string out;
+  if (!conn.client_key().empty()) out = "client key " + conn.client_key();
+  if (req.endpoint.transport == net::Transport::unix_stream)
+    out += fmt::format("{}uid {}", out.empty() ? "" : " or ", ::geteuid());
+  return out.empty() ? out : std::string(lead) + out;
+}
+
+// The credentials a refused authentication used, so that the user knows which one to fix.
+std::string credentials_used(const ExecRequest& req, const Connection& conn, bool token_proved) {
+  std::string used = transport_credentials(req, conn, "");
+  if (token_proved)
+    used += fmt::format("{}the token from {}", used.empty() ? "" : ", then ", req.token_source);
+  return used.empty() ? "no client key, no uid, no token: nothing to offer this server"
+                      : "credentials used: " + used;
+}
+
 // The challenge-response (docs/PROTOCOL.md): the server proves it knows the token before we
 // prove it, and both proofs are bound to this connection (TLS exporter; zeros on a plain
 // stream). The token itself never leaves this process, in any form.
@@ -107,8 +129,9 @@ awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest&
                                             const wire::AuthChallenge& c) {
   if (req.token.empty())
     co_return fail(errc::auth_failed,
-                   "the server wants a token and none was found (DUPLEX_TOKEN, --token-file, "
-                   "~/.config/duplex/token)");
+                   fmt::format("the server wants a token and none was found (DUPLEX_TOKEN, "
+                               "--token-file, ~/.config/duplex/token){}",
+                               transport_credentials(req, conn, "; it did not take ")));
   const wire::AuthBlock key = wire::auth_key(req.token);
   wire::AuthBlock binding{};
   if (conn.stream().encrypted()) {
@@ -122,18 +145,54 @@ awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest&
     conn.abort();
     co_return fail(errc::auth_failed,
                    fmt::format("the server at {} does not know the token: it may be an impostor "
-                               "(or the token is not this server's); not authenticating",
-                               req.endpoint.url()));
+                               "(or the token from {} is not this server's); not authenticating",
+                               req.endpoint.url(), req.token_source));
   }
+  spdlog::info("the server proved it knows the token; proving it too");
   const Bytes proof = encoded(wire::AuthProof{
       wire::auth_proof(wire::ProofRole::client, key, binding, start.client_nonce, c.server_nonce)});
   if (auto w = co_await conn.write(proof); !w) co_return described(std::move(w).failure(), false);
   co_return co_await read_message(conn, req, wire::MsgType::auth_ok, &wire::decode_auth_ok);
 }
 
+// AUTH_START, then (when the server asks) the token's challenge-response, until AUTH_OK.
+// `token_proved` says whether we proved the token.
+awaitable<Result<wire::AuthOk>> authenticate(Connection& conn, const ExecRequest& req,
+                                             bool& token_proved) {
+  auto nonce = wire::make_nonce();
+  if (!nonce) co_return std::move(nonce).failure();
+  const wire::AuthStart start{*nonce};
+  // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+  const Bytes hello = encoded(start);
+  if (auto w = co_await conn.write(hello); !w) co_return described(std::move(w).failure(), false);
+  auto r = co_await conn.read_frame();
+  if (!r) co_return described(std::move(r).failure(), false);
+  if (r->type == wire::MsgType::auth_ok) {
+    auto m = wire::decode_auth_ok(r->payload);
+    if (!m)
+      co_return fail(errc::bad_message,
+                     fmt::format("{} sent a malformed AUTH_OK", req.endpoint.url()));
+    co_return std::move(*m);
+  }
+  if (r->type == wire::MsgType::auth_challenge) {
+    auto c = wire::decode_auth_challenge(r->payload);
+    if (!c)
+      co_return fail(errc::bad_message,
+                     fmt::format("{} sent a malformed AUTH_CHALLENGE", req.endpoint.url()));
+    const std::string refused = transport_credentials(req, conn, " (it did not take ");
+    spdlog::info("the server asks for the token{}", refused.empty() ? refused : refused + ")");
+    token_proved = !req.token.empty();
+    co_return co_await prove_token(conn, req, start, *c);
+  }
+  co_return fail(
+      errc::unexpected_message,
+      fmt::format("{} answered AUTH_START with {}", req.endpoint.url(), wire::type_name(r->type)));
+}
+
 // Dial, handshake, authentication.
 awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
   ClientOptions opt;
+  opt.log_steps = true;  // shown with -v
   opt.protocol = Protocol::framed;
   // No per-read timeout: a command may be silent for hours. The connect phase has its own
   // deadline (connect_deadline), and after EXEC_START the server's limits apply.
@@ -147,34 +206,25 @@ awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
     conn->abort();
     co_return std::move(ok).failure();
   }
-  auto nonce = wire::make_nonce();
-  if (!nonce) co_return std::move(nonce).failure();
-  const wire::AuthStart start{*nonce};
-  // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-  const Bytes hello = encoded(start);
-  if (auto w = co_await conn->write(hello); !w) co_return described(std::move(w).failure(), false);
-  auto r = co_await conn->read_frame();
-  if (!r) co_return described(std::move(r).failure(), false);
-  std::optional<wire::AuthOk> ok;
-  if (r->type == wire::MsgType::auth_ok) {
-    auto m = wire::decode_auth_ok(r->payload);
-    if (!m)
-      co_return fail(errc::bad_message,
-                     fmt::format("{} sent a malformed AUTH_OK", req.endpoint.url()));
-    ok = std::move(*m);
-  } else if (r->type == wire::MsgType::auth_challenge) {
-    auto c = wire::decode_auth_challenge(r->payload);
-    if (!c)
-      co_return fail(errc::bad_message,
-                     fmt::format("{} sent a malformed AUTH_CHALLENGE", req.endpoint.url()));
-    auto proved = co_await prove_token(*conn, req, start, *c);
-    if (!proved) co_return std::move(proved).failure();
-    ok = std::move(*proved);
-  } else {
-    co_return fail(errc::unexpected_message,
-                   fmt::format("{} answered AUTH_START with {}", req.endpoint.url(),
-                               wire::type_name(r->type)));
+  if (req.token.empty())
+    spdlog::info(
+        "authenticating with {}; no token (DUPLEX_TOKEN, --token-file, "
+        "~/.config/duplex/token)",
+        transport_credentials(req, *conn, "").empty() ? std::string("nothing but the connection")
+                                                      : transport_credentials(req, *conn, ""));
+  else
+    spdlog::info("authenticating{}; token from {} if the server asks for one",
+                 transport_credentials(req, *conn, " with "), req.token_source);
+  bool token_proved = false;
+  auto ok = co_await authenticate(*conn, req, token_proved);
+  if (!ok) {
+    Failure f = std::move(ok).failure();
+    // The server's refusal says nothing more (no hint for guessing); we say what we offered.
+    if (f.code == errc::auth_failed && f.detail == "authentication failed")
+      f.detail += fmt::format(" ({})", credentials_used(req, *conn, token_proved));
+    co_return f;
   }
+  spdlog::info("authenticated as {}", ok->identity);
   co_return Connected{std::move(*conn), ok->identity, ok->max_frame};
 }
 
@@ -212,13 +262,16 @@ class Session {
         signals_(signals),
         outbox_(ex, kDataDepth),
         credit_(ex, 1),
-        reader_(std::move(reader)) {}
+        escaped_(ex, 1),
+        reader_(std::move(reader)) {
+    if (req.escapes) escapes_.emplace();
+  }
 
   awaitable<ExecEnd> run() {
     // The reader or the signal watcher decides the outcome; the writer and the stdin pump never
     // finish on their own (a write error only stops writing: the reader then learns why the
     // connection ended).
-    auto first = co_await (read_output() || watch_signals() ||
+    auto first = co_await (read_output() || watch_signals() || watch_escape() ||
                            (outbox_.run(conn_.stream()) && pump_stdin()));
     co_return std::visit(Overloaded{[](Ending& e) { return std::move(e.end); },
                                     [](std::monostate) -> ExecEnd {
@@ -274,6 +327,16 @@ class Session {
         if (!next) co_return;  // cancelled: the session is over
         Bytes chunk = std::move(*next);
         if (chunk.empty()) break;
+        if (escapes_) {
+          auto typed = escapes_->feed(chunk);
+          for (int i = 0; i < typed.help; ++i)
+            write_all(STDERR_FILENO, as_bytes(EscapeFilter::help_text()));
+          if (typed.disconnect) {
+            escaped_.try_send(std::error_code{}, true);
+            co_return;
+          }
+          chunk = std::move(typed.forward);  // may be empty: a ~ held for the next read
+        }
         for (ByteView rest(chunk); !rest.empty();) {
           // No more than the server granted: what it cannot queue yet stays here, so that
           // nothing we send later (SIGNAL, WINDOW_SIZE, STDIN_EOF) waits behind it.
@@ -321,6 +384,15 @@ class Session {
     }
   }
 
+  // ~. typed at a line start (pump_stdin): the way out of a session that no longer answers.
+  awaitable<Ending> watch_escape() {
+    auto [ec, ignored] = co_await escaped_.async_receive(use_tuple);
+    if (ec) co_return Ending{fail(ec, "the escape watcher was cancelled")};  // another racer won
+    co_return Ending{
+        fail(std::errc::connection_aborted,
+             fmt::format("connection to {} closed by ~. (the server ends the command)", url()))};
+  }
+
   std::string url() const { return req_.endpoint.url(); }
 
   Connection& conn_;
@@ -333,6 +405,8 @@ class Session {
   std::uint64_t stdin_credit_ = 0;
   // (void(error_code) alone is ambiguous to Asio's channel_traits: hence the bool.)
   asio::experimental::channel<void(std::error_code, bool)> credit_;
+  std::optional<EscapeFilter> escapes_;                               // when req.escapes
+  asio::experimental::channel<void(std::error_code, bool)> escaped_;  // ~. was typed
   std::unique_ptr<StdinReader> reader_;
 };
 

@@ -20,17 +20,21 @@ namespace duplex::client {
 /// What to run, where, and how the local side behaves meanwhile.
 struct ExecRequest {
   net::Endpoint endpoint;
-  std::string token;      // proved (never sent) when the server asks; empty: the transport must do
-  wire::ExecStart start;  // sent as is (checked against the server's max_frame first)
-  int stdin_fd = 0;       // forwarded as STDIN_DATA then STDIN_EOF; -1: STDIN_EOF at once (ssh -n)
+  std::string token;  // proved (never sent) when the server asks; empty: the transport must do
+  std::string token_source;  // where the token came from (ResolvedToken::source), for -v and
+                             // for naming it when authentication fails
+  wire::ExecStart start;     // sent as is (checked against the server's max_frame first)
+  int stdin_fd = 0;  // forwarded as STDIN_DATA then STDIN_EOF; -1: STDIN_EOF at once (ssh -n)
   std::chrono::milliseconds connect_timeout{10'000};  // dial + handshake + AUTH; zero: no limit
   std::vector<int> forward_signals;  // each delivery is sent as SIGNAL{signo}; the session goes on
   std::vector<int> stop_signals;     // each ends the session here at once: we disconnect, the
                                      // server kills the command
   bool double_interrupt_stops = false;  // a SIGINT within 2 s of a forwarded one ends the session
-  std::string agent = "duplex";         // HELLO's agent string
-  bool tls = false;                     // --tls (or the endpoint is tls://)
-  TrustOptions trust;                   // for TLS: known_hosts, --fingerprint, client key
+  bool escapes = false;  // ssh's escapes on stdin (~. ends the session; client/escape.hpp): for a
+                         // PTY session typed on a terminal
+  std::string agent = "duplex";  // HELLO's agent string
+  bool tls = false;              // --tls (or the endpoint is tls://)
+  TrustOptions trust;            // for TLS: known_hosts, --fingerprint, client key
 };
 
 /// Where the command's output goes and how the local terminal is consulted. All hooks run on

@@ -49,7 +49,7 @@ bool is_yes(std::string_view answer, std::string_view offered) {
   return lower == "yes";
 }
 
-// known_hosts lines name HOST:PORT; a Unix socket's path can be looked up but not written there.
+// known_hosts lines name HOST:PORT, or a Unix socket by its absolute path.
 HostKeyCheck look_up(const KnownHosts& hosts, const std::string& name, std::string_view offered) {
   HostKeyCheck result;
   for (const auto& e : hosts.entries()) {
@@ -63,13 +63,17 @@ HostKeyCheck look_up(const KnownHosts& hosts, const std::string& name, std::stri
 
 Status pin(const net::Endpoint& ep, const std::string& name, std::string_view offered,
            const std::string& path) {
-  if (ep.is_unix())
-    return refusal(fmt::format(
-        "{} is not a known host (key {}), and known_hosts holds no Unix socket paths: pass "
-        "--fingerprint {} (checked on every connection)",
-        name, offered, offered));
-  if (auto ok = append_known_host(path, ep.host, ep.port, offered); !ok)
+  if (ep.is_unix()) {
+    if (!can_pin_socket_path(ep.path))
+      return refusal(fmt::format(
+          "{} is not a known host (key {}), and known_hosts cannot hold that path (a blank or "
+          "control character in it): pass --fingerprint {} (checked on every connection)",
+          name, offered, offered));
+    if (auto ok = append_known_socket(path, ep.path, offered); !ok)
+      return fail(ok.error(), fmt::format("cannot pin the key of {}: {}", name, ok.message()));
+  } else if (auto ok = append_known_host(path, ep.host, ep.port, offered); !ok) {
     return fail(ok.error(), fmt::format("cannot pin the key of {}: {}", name, ok.message()));
+  }
   spdlog::info("pinned {} {}", name, offered);
   return {};
 }
@@ -155,8 +159,8 @@ Status check_server_key(const net::Endpoint& ep, std::string_view offered, const
       return refusal(mismatch_message(name, opt.fingerprint, offered));
     case TrustVerdict::refuse_unknown: return refusal(unknown_host_message(name, offered));
     case TrustVerdict::pin:
-      // The key was named on the command line: for a Unix socket that check is the pin.
-      if (ep.is_unix() && !opt.fingerprint.empty()) return {};
+      // A socket path known_hosts cannot hold: the --fingerprint checked above is the pin.
+      if (ep.is_unix() && !opt.fingerprint.empty() && !can_pin_socket_path(ep.path)) return {};
       return pin(ep, name, offered, path);
     case TrustVerdict::ask: {
       const auto answer = ask ? ask(trust_question(name, offered)) : std::nullopt;

@@ -37,11 +37,24 @@ bool host_char(char c, bool ipv6) noexcept {
   return ipv6 && (c == ':' || c == '%');  // IPv6 literal, zone index
 }
 
-// "host:port" or "[host]:port" into the canonical name; the error says what is wrong.
+// A Unix socket path as a known_hosts name: absolute, printable, no blank (fields are split on
+// blanks).
+bool socket_path_ok(std::string_view path) noexcept {
+  if (!path.starts_with('/')) return false;
+  return std::all_of(path.begin(), path.end(),
+                     [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
+}
+
+// "host:port" or "[host]:port" into the canonical name, or a Unix socket's absolute path as it
+// is; the error says what is wrong.
 Result<std::string> parse_name(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return fail(std::errc::invalid_argument, fmt::format("'{}' {}", printable(text), why));
   };
+  if (text.starts_with('/')) {
+    if (!socket_path_ok(text)) return bad("is a socket path with a control character");
+    return std::string(text);
+  }
   std::string_view host, port;
   const bool bracketed = text.starts_with('[');
   if (bracketed) {
@@ -143,8 +156,10 @@ Result<KnownHosts> load_known_hosts(const std::string& path) {
   return parsed;
 }
 
-Status append_known_host(const std::string& path, std::string_view host, std::uint16_t port,
-                         std::string_view fingerprint) {
+namespace {
+
+// Appends one pin line, after a newline when a hand edit left the last line without one.
+Status append_line(const std::string& path, std::string_view fingerprint, const std::string& line) {
   if (auto ok = check_fingerprint(fingerprint); !ok) return ok;
   // A hand-edited file may lack its last newline: the new line must not join the old one.
   bool needs_newline = false;
@@ -154,8 +169,32 @@ Status append_known_host(const std::string& path, std::string_view host, std::ui
     return std::move(text).failure();
   }
   // Built in one go (GCC 12's -Wrestrict misreads a string insert at the front at -O2).
-  return append_private_file(
-      path, (needs_newline ? "\n" : "") + known_hosts_line(host, port, fingerprint));
+  return append_private_file(path, (needs_newline ? "\n" : "") + line);
+}
+
+}  // namespace
+
+Status append_known_host(const std::string& path, std::string_view host, std::uint16_t port,
+                         std::string_view fingerprint) {
+  return append_line(path, fingerprint, known_hosts_line(host, port, fingerprint));
+}
+
+bool can_pin_socket_path(std::string_view socket_path) noexcept {
+  return socket_path_ok(socket_path);
+}
+
+Status append_known_socket(const std::string& path, std::string_view socket_path,
+                           std::string_view fingerprint) {
+  if (!socket_path_ok(socket_path))
+    return fail(std::errc::invalid_argument,
+                fmt::format("'{}' cannot be written in known_hosts (a relative path, or one with a "
+                            "blank or control character)",
+                            printable(socket_path)));
+  return append_line(path, fingerprint, known_socket_line(socket_path, fingerprint));
+}
+
+std::string known_socket_line(std::string_view socket_path, std::string_view fingerprint) {
+  return fmt::format("{} {}\n", socket_path, fingerprint);
 }
 
 }  // namespace duplex

@@ -1,5 +1,6 @@
-// known_hosts: the server keys a client has pinned, one `HOST:PORT SHA256:…` line per server (ssh's
-// known_hosts in spirit). A pure parser and lookup, plus small load and append functions.
+// known_hosts: the server keys a client has pinned, one `HOST:PORT SHA256:…` line per server, or
+// `/path/to.sock SHA256:…` for a Unix socket (ssh's known_hosts in spirit). A pure parser and
+// lookup, plus small load and append functions.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +18,7 @@ namespace duplex {
 std::string known_host_name(std::string_view host, std::uint16_t port);
 
 struct KnownHost {
-  std::string name;         // as known_host_name() makes it
+  std::string name;         // as known_host_name() makes it, or a Unix socket's absolute path
   std::string fingerprint;  // "SHA256:…"
   std::size_t line = 0;     // 1-based, for messages
 };
@@ -37,9 +38,9 @@ struct HostKeyCheck {
 
 class KnownHosts {
  public:
-  /// Parses known_hosts text: `HOST:PORT SHA256:… [comment]` or `[HOST]:PORT SHA256:…` lines,
-  /// `#` comments and blank lines. Any other line fails the whole file ("line 3: …"): a file that
-  /// decides whom to trust is not guessed at.
+  /// Parses known_hosts text: `HOST:PORT SHA256:… [comment]`, `[HOST]:PORT SHA256:…` or
+  /// `/ABSOLUTE/SOCKET/PATH SHA256:…` lines, `#` comments and blank lines. Any other line fails the
+  /// whole file ("line 3: …"): a file that decides whom to trust is not guessed at.
   static Result<KnownHosts> parse(std::string_view text);
 
   /// What the file says about `fingerprint` offered by host:port.
@@ -65,5 +66,16 @@ Result<KnownHosts> load_known_hosts(const std::string& path);
 /// Appends the pin for host:port to `path` (created 0600, its directory 0700, when missing).
 Status append_known_host(const std::string& path, std::string_view host, std::uint16_t port,
                          std::string_view fingerprint);
+
+/// True when a Unix socket path can be a known_hosts name: absolute, with no blank or control
+/// character.
+bool can_pin_socket_path(std::string_view socket_path) noexcept;
+/// The line that pins `fingerprint` for the Unix socket at `socket_path`, newline included (the
+/// path as it is: check can_pin_socket_path() first).
+std::string known_socket_line(std::string_view socket_path, std::string_view fingerprint);
+/// Appends the pin for the Unix socket at `socket_path` (tls+unix://) to `path`, as
+/// append_known_host does; a path can_pin_socket_path() refuses is an error.
+Status append_known_socket(const std::string& path, std::string_view socket_path,
+                           std::string_view fingerprint);
 
 }  // namespace duplex

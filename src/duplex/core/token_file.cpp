@@ -65,15 +65,27 @@ Result<std::string> load_or_create_token_file(const std::string& path) {
   return read_token_file(path);
 }
 
-Result<std::string> resolve_token(const std::string& token_file) {
-  if (!token_file.empty()) return read_token_file(token_file);
-  if (const char* t = std::getenv("DUPLEX_TOKEN"); t && *t) return std::string(t);
+Result<ResolvedToken> resolve_token_with_source(const std::string& token_file) {
+  if (!token_file.empty()) {
+    auto token = read_token_file(token_file);
+    if (!token) return std::move(token).failure();
+    return ResolvedToken{std::move(*token), "--token-file " + token_file};
+  }
+  if (const char* t = std::getenv("DUPLEX_TOKEN"); t && *t)
+    return ResolvedToken{std::string(t), "$DUPLEX_TOKEN"};
   const std::string path = default_token_path();
   auto token = read_token_file(path);
   // No file: the server may know us by the transport (SO_PEERCRED, a client key).
   if (!token && token.error() == std::error_code(ENOENT, std::system_category()))
-    return std::string{};
-  return token;
+    return ResolvedToken{};
+  if (!token) return std::move(token).failure();
+  return ResolvedToken{std::move(*token), path};
+}
+
+Result<std::string> resolve_token(const std::string& token_file) {
+  auto r = resolve_token_with_source(token_file);
+  if (!r) return std::move(r).failure();
+  return std::move(r->token);
 }
 
 }  // namespace duplex

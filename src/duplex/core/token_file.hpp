@@ -26,4 +26,14 @@ Result<std::string> load_or_create_token_file(const std::string& path);
 /// identity, SO_PEERCRED on a Unix socket).
 Result<std::string> resolve_token(const std::string& token_file);
 
+/// A token and where it came from, for -v and for naming the credential an authentication
+/// failure used.
+struct ResolvedToken {
+  std::string token;   // empty: none found
+  std::string source;  // "--token-file PATH", "$DUPLEX_TOKEN", "PATH" (the default file); empty
+                       // when none was found
+};
+/// resolve_token, saying where the token came from.
+Result<ResolvedToken> resolve_token_with_source(const std::string& token_file);
+
 }  // namespace duplex

@@ -77,6 +77,7 @@ Result<WireProtocol> probe(const BenchOptions& opt) {
   const auto asked = opt.mode == Mode::exec ? WireProtocol::framed : opt.protocol;
   auto copt = client_options(opt, asked);
   copt.trust.interactive = opt.trust.interactive;  // the one connection that may ask
+  copt.log_steps = true;                           // and the one -v shows step by step
   return run_one([&]() -> awaitable<Result<WireProtocol>> {
     auto c = co_await client::Connection::open(opt.endpoint, copt);
     if (!c) co_return std::move(c).failure();

@@ -8,8 +8,8 @@
 
 namespace duplex::net {
 
-awaitable<Result<std::unique_ptr<Stream>>> dial(const Endpoint& ep) {
-  auto connected = co_await connect_socket(ep);
+awaitable<Result<std::unique_ptr<Stream>>> dial(const Endpoint& ep, DialSteps steps) {
+  auto connected = co_await connect_socket(ep, std::move(steps));
   if (!connected) co_return std::move(connected).failure();
   co_return std::unique_ptr<Stream>(std::make_unique<SocketStream>(std::move(*connected)));
 }

@@ -13,33 +13,55 @@
 
 namespace duplex::net {
 
-awaitable<Result<ConnectedSocket>> connect_socket(const Endpoint& ep) {
+awaitable<Result<ConnectedSocket>> connect_socket(const Endpoint& ep, DialSteps steps) {
   auto ex = co_await asio::this_coro::executor;
   auto failed = [&](std::error_code ec) {
     return fail(ec, fmt::format("cannot connect to {}: {}", ep.url(), ec.message()));
   };
+  auto step = [&](const std::string& line) {
+    if (steps) steps(line);
+  };
   if (ep.transport == Transport::unix_stream) {
+    step(fmt::format("connecting to the Unix socket {}", ep.path));
     unix_proto::socket s(ex);
     auto [ec] = co_await s.async_connect(unix_proto::endpoint(ep.path), use_tuple);
     if (ec) co_return failed(ec);
     tune_socket(s);
+    step(fmt::format("connected to {}", ep.path));
     co_return ConnectedSocket(std::move(s));
   }
   if (ep.transport != Transport::tcp)
     co_return fail(std::error_code(EPROTONOSUPPORT, std::system_category()),
                    fmt::format("cannot connect to {}: not a stream transport", ep.url()));
+  std::error_code not_literal;
+  ip::make_address(ep.host, not_literal);
+  if (not_literal) step(fmt::format("resolving {} port {}", ep.host, ep.port));
   ip::tcp::resolver resolver(ex);
   auto [rec, results] = co_await resolver.async_resolve(
       ep.host, std::to_string(ep.port), ip::tcp::resolver::numeric_service, use_tuple);
   if (rec) co_return failed(rec);
+  if (steps && not_literal) {
+    std::string addresses;
+    for (const auto& r : results)
+      addresses += (addresses.empty() ? "" : ", ") + r.endpoint().address().to_string();
+    step(fmt::format("{} is {}", ep.host, addresses));
+  }
   std::error_code last = std::make_error_code(std::errc::host_unreachable);
   for (const auto& r : results) {
+    step(fmt::format("connecting to {}", tcp_peer(r.endpoint()).address));
     ip::tcp::socket s(ex);
     auto [ec] = co_await s.async_connect(r.endpoint(), use_tuple);
     if (!ec) {
       tune_socket(s);
+      if (steps) {
+        std::error_code ignored;
+        const auto local = s.local_endpoint(ignored);
+        step(fmt::format("connected to {} from {}", tcp_peer(r.endpoint()).address,
+                         ignored ? std::string("?") : tcp_peer(local).address));
+      }
       co_return ConnectedSocket(std::move(s));
     }
+    step(fmt::format("connecting to {} failed: {}", tcp_peer(r.endpoint()).address, ec.message()));
     last = ec;
   }
   co_return failed(last);

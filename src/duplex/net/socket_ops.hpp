@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <string>
 #include <system_error>
 #include <variant>
 
@@ -21,9 +23,14 @@ using ConnectedSocket = std::variant<ip::tcp::socket, unix_proto::socket>;
 /// (docs/BENCHMARKS.md: exec bulk output 0.3x -> 0.7x a pipe).
 inline constexpr int kUnixSendBuffer = 1 << 20;
 
+/// Told each step of a connect as one line ("resolving localhost", "connecting to
+/// 127.0.0.1:8080", "connected to …"), for a client's -v; net itself logs nothing.
+using DialSteps = std::function<void(const std::string&)>;
+
 /// Resolves and connects to a tcp:// or unix:// endpoint, trying each resolved address in turn.
-/// The failure's detail is one line naming the URL; never throws.
-awaitable<Result<ConnectedSocket>> connect_socket(const Endpoint& ep);
+/// The failure's detail is one line naming the URL; never throws. `steps`, when set, hears each
+/// step.
+awaitable<Result<ConnectedSocket>> connect_socket(const Endpoint& ep, DialSteps steps = {});
 
 /// TCP_NODELAY (request/reply traffic must not wait for Nagle).
 void tune_socket(ip::tcp::socket& s) noexcept;

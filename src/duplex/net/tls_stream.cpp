@@ -340,10 +340,12 @@ awaitable<Result<std::unique_ptr<TlsStream>>> tls_connect(TlsClientContext& ctx,
 }
 
 awaitable<Result<std::unique_ptr<TlsStream>>> tls_dial(TlsClientContext& ctx, const Endpoint& ep,
-                                                       std::chrono::milliseconds deadline) {
-  auto sock = co_await connect_socket(ep);
+                                                       std::chrono::milliseconds deadline,
+                                                       DialSteps steps) {
+  auto sock = co_await connect_socket(ep, steps);
   if (!sock) co_return std::move(sock).failure();
   const std::string server = ep.is_unix() ? ep.url() : known_host_name(ep.host, ep.port);
+  if (steps) steps(fmt::format("TLS handshake with {}", server));
   co_return co_await tls_connect(ctx, std::move(*sock), server, deadline);
 }
 

@@ -108,8 +108,9 @@ awaitable<Result<std::unique_ptr<TlsStream>>> tls_connect(TlsClientContext& ctx,
                                                           std::chrono::milliseconds deadline);
 
 /// Connects to `ep` (tcp:// or unix://) and shakes hands as tls_connect does; the deadline covers
-/// the handshake, the connect has the system's.
+/// the handshake, the connect has the system's. `steps`, when set, hears each step (-v).
 awaitable<Result<std::unique_ptr<TlsStream>>> tls_dial(TlsClientContext& ctx, const Endpoint& ep,
-                                                       std::chrono::milliseconds deadline);
+                                                       std::chrono::milliseconds deadline,
+                                                       DialSteps steps = {});
 
 }  // namespace duplex::net

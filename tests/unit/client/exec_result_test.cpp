@@ -113,6 +113,37 @@ TEST(EndMessage, WhatCouldNotRun) {
             "cannot run the login shell: Permission denied");
 }
 
+TEST(EndMessage, AShellLineGivenAsTheProgramGetsAHintForDashC) {
+  // `duplex exec URL 'ls | wc -l'`: the argv is kept exact, so the server looks for a program of
+  // that name; the line says how to run it with the shell instead of a bare "not found".
+  wire::ExecStart s;
+  s.argv = {"ls | wc -l"};
+  EXPECT_EQ(end_message(exited(How::not_started, ENOENT), s),
+            "cannot run 'ls | wc -l': command not found; to run it with /bin/sh, use -c "
+            "'ls | wc -l'");
+  s.argv = {"echo 'hi' > x"};
+  EXPECT_EQ(end_message(exited(How::not_started, ENOENT), s),
+            "cannot run 'echo 'hi' > x': command not found; to run it with /bin/sh, use -c "
+            "'echo '\\''hi'\\'' > x'");
+  s.argv = {"cd /tmp", "ls"};
+  EXPECT_EQ(end_message(exited(How::not_started, ENOENT), s),
+            "cannot run 'cd /tmp': command not found; to run a shell command line, give it as "
+            "one string after -c");
+  // A plain name that is not there, or a shell line that was found but cannot run: no hint.
+  s.argv = {"frobnicate"};
+  EXPECT_EQ(end_message(exited(How::not_started, ENOENT), s),
+            "cannot run 'frobnicate': command not found");
+  s.argv = {"a b"};
+  EXPECT_EQ(end_message(exited(How::not_started, EACCES), s),
+            "cannot run 'a b': Permission denied");
+  // With -c the string already goes to the shell.
+  wire::ExecStart shell;
+  shell.shell = true;
+  shell.argv = {"ls | wc -l"};
+  EXPECT_EQ(end_message(exited(How::not_started, ENOENT), shell),
+            "cannot run /bin/sh: command not found");
+}
+
 TEST(ResultJson, ExitedCommand) {
   auto r = exited(How::exited, 3, Limit::none, 12'345);
   const auto j = nlohmann::json::parse(result_json(r, "out\n", "err\n", {}));

@@ -104,6 +104,21 @@ TEST(KnownHosts, EachBadLineIsRefusedNamingItsNumber) {
   }
 }
 
+TEST(KnownHosts, UnixSocketPathsAreNames) {
+  auto k = KnownHosts::parse("/run/duplex/Exec.sock " + kA + "\n/tmp/a:1 " + kB + " comment\n");
+  ASSERT_TRUE(k) << k.message();
+  ASSERT_EQ(k->entries().size(), 2u);
+  EXPECT_EQ(k->entries()[0].name, "/run/duplex/Exec.sock") << "kept as it is, case and all";
+  EXPECT_EQ(k->entries()[1].name, "/tmp/a:1") << "a path, not a host:port";
+  auto bad = KnownHosts::parse("/run/x\x01y.sock " + kA + "\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.message().find("control character"), std::string::npos) << bad.message();
+  EXPECT_TRUE(can_pin_socket_path("/run/d.sock"));
+  EXPECT_FALSE(can_pin_socket_path("run/d.sock"));
+  EXPECT_FALSE(can_pin_socket_path("/run/my dir/d.sock"));
+  EXPECT_FALSE(can_pin_socket_path("/run/d\n.sock"));
+}
+
 TEST(KnownHosts, CheckTellsUnknownKnownAndChangedApart) {
   auto k = KnownHosts::parse("host:80 " + kA + "\n[::1]:80 " + kB + "\n");
   ASSERT_TRUE(k);
@@ -153,6 +168,23 @@ TEST(KnownHostsFile, MissingFileIsEmptyThenAppendPinsAndLoadFindsIt) {
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(KnownHostsFile, AppendSocketThenLoadFindsItAndABadPathIsRefused) {
+  test::TempDir dir;
+  const std::string path = dir.file("known_hosts");
+  ASSERT_TRUE(append_known_host(path, "h", 1, kA));
+  ASSERT_TRUE(append_known_socket(path, "/run/d.sock", kB));
+  auto k = load_known_hosts(path);
+  ASSERT_TRUE(k) << k.message();
+  ASSERT_EQ(k->entries().size(), 2u);
+  EXPECT_EQ(k->entries()[1].name, "/run/d.sock");
+  EXPECT_EQ(k->entries()[1].fingerprint, kB);
+  EXPECT_FALSE(append_known_socket(path, "/run/my dir/d.sock", kB));
+  EXPECT_FALSE(append_known_socket(path, "/run/e.sock", "SHA256:short"));
+  auto again = load_known_hosts(path);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->entries().size(), 2u) << "nothing appended by a refusal";
 }
 
 TEST(KnownHostsFile, AppendAfterAHandEditWithoutFinalNewlineKeepsLinesApart) {
