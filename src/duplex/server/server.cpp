@@ -50,6 +50,7 @@ struct Server::Impl {
     state.exec = cfg.exec;
     state.penalties.configure(cfg.exec.penalties);
     state.tls_only = cfg.tls.only;
+    state.proxy = cfg.proxy;
     state.pending.set_cap(cfg.limits.max_unauthenticated);
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
   }
