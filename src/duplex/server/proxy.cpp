@@ -29,14 +29,15 @@ bool unix_peer(const net::Peer& peer) {
   return peer.uid.has_value() || peer.address.starts_with("unix:");
 }
 
-// How long the header may take from now: what is left of --auth-timeout since accept (the
-// deadline the sweep also holds the session to), or, with no such deadline, never forever.
-milliseconds header_budget(const ServerState& state, SessionEntry& entry) {
+// How long the header may take from now: what is left of --auth-timeout since accept, or, with
+// no such deadline, never forever. Kept here rather than as the entry's deadline, so that the
+// refusal is logged with its reason instead of the sweep closing the connection without a word.
+milliseconds header_budget(const ServerState& state, const SessionEntry& entry) {
   if (state.limits.auth_deadline.count() == 0)
     return state.limits.idle_timeout.count() != 0 ? state.limits.idle_timeout
                                                   : milliseconds(std::chrono::minutes(5));
-  entry.deadline = entry.started + state.limits.auth_deadline;
-  return std::chrono::duration_cast<milliseconds>(entry.deadline - Clock::now());
+  return std::chrono::duration_cast<milliseconds>(entry.started + state.limits.auth_deadline -
+                                                  Clock::now());
 }
 
 // The client a header carries, in the form a direct peer of that kind has (net::tcp_peer), with
@@ -164,7 +165,6 @@ awaitable<std::unique_ptr<ProxiedClient>> accept_proxy_header(net::Stream& strea
     if (!co_await take(*socket, buf.data() + have, h.size - have)) co_return nullptr;
     break;
   }
-  entry.deadline = Clock::time_point::max();  // what comes next sets its own (TLS, AUTH)
   entry.bytes_in += h.size;
   if (h.command == wire::ProxyCommand::local || h.family == wire::ProxyFamily::unspec) {
     spdlog::debug("session {} ({}): PROXY v{} {}: the balancer's own connection", entry.id,
