@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 netcat-openbsd socat openssl util-linux procps tmux iproute2
   groff-base zsh dpkg-dev
+  haproxy
 )
 
 missing=()

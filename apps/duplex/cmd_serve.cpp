@@ -74,7 +74,9 @@ struct ServeOptions {
   std::string user;
   bool allow_root = false;
   std::vector<std::string> env_allow = services::ExecPolicy{}.env_allow;
-  std::string config;         // --config FILE (TOML)
+  bool proxy_protocol = false;               // behind a load balancer (issue 10)
+  std::vector<std::string> trusted_proxies;  // --trusted-proxy, repeatable
+  std::string config;                        // --config FILE (TOML)
   bool check_config = false;  // --check-config: check the options and the file, then exit
   bool inetd = false;         // --inetd: one connection on stdin/stdout
 };
@@ -189,6 +191,15 @@ server::ServerConfig make_config(const ServeOptions& o, bool activated) {
         "refusing to run commands as root: add --user NAME (commands run as that account), or "
         "--allow-root if root is really meant");
   if (auto ok = services::check_env_allow(ex.policy.env_allow); !ok) throw UsageError(ok.message());
+  cfg.proxy.enabled = o.proxy_protocol;
+  for (const auto& t : o.trusted_proxies)
+    if (auto ok = cfg.proxy.add_trusted(t); !ok) throw UsageError(ok.message());
+  if (o.proxy_protocol && o.trusted_proxies.empty())
+    throw UsageError(
+        "--proxy-protocol needs --trusted-proxy ADDRESS (the load balancer's address or network, "
+        "or unix): only those peers' PROXY headers are believed");
+  if (!o.proxy_protocol && !o.trusted_proxies.empty())
+    throw UsageError("--trusted-proxy takes effect only with --proxy-protocol: add it");
   return cfg;
 }
 
@@ -265,6 +276,11 @@ int run_serve(const ServeOptions& o, const std::function<const ServeOptions&()>&
   }
   // Said once the server has started (a refusal stays one line).
   std::vector<std::string> exec_notes;
+  if (o.proxy_protocol)
+    exec_notes.push_back(fmt::format(
+        "PROXY protocol: connections from {} must start with a PROXY header (v1 or v2); their "
+        "clients' addresses are used",
+        fmt::join(o.trusted_proxies, ", ")));
   if (ex.enabled)
     exec_notes.push_back(
         fmt::format("exec enabled: token in {}; Unix-socket peers with uid {} need no token",
@@ -466,6 +482,23 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "NAME* matches a prefix (LD_*, BASH_ENV, ENV, IFS never)")
       ->type_name("NAME")
       ->capture_default_str();
+  cmd->add_flag("--proxy-protocol", o->proxy_protocol,
+                "Behind a load balancer: connections from a --trusted-proxy must start with a "
+                "PROXY header (HAProxy's v1 or v2), and the client it names is used for limits, "
+                "logs and authorized_keys' from=; other peers are served directly, and refused if "
+                "they send one");
+  cmd->add_option("--trusted-proxy", o->trusted_proxies,
+                  "A load balancer allowed to send PROXY headers, repeatable: an IP address, "
+                  "ADDRESS/BITS, a glob (10.0.0.*), or unix for every Unix-socket peer")
+      ->type_name("ADDRESS")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            // Checked here too, so that a bad value in --config is reported with its line.
+            server::ProxySettings probe;
+            auto ok = probe.add_trusted(text);
+            return ok ? std::string() : ok.message();
+          },
+          ""));
   cmd->add_option("--config", o->config,
                   "Read options from a TOML FILE: one `option-name = value` per line (a list "
                   "for a repeatable option, true/false for a flag); the command line wins")

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace duplex::test {
 namespace {
@@ -202,6 +203,7 @@ std::optional<RawFrame> FrameReader::next(std::chrono::milliseconds timeout) {
 }
 
 ExecClient::ExecClient(const std::string& url) : sock_(url), reader_(sock_.fd()) {}
+ExecClient::ExecClient(SocketClient sock) : sock_(std::move(sock)), reader_(sock_.fd()) {}
 
 void ExecClient::start(const std::optional<std::string>& token, const ExecRequest& req) {
   if (token && !token->empty()) {

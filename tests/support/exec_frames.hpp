@@ -138,6 +138,8 @@ struct OutputSinks {
 class ExecClient {
  public:
   explicit ExecClient(const std::string& url);
+  /// Over a connection the test made itself (from a chosen source address, after a PROXY header).
+  explicit ExecClient(SocketClient sock);
 
   SocketClient& socket() { return sock_; }
   FrameReader& reader() { return reader_; }

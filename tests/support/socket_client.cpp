@@ -52,6 +52,26 @@ SocketClient::SocketClient(const std::string& url) {
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+SocketClient::SocketClient(const std::string& url, const std::string& source) {
+  std::string u = url.rfind("tcp://", 0) == 0 ? url.substr(6) : url;
+  const auto colon = u.rfind(':');
+  const std::string host = u.substr(0, colon);
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1 ||
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0)
+    throw std::runtime_error("bind " + source + ": " + std::strerror(errno));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(u.substr(colon + 1))));
+  if (::inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &sa.sin_addr) != 1 ||
+      ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    throw std::runtime_error("connect " + url + " from " + source + ": " + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 SocketClient::~SocketClient() {
   close();
 }

@@ -16,6 +16,9 @@ class SocketClient {
   /// Connects to "tcp://host:port", "host:port", "tcp://[v6]:port" or "unix:///path". Fails the
   /// test (throws) when it cannot.
   explicit SocketClient(const std::string& url);
+  /// Connects to a tcp:// IPv4 `url` from `source` (e.g. "127.0.0.7": any 127/8 address is this
+  /// host's), so that the server sees a peer address the test chose.
+  SocketClient(const std::string& url, const std::string& source);
   ~SocketClient();
   SocketClient(SocketClient&& o) noexcept;
   SocketClient(const SocketClient&) = delete;

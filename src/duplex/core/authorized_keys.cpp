@@ -85,10 +85,10 @@ struct Cidr {
   Ip net;
   std::size_t bits = 0;
 };
-Result<Cidr> parse_cidr(std::string_view p) {
+Result<Cidr> parse_cidr(std::string_view p, std::string_view what = "from= pattern") {
   const auto slash = p.find('/');
   auto bad = [&](std::string_view why) {
-    return fail(std::errc::invalid_argument, fmt::format("from= pattern '{}' {}", shown(p), why));
+    return fail(std::errc::invalid_argument, fmt::format("{} '{}' {}", what, shown(p), why));
   };
   const auto net = parse_ip(p.substr(0, slash));
   if (!net) return bad("is not ADDRESS/BITS with an IP address");
@@ -111,7 +111,8 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-Result<AddressPattern> parse_pattern(std::string_view text) {
+Result<AddressPattern> parse_pattern(std::string_view text,
+                                     std::string_view what = "from= pattern") {
   AddressPattern p;
   if (text.starts_with('!')) {
     p.negated = true;
@@ -119,12 +120,11 @@ Result<AddressPattern> parse_pattern(std::string_view text) {
   }
   p.pattern = lower(text);
   auto bad = [&](std::string_view why) {
-    return fail(std::errc::invalid_argument,
-                fmt::format("from= pattern '{}' {}", shown(text), why));
+    return fail(std::errc::invalid_argument, fmt::format("{} '{}' {}", what, shown(text), why));
   };
   if (p.pattern.empty()) return bad("is empty");
   if (p.pattern.find('/') != std::string::npos) {
-    if (auto c = parse_cidr(p.pattern); !c) return std::move(c).failure();
+    if (auto c = parse_cidr(p.pattern, what); !c) return std::move(c).failure();
     return p;
   }
   if (is_glob(p.pattern)) {
@@ -226,6 +226,10 @@ Result<AuthorizedKey> parse_line(std::string_view line) {
 }
 
 }  // namespace
+
+Result<AddressPattern> parse_address_pattern(std::string_view text, std::string_view what) {
+  return parse_pattern(text, what);
+}
 
 bool address_matches(const AddressPattern& p, std::string_view address) {
   const auto ip = parse_ip(address);

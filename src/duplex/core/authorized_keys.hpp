@@ -22,6 +22,11 @@ struct AddressPattern {
   std::string pattern;  // without the '!'; lower-case
 };
 
+/// Parses one pattern as from= takes it ('!' for a negated one); a failure names it as `what`
+/// ("from= pattern '10.0.0.1/8' has bits set beyond its prefix length"). --trusted-proxy too.
+Result<AddressPattern> parse_address_pattern(std::string_view text,
+                                             std::string_view what = "from= pattern");
+
 /// Whether one pattern (its `negated` ignored) matches `address`, an IP address as text without a
 /// port (net::Peer::client_key). A v4-mapped IPv6 address matches as its IPv4 form; anything that
 /// is not an IP address ("uid:1000" on a Unix socket) matches nothing.

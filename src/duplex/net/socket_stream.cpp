@@ -91,6 +91,16 @@ IoResult SocketStream::try_read_some(asio::mutable_buffer into) noexcept {
   return {std::error_code(e, asio::error::get_system_category()), 0};
 }
 
+IoResult SocketStream::peek(asio::mutable_buffer into) noexcept {
+  const ssize_t n = ::recv(native_handle(), into.data(), into.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return {{}, static_cast<std::size_t>(n)};
+  if (n == 0) return {make_error_code(asio::error::eof), 0};
+  const int e = errno;
+  if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
+    return {make_error_code(asio::error::would_block), 0};
+  return {std::error_code(e, asio::error::get_system_category()), 0};
+}
+
 awaitable<IoResult> SocketStream::write_all(std::span<const asio::const_buffer> bufs) {
   auto [ec, n] =
       co_await std::visit([&](auto& s) { return asio::async_write(s, bufs, use_tuple); }, s_);

@@ -36,6 +36,11 @@ class SocketStream final : public Stream {
   bool is_open() const noexcept override;
   void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept override;
 
+  /// Copies what has already arrived into `into` without taking it off the socket (MSG_PEEK), and
+  /// without waiting: would_block when nothing is there. For reading a header of unknown length
+  /// (the PROXY protocol's) without taking any byte that follows it.
+  IoResult peek(asio::mutable_buffer into) noexcept;
+
   /// The socket's fd, for tests and socket options; sessions never need it.
   int native_handle() noexcept;
 

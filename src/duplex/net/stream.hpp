@@ -13,6 +13,7 @@
 #include <string_view>
 #include <system_error>
 #include <tuple>
+#include <utility>
 
 #include "duplex/core/result.hpp"
 #include "duplex/net/asio.hpp"
@@ -33,6 +34,10 @@ struct Peer {
   /// known_hosts and authorized_keys list); empty when it showed none (plain sockets, a TLS client
   /// without a certificate).
   std::string key_fingerprint;
+  /// Behind a load balancer (the PROXY protocol): the balancer's own address ("127.0.0.1:40000"),
+  /// while `address` and `client_key` are the client's as the balancer carried them. Empty for a
+  /// direct connection.
+  std::string proxied_by;
 };
 
 /// Outcome of a read or write: `auto [ec, n] = co_await s.read_some(buf);`.
@@ -104,6 +109,9 @@ class Stream {
 
   /// Read once, when the connection was made.
   const Peer& peer() const noexcept { return peer_; }
+  /// Replaces who the peer is, before any session has looked: the client a trusted load balancer
+  /// names in its PROXY header. The session's thread.
+  void replace_peer(Peer p) noexcept { peer_ = std::move(p); }
 
   /// True when the bytes travel encrypted (TLS): what protected mode asks of a network listener.
   virtual bool encrypted() const noexcept { return false; }

@@ -52,19 +52,23 @@ std::size_t reserved_slots(const Limits& limits) noexcept {
 }
 
 awaitable<void> turn_away(std::unique_ptr<net::Stream> stream, errc code, std::string text) {
+  co_await turn_away(*stream, code, std::move(text));
+}
+
+awaitable<void> turn_away(net::Stream& stream, errc code, std::string text) {
   // Give a framed client a moment to show its first byte, so that it can be told why.
-  asio::steady_timer limit(stream->get_executor(), std::chrono::milliseconds(500));
+  asio::steady_timer limit(stream.get_executor(), std::chrono::milliseconds(500));
   std::array<std::byte, 64> first{};
-  auto r = co_await (stream->read_some(asio::buffer(first)) || limit.async_wait(use_tuple));
+  auto r = co_await (stream.read_some(asio::buffer(first)) || limit.async_wait(use_tuple));
   if (r.index() == 0) {
     auto [ec, n] = std::get<0>(r);
     if (!ec && n > 0 && first[0] == std::byte{0}) {
       auto f = error_frame(code, std::move(text));
       limit.expires_after(std::chrono::milliseconds(500));
-      co_await (stream->write(asio::buffer(f)) || limit.async_wait(use_tuple));
+      co_await (stream.write(asio::buffer(f)) || limit.async_wait(use_tuple));
     }
   }
-  stream->close();
+  stream.close();
 }
 
 }  // namespace duplex::server

@@ -46,5 +46,7 @@ std::size_t reserved_slots(const Limits& limits) noexcept;
 /// Refuses a connection: a framed client (first byte NUL, awaited briefly) gets ERROR `code`
 /// with `text`; anyone else is closed at once.
 awaitable<void> turn_away(std::unique_ptr<net::Stream> stream, errc code, std::string text);
+/// The same, for a stream its caller owns (a session refusing its own connection).
+awaitable<void> turn_away(net::Stream& stream, errc code, std::string text);
 
 }  // namespace duplex::server

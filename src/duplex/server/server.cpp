@@ -61,6 +61,7 @@ struct Server::Impl {
     state.multicast_if = cfg.multicast_if;
     state.penalties.configure(cfg.exec.penalties);
     state.tls_only = cfg.tls.only;
+    state.proxy = cfg.proxy;
     state.pending.set_cap(cfg.limits.max_unauthenticated);
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
   }

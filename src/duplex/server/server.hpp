@@ -43,6 +43,7 @@ struct ServerConfig {
   std::string multicast_if;  // interface for joining multicast groups; empty: the kernel's choice
   ExecSettings exec;
   TlsSettings tls;
+  ProxySettings proxy;  // behind a load balancer: the PROXY protocol from trusted peers
 };
 
 class Server {

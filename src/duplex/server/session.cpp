@@ -16,7 +16,9 @@
 #include "duplex/net/tls_stream.hpp"
 #include "duplex/server/chunk.hpp"
 #include "duplex/server/framed_session.hpp"
+#include "duplex/server/proxy.hpp"
 #include "duplex/server/raw_session.hpp"
+#include "duplex/wire/proxy_header.hpp"
 #include "duplex/wire/sniff.hpp"
 
 namespace duplex::server {
@@ -173,6 +175,13 @@ awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
     co_await stream->write(asio::buffer(kAlert));
     co_return;
   }
+  // A PROXY header from a peer not trusted to send one: refused, never believed.
+  if (state.proxy.enabled && !entry.listener.from_trusted_proxy &&
+      wire::starts_with_proxy_signature(first.bytes)) {
+    entry.mode = "proxy-refused";
+    refuse_untrusted_header(state, entry);
+    co_return;
+  }
   if (entry.listener.tls_only) co_return co_await refuse_plaintext(*stream, entry, opening);
   co_await serve_opening(*stream, state, entry, std::move(first), wait, opening, false);
 }
@@ -277,6 +286,15 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
   entry.pending_set = &state.pending;
   entry.pending_key = state.pending.add(worker, entry.id, entry.peer());
   spdlog::debug("session {} from {}: open", entry.id, entry.peer());
+  // Behind a load balancer: its header first, then the client it names is the peer.
+  std::unique_ptr<ProxiedClient> proxied;
+  if (listener.from_trusted_proxy) {
+    proxied = co_await accept_proxy_header(*stream, state, entry);
+    if (!proxied) {
+      stream->close();
+      co_return;
+    }
+  }
 
   co_await serve(stream, state, entry);
   if (entry.idle_expired) spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer());

@@ -24,13 +24,16 @@ struct ListenerTraits {
   /// Bound to 127.0.0.0/8, ::1 or a Unix socket, judged from the bound socket's own address
   /// (never from the name it was given): only such a listener serves exec without TLS.
   bool loopback = false;
+  /// This connection comes from a --trusted-proxy (decided at accept from the real peer): it
+  /// opens with a PROXY header, read before anything else (server/proxy.hpp).
+  bool from_trusted_proxy = false;
 };
 
 /// What the server knows of one open connection; lives in the session's coroutine frame.
 struct SessionEntry {
   std::uint64_t id = 0;
   /// A string literal: new | [tls+]raw | [tls+]raw-exec | [tls+]framed | tls | tls-refused |
-  /// plaintext-refused.
+  /// plaintext-refused | proxy-refused.
   std::string_view mode = "new";
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point last_read;  // pushed forward by every read

@@ -14,6 +14,7 @@
 #include "duplex/net/asio.hpp"
 #include "duplex/server/admission.hpp"
 #include "duplex/server/pending.hpp"
+#include "duplex/server/proxy.hpp"
 #include "duplex/server/settings.hpp"
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec_settings.hpp"
@@ -52,6 +53,8 @@ struct ServerState {
   AddressCounts per_address;                // open connections per client address
   services::CommandSlots commands;  // running and queued commands, per server and per client
   std::atomic<std::uint64_t> commands_started{0};
+  ProxySettings proxy;  // --proxy-protocol, --trusted-proxy: set before any start
+  ProxyLog proxy_log;   // connections refused over the PROXY protocol
   /// Called from a worker thread when `stopping` is set and the last session ended.
   std::function<void()> on_drained;
 };

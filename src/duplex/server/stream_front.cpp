@@ -124,9 +124,16 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   const auto settings = state.settings.get();  // what this connection is admitted under
   const Limits& limits = settings->limits;
   const net::Peer& peer = stream->peer();
+  // A trusted balancer's address is not its clients': the penalty box, the reserved slots and
+  // the per-address cap judge the client its header names, once it has come (proxy.hpp).
+  ListenerTraits traits = traits_;
+  traits.from_trusted_proxy = state.proxy.trusts(peer);
+  const bool via_proxy = traits.from_trusted_proxy;
   // An address that kept failing authentication is refused for a while (sshd's
   // PerSourcePenalties): before it costs a session, a buffer or a handshake.
-  if (const auto left = state.penalties.refused_for(peer.client_key); left.count() > 0) {
+  if (const auto left =
+          via_proxy ? std::chrono::milliseconds(0) : state.penalties.refused_for(peer.client_key);
+      left.count() > 0) {
     state.penalised.fetch_add(1, std::memory_order_relaxed);
     const auto secs = std::chrono::ceil<std::chrono::seconds>(left).count();
     log_refusal(
@@ -140,7 +147,7 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   // Only this thread adds to `live` (every accept loop runs on one thread: accept_context), so
   // the check cannot be overtaken by another accept. The last few slots are the owner's: others
   // filling the server cannot lock it out.
-  const bool trusted = trusted_transport(peer, settings->exec.auth);
+  const bool trusted = !via_proxy && trusted_transport(peer, settings->exec.auth);
   const std::size_t reserved = trusted ? 0 : reserved_slots(limits);
   const std::size_t live = state.live.load();
   if (live + reserved >= limits.max_connections) {
@@ -155,7 +162,7 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
     refuse(std::move(stream), errc::too_many_connections, "too many connections; try again later");
     return;
   }
-  const std::size_t per_address = limits.max_connections_per_address;
+  const std::size_t per_address = via_proxy ? 0 : limits.max_connections_per_address;
   if (per_address > 0 && !state.per_address.try_take(peer.client_key, per_address)) {
     state.rejected.fetch_add(1, std::memory_order_relaxed);
     log_refusal(Refusal::address_full, peer.address,
@@ -169,7 +176,7 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   auto ex = stream->get_executor();
   // The completion runs on the session's worker when the session has ended.
   std::string counted_key = per_address > 0 ? peer.client_key : std::string();
-  asio::co_spawn(ex, run_session(std::move(stream), state, worker, traits_),
+  asio::co_spawn(ex, run_session(std::move(stream), state, worker, traits),
                  [&counts = state.per_address, key = std::move(counted_key)](std::exception_ptr e) {
                    if (!key.empty()) counts.give_back(key);
                    if (!e) return;

@@ -21,6 +21,11 @@ awaitable<Handled> refuse(errc code, std::string detail) {
   co_return duplex::fail(code, std::move(detail));
 }
 
+// The audit line's " via=BALANCER" for a client a load balancer carried (the PROXY protocol).
+std::string via(const net::Peer& peer) {
+  return peer.proxied_by.empty() ? std::string() : " via=" + peer.proxied_by;
+}
+
 // Requests longer than this are logged as their length, SHA-256 and first kAuditHead bytes.
 constexpr std::size_t kAuditWhole = 1024;
 constexpr std::size_t kAuditHead = 256;
@@ -271,8 +276,8 @@ awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
   auto started = ExecCommand::start(ex, req, ctx_.settings.policy,
                                     ExecOrigin::of(session_.peer(), identity_->name));
   if (!started) {
-    spdlog::info("exec: peer={} identity={} {} not started: {}", session_.peer().address,
-                 quoted(identity_->name), audit_argv_, started.message());
+    spdlog::info("exec: peer={}{} identity={} {} not started: {}", session_.peer().address,
+                 via(session_.peer()), quoted(identity_->name), audit_argv_, started.message());
     slot->release();  // before the EXIT: the client may try again at once
     session_.set_busy(false);
     co_return co_await send_exit(not_started_exit(started.error()));
@@ -331,9 +336,9 @@ awaitable<void> ExecSession::run() {
     if (ec) co_return;
     const auto exit = co_await cmd->run(session_.sink(), ctx_.max_frame);
     session_.set_busy(false);
-    spdlog::info("exec: peer={} identity={} {} exit={}{} duration={:.3f}s out={} err={}{}",
-                 session_.peer().address, quoted(identity_->name), audit_argv_,
-                 exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
+    spdlog::info("exec: peer={}{} identity={} {} exit={}{} duration={:.3f}s out={} err={}{}",
+                 session_.peer().address, via(session_.peer()), quoted(identity_->name),
+                 audit_argv_, exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
                  static_cast<double>(exit.duration_us) / 1e6, cmd->bytes_out(), cmd->bytes_err(),
                  exit.limit == wire::Exit::Limit::none
                      ? ""

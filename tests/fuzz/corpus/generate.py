@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus for tests/fuzz (frame/ and messages/), laid out from docs/PROTOCOL.md.
+"""Writes the seed corpus for tests/fuzz (frame/, messages/ and proxy_header/), laid out from
+docs/PROTOCOL.md and HAProxy's proxy-protocol.txt.
 
 Written independently of the C++ encoder on purpose, so the corpus also cross-checks the spec.
 Run from anywhere: python3 tests/fuzz/corpus/generate.py  (rewrites the seed files; deterministic).
@@ -128,6 +129,44 @@ MESSAGES = {
 }
 
 
+# PROXY protocol headers (HAProxy's doc/proxy-protocol.txt, 2.1 and 2.2), each followed by a
+# client's first bytes where that matters.
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(ver_cmd, fam, body):
+    return V2_SIG + struct.pack(">BBH", ver_cmd, fam, len(body)) + body
+
+
+def tlv(t, value):
+    return struct.pack(">BH", t, len(value)) + value
+
+
+V4_BODY = bytes([203, 0, 113, 7, 198, 51, 100, 1]) + struct.pack(">HH", 4660, 443)
+V6_BODY = bytes.fromhex("20010db8" + "00" * 11 + "07" + "00" * 15 + "01") + struct.pack(">HH", 65535, 80)
+PROXY_HEADER = {
+    "v1_tcp4": b"PROXY TCP4 203.0.113.7 198.51.100.1 4660 443\r\nhello\n",
+    "v1_tcp6": b"PROXY TCP6 2001:db8::7 ::1 65535 80\r\n" + PREFACE,
+    "v1_unknown": b"PROXY UNKNOWN\r\n",
+    "v1_unknown_rest": b"PROXY UNKNOWN ::1 whatever 1 2\r\n",
+    "v1_no_crlf": b"PROXY UNKNOWN " + b"x" * 100,
+    "v1_bad_port": b"PROXY TCP4 203.0.113.7 198.51.100.1 65536 443\r\n",
+    "v1_lf_only": b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+    "v2_inet": v2(0x21, 0x11, V4_BODY) + PREFACE,
+    "v2_inet6_tlvs": v2(0x21, 0x21, V6_BODY + tlv(1, b"h2") + tlv(2, b"example.com")) + b"\x16\x03\x01",
+    "v2_unix": v2(0x21, 0x31, b"/run/a.sock".ljust(108, b"\0") + b"/b".ljust(108, b"\0")),
+    "v2_local": v2(0x20, 0x00, b""),
+    "v2_unspec": v2(0x21, 0x00, b"any"),
+    "v2_udp": v2(0x21, 0x12, V4_BODY),
+    "v2_bad_version": v2(0x31, 0x11, V4_BODY),
+    "v2_short_block": v2(0x21, 0x21, V4_BODY),
+    "v2_tlv_overrun": v2(0x21, 0x11, V4_BODY + b"\x01\x00\x09ab"),
+    "v2_huge": v2(0x21, 0x11, V4_BODY + tlv(0xEE, b"z" * 5000)),
+    "v2_sig_only": V2_SIG,
+    "raw": b"hello\n",
+}
+
+
 def write(name, files):
     d = HERE / name
     d.mkdir(exist_ok=True)
@@ -141,4 +180,6 @@ def write(name, files):
 if __name__ == "__main__":
     write("frame", FRAME)
     write("messages", MESSAGES)
-    print(f"frame: {len(FRAME)} files, messages: {len(MESSAGES)} files")
+    write("proxy_header", PROXY_HEADER)
+    print(f"frame: {len(FRAME)} files, messages: {len(MESSAGES)} files, "
+          f"proxy_header: {len(PROXY_HEADER)} files")
