@@ -71,6 +71,7 @@ struct ServeOptions {
   std::string user;
   bool allow_root = false;
   std::vector<std::string> env_allow = services::ExecPolicy{}.env_allow;
+  std::string metrics;        // --metrics URL: the HTTP metrics endpoint
   std::string config;         // --config FILE (TOML)
   bool check_config = false;  // --check-config: check the options and the file, then exit
 };
@@ -130,6 +131,13 @@ int run_serve(const ServeOptions& o) {
   if (listen.empty()) listen.push_back("tcp://127.0.0.1:8080");
   for (const auto& url : listen) {
     cfg.listen.push_back(parse_url(url));
+  }
+  if (!o.metrics.empty()) {
+    cfg.metrics = parse_url(o.metrics);
+    if (!cfg.metrics->is_stream() || cfg.metrics->tls)
+      throw UsageError(fmt::format(
+          "--metrics {}: the metrics endpoint is plain HTTP over tcp://HOST:PORT or unix:///PATH",
+          o.metrics));
   }
   cfg.multicast_if = o.multicast_if;
   cfg.threads = o.threads;
@@ -246,6 +254,7 @@ int run_serve(const ServeOptions& o) {
     std::printf("listening on %s\n", url.c_str());
   if (const auto fp = server.fingerprint(); !fp.empty())
     std::printf("fingerprint %s\n", fp.c_str());
+  if (const auto m = server.metrics_url(); !m.empty()) std::printf("metrics on %s\n", m.c_str());
   std::fflush(stdout);
   notify_service_manager(
       fmt::format("READY=1\nSTATUS=listening on {}", fmt::join(server.urls(), ", ")));
@@ -401,6 +410,20 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "NAME* matches a prefix (LD_*, BASH_ENV, ENV, IFS never)")
       ->type_name("NAME")
       ->capture_default_str();
+  cmd->add_option("--metrics", o->metrics,
+                  "Serve Prometheus metrics over plain HTTP (GET /metrics) on this address: "
+                  "tcp://127.0.0.1:PORT, a PORT, or unix:///path; off by default")
+      ->type_name("URL")
+      ->check(CLI::Validator(
+          [](std::string& url) -> std::string {
+            try {
+              parse_url(url);
+            } catch (const UsageError& e) {
+              return e.what();
+            }
+            return {};
+          },
+          ""));
   cmd->add_option("--config", o->config,
                   "Read options from a TOML FILE: one `option-name = value` per line (a list "
                   "for a repeatable option, true/false for a flag); the command line wins")

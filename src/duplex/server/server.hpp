@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct ServerConfig {
   std::string multicast_if;  // interface for joining multicast groups; empty: the kernel's choice
   ExecSettings exec;
   TlsSettings tls;
+  /// --metrics: where the HTTP metrics endpoint listens (server/metrics.hpp); none when unset.
+  std::optional<net::Endpoint> metrics;
 };
 
 class Server {
@@ -52,6 +55,9 @@ class Server {
   std::vector<std::string> urls() const;
   /// The TLS key's fingerprint ("SHA256:…"), empty without TLS (valid after open()).
   std::string fingerprint() const;
+  /// Where the metrics endpoint answers ("http://127.0.0.1:PORT/metrics"); empty without
+  /// --metrics (valid after open()).
+  std::string metrics_url() const;
   /// Serves until SIGINT/SIGTERM or stop(): then stops accepting, closes sessions, waits up to
   /// `grace` for them to end, and returns once every thread has finished.
   void run();
