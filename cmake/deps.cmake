@@ -42,6 +42,18 @@ else()
   target_link_libraries(libedit INTERFACE ${EDIT_LIBRARY})
 endif()
 
+# Node.js's HTTP parser (libhttp-parser-dev), for the metrics endpoint's requests: a C library
+# whose archive Debian ships, so static builds take it whole.
+find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h REQUIRED)
+if(DUPLEX_STATIC_DEPS)
+  find_library(HTTP_PARSER_LIBRARY NAMES libhttp_parser.a REQUIRED)
+else()
+  find_library(HTTP_PARSER_LIBRARY NAMES http_parser REQUIRED)
+endif()
+add_library(http_parser INTERFACE)
+target_include_directories(http_parser SYSTEM INTERFACE ${HTTP_PARSER_INCLUDE_DIR})
+target_link_libraries(http_parser INTERFACE ${HTTP_PARSER_LIBRARY})
+
 if(DUPLEX_BUILD_TESTS)
   find_package(GTest 1.12 REQUIRED)
 endif()

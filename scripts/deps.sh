@@ -5,10 +5,12 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config clang-format
   libasio-dev libssl-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libedit-dev libutfcpp-dev libtomlplusplus-dev
+  libhttp-parser-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 netcat-openbsd socat openssl util-linux procps tmux iproute2
   groff-base zsh dpkg-dev
   haproxy
+  curl prometheus
 )
 
 missing=()

@@ -76,6 +76,7 @@ struct ServeOptions {
   std::vector<std::string> env_allow = services::ExecPolicy{}.env_allow;
   bool proxy_protocol = false;               // behind a load balancer (issue 10)
   std::vector<std::string> trusted_proxies;  // --trusted-proxy, repeatable
+  std::string metrics;                       // --metrics URL: the HTTP metrics endpoint
   std::string config;                        // --config FILE (TOML)
   bool check_config = false;  // --check-config: check the options and the file, then exit
   bool inetd = false;         // --inetd: one connection on stdin/stdout
@@ -137,6 +138,13 @@ server::ServerConfig make_config(const ServeOptions& o, bool activated) {
   if (listen.empty() && !activated) listen.push_back("tcp://127.0.0.1:8080");
   for (const auto& url : listen) {
     cfg.listen.push_back(parse_url(url));
+  }
+  if (!o.metrics.empty()) {
+    cfg.metrics = parse_url(o.metrics);
+    if (!cfg.metrics->is_stream() || cfg.metrics->tls)
+      throw UsageError(fmt::format(
+          "--metrics {}: the metrics endpoint is plain HTTP over tcp://HOST:PORT or unix:///PATH",
+          o.metrics));
   }
   cfg.multicast_if = o.multicast_if;
   cfg.threads = o.threads;
@@ -327,6 +335,7 @@ int run_serve(const ServeOptions& o, const std::function<const ServeOptions&()>&
     std::printf("listening on %s\n", url.c_str());
   if (const auto fp = server.fingerprint(); !fp.empty() && !o.inetd)
     std::printf("fingerprint %s\n", fp.c_str());
+  if (const auto m = server.metrics_url(); !m.empty()) std::printf("metrics on %s\n", m.c_str());
   std::fflush(stdout);
   notify_service_manager(
       fmt::format("READY=1\nSTATUS=listening on {}", fmt::join(server.urls(), ", ")));
@@ -497,6 +506,20 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
             server::ProxySettings probe;
             auto ok = probe.add_trusted(text);
             return ok ? std::string() : ok.message();
+          },
+          ""));
+  cmd->add_option("--metrics", o->metrics,
+                  "Serve Prometheus metrics over plain HTTP (GET /metrics) on this address: "
+                  "tcp://127.0.0.1:PORT, a PORT, or unix:///path; off by default")
+      ->type_name("URL")
+      ->check(CLI::Validator(
+          [](std::string& url) -> std::string {
+            try {
+              parse_url(url);
+            } catch (const UsageError& e) {
+              return e.what();
+            }
+            return {};
           },
           ""));
   cmd->add_option("--config", o->config,

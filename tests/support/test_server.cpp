@@ -59,6 +59,14 @@ TestServer::TestServer(std::vector<std::string> args, std::size_t listeners) {
                                line.value_or("(none)"));
     fingerprint_ = line->substr(prefix.size());
   }
+  if (has("--metrics")) {
+    auto line = proc_->read_line(15s);
+    const std::string prefix = "metrics on ";
+    if (!line || line->rfind(prefix, 0) != 0)
+      throw std::runtime_error("no \"metrics on\" line after the listeners: " +
+                               line.value_or("(none)"));
+    metrics_url_ = line->substr(prefix.size());
+  }
   drain_ = std::thread([this] {
     for (;;) {
       auto chunk = proc_->read_stderr_some(std::chrono::hours(24));

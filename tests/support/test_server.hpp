@@ -19,7 +19,8 @@ class TestServer {
   /// Starts `duplex serve` with `args` (add --listen yourself, or none for tcp://127.0.0.1:0;
   /// with --config, the file names them and `listeners` says how many),
   /// and waits for one "listening on URL" line per listener, then, with TLS (--tls, --tls-only or
-  /// a tls:// listener), the "fingerprint SHA256:…" line. Fails the test if it does not start.
+  /// a tls:// listener), the "fingerprint SHA256:…" line, then with --metrics the "metrics on
+  /// URL" line. Fails the test if it does not start.
   explicit TestServer(std::vector<std::string> args = {}, std::size_t listeners = 0);
   ~TestServer();
 
@@ -29,6 +30,8 @@ class TestServer {
   int port(std::size_t i = 0) const;
   /// The TLS key's fingerprint the server printed ("SHA256:…"); empty without TLS.
   const std::string& fingerprint() const { return fingerprint_; }
+  /// With --metrics: where the metrics endpoint answers ("http://127.0.0.1:PORT/metrics").
+  const std::string& metrics_url() const { return metrics_url_; }
   pid_t pid() const { return proc_->pid(); }
   Process& process() { return *proc_; }
   /// SIGTERM and wait; returns the exit status (fails the test if it does not exit in time).
@@ -49,6 +52,7 @@ class TestServer {
   bool err_done_ = false;
   std::vector<std::string> urls_;
   std::string fingerprint_;
+  std::string metrics_url_;
 };
 
 }  // namespace duplex::test

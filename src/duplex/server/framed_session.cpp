@@ -85,10 +85,10 @@ class FramedSession final : public services::SessionContext {
         wait_(wait),
         out_(stream.get_executor(), entry.settings->limits.out_queue_frames,
              entry.settings->limits.out_queue_bytes),
-        services_(
-            {.exec = {entry.settings->exec, state.commands, state.commands_started, state.penalties,
-                      state.auth_failures, entry.settings->limits.max_frame}},
-            *this) {
+        services_({.exec = {entry.settings->exec, state.commands, state.commands_started,
+                            state.penalties, state.auth_failures, entry.settings->limits.max_frame,
+                            state.command_duration.get()}},
+                  *this) {
     // A client that cannot be written to is gone: end what its services run.
     out_.on_broken([this] { services_.end(wire::Exit::Limit::none); });
   }
@@ -165,6 +165,9 @@ class FramedSession final : public services::SessionContext {
         if (d.status == wire::DecodeStatus::error)
           co_return co_await breach(frame_error(static_cast<errc>(d.error.value()), limit));
         const auto handled = co_await dispatch(d.type, d.payload);
+        // The reply is with the writer now (which writes it at once when it is idle).
+        if (d.type == wire::MsgType::upper_request && state_.upper_round_trip)
+          state_.upper_round_trip->observe(Clock::now() - entry_.last_read);
         in_.consume(d.consumed);
         if (!handled) co_return co_await breach(handled.failure());
         if (*handled == services::Next::end) co_return;

@@ -33,13 +33,15 @@ awaitable<void> peer_vanished(net::Stream& stream) {
 
 // The seed's protocol: every chunk read is answered with bytes.upper() of it.
 awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, Chunk got,
-                          std::span<std::byte> wait, std::size_t chunk) {
+                          std::span<std::byte> wait, std::size_t chunk,
+                          LatencyHistogram* round_trip) {
   for (;;) {
     services::to_upper_in_place(got.bytes);
     const asio::const_buffer reply = asio::buffer(got.bytes.data(), got.bytes.size());
     auto [wec, written] = co_await stream.write(std::span(&reply, 1));
     if (wec) co_return;
     entry.bytes_out += written;
+    if (round_trip != nullptr) round_trip->observe(Clock::now() - entry.last_read);
     got.pooled.release();  // waiting, the connection holds only its small wait buffer
     auto [rec, n] = co_await stream.read_some(asio::buffer(wait.data(), wait.size()));
     // EOF: everything was answered, and the session's close sends our FIN (nothing is left
@@ -77,6 +79,7 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
       reply.assign(as_bytes(msg).begin(), as_bytes(msg).end());
     } else {
       // DUPLEX_CLIENT for the command; a raw client has no identity to tell.
+      const auto began = Clock::now();
       auto r = co_await (services::run_raw_command(command, entry.settings->exec.policy,
                                                    services::ExecOrigin::of(stream.peer())) ||
                          peer_vanished(stream));
@@ -88,6 +91,7 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
         co_return;
       }
       reply = std::move(std::get<0>(r));
+      if (state.command_duration) state.command_duration->observe(Clock::now() - began);
       spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer(), command,
                    reply.size());
     }

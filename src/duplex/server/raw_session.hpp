@@ -14,9 +14,11 @@ namespace duplex::server {
 
 /// Answers the first chunk and every later one with its upper-case form. Later chunks are read
 /// into `wait` (the session's wait buffer), or a pooled buffer of `chunk` bytes when they
-/// overflow it (chunk.hpp).
+/// overflow it (chunk.hpp). `round_trip` (--metrics) gets each chunk's time from its read to its
+/// reply written.
 awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, Chunk first,
-                          std::span<std::byte> wait, std::size_t chunk);
+                          std::span<std::byte> wait, std::size_t chunk,
+                          LatencyHistogram* round_trip = nullptr);
 
 /// Runs the first chunk and every later one as a command (--raw-exec); loopback/Unix only.
 awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,

@@ -21,6 +21,7 @@
 #include "duplex/net/tls_identity.hpp"
 #include "duplex/server/front.hpp"
 #include "duplex/server/io_pool.hpp"
+#include "duplex/server/metrics.hpp"
 #include "duplex/server/refusals.hpp"
 #include "duplex/server/session.hpp"
 
@@ -51,6 +52,7 @@ struct Server::Impl {
   asio::steady_timer drain_timer{control};  // the grace period; cancelled when sessions drained
   bool stop_requested = false;              // control thread only
   IoPool pool;
+  std::unique_ptr<MetricsEndpoint> metrics;  // --metrics; stopped before the pool it asks
 
   explicit Impl(ServerConfig c)
       : cfg(std::move(c)),
@@ -65,7 +67,10 @@ struct Server::Impl {
     state.pending.set_cap(cfg.limits.max_unauthenticated);
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
   }
-  ~Impl() { pool.stop(); }
+  ~Impl() {
+    if (metrics) metrics->stop();
+    pool.stop();
+  }
 
   FrontContext front_context() { return FrontContext{control, state, pool, refusals}; }
   void request_stop() {  // control thread
@@ -161,6 +166,7 @@ awaitable<void> Server::Impl::stop_sequence() {
   if (state.live.load() > 0)
     spdlog::warn("{} sessions did not end within {} ms; ending them", state.live.load(),
                  cfg.grace.count());
+  if (metrics) metrics->stop();
   pool.stop();
 }
 
@@ -208,6 +214,16 @@ Status Server::open() {
     serving.push_back(f.get());
   Status ok = impl_->check_protected(serving, impl_->cfg.exec);
   if (ok) ok = impl_->open_tls();
+  if (ok && impl_->cfg.metrics) {
+    auto m = MetricsEndpoint::open(*impl_->cfg.metrics, impl_->state, impl_->pool);
+    if (m) {
+      impl_->state.upper_round_trip = make_upper_round_trip_histogram();
+      impl_->state.command_duration = make_command_duration_histogram();
+      impl_->metrics = std::move(*m);
+    } else {
+      ok = std::move(m).failure();
+    }
+  }
   if (!ok) {
     impl_->configured.clear();
     impl_->fronts.clear();  // nothing stays bound
@@ -219,6 +235,10 @@ Status Server::open() {
 
 std::string Server::fingerprint() const {
   return impl_->state.tls_fingerprint;
+}
+
+std::string Server::metrics_url() const {
+  return impl_->metrics ? impl_->metrics->url() : std::string();
 }
 
 std::vector<std::string> Server::urls() const {
@@ -263,6 +283,7 @@ void Server::run() {
     }
   }
   I.pool.start();
+  if (I.metrics) I.metrics->start();
   I.control.run();
 }
 

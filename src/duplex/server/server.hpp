@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,8 @@ struct ServerConfig {
   ExecSettings exec;
   TlsSettings tls;
   ProxySettings proxy;  // behind a load balancer: the PROXY protocol from trusted peers
+  /// --metrics: where the HTTP metrics endpoint listens (server/metrics.hpp); none when unset.
+  std::optional<net::Endpoint> metrics;
 };
 
 class Server {
@@ -64,6 +67,9 @@ class Server {
   std::vector<std::string> urls() const;
   /// The TLS key's fingerprint ("SHA256:…"), empty without TLS (valid after open()).
   std::string fingerprint() const;
+  /// Where the metrics endpoint answers ("http://127.0.0.1:PORT/metrics"); empty without
+  /// --metrics (valid after open()).
+  std::string metrics_url() const;
   /// Serves until SIGINT/SIGTERM or stop(): then stops accepting, closes sessions, waits up to
   /// `grace` for them to end, and returns once every thread has finished.
   void run();

@@ -52,7 +52,8 @@ awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEn
     return serve_raw_exec(stream, state, entry, std::move(first), wait);
   }
   entry.mode = tls ? "tls+raw" : "raw";
-  return serve_raw(stream, entry, std::move(first), wait, entry.settings->limits.read_chunk);
+  return serve_raw(stream, entry, std::move(first), wait, entry.settings->limits.read_chunk,
+                   state.upper_round_trip.get());
 }
 
 // A plaintext client on a TLS-only listener: told why in its own protocol, then closed.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <asio/ssl/context.hpp>
+#include "duplex/core/latency_histogram.hpp"
 #include "duplex/core/limits.hpp"
 
 #include "duplex/net/asio.hpp"
@@ -55,6 +56,8 @@ struct ServerState {
   std::atomic<std::uint64_t> commands_started{0};
   ProxySettings proxy;  // --proxy-protocol, --trusted-proxy: set before any start
   ProxyLog proxy_log;   // connections refused over the PROXY protocol
+  /// With --metrics (null otherwise): the upper service's round trip, commands' run time.
+  std::unique_ptr<LatencyHistogram> upper_round_trip, command_duration;
   /// Called from a worker thread when `stopping` is set and the last session ended.
   std::function<void()> on_drained;
 };

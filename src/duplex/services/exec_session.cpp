@@ -336,6 +336,8 @@ awaitable<void> ExecSession::run() {
     if (ec) co_return;
     const auto exit = co_await cmd->run(session_.sink(), ctx_.max_frame);
     session_.set_busy(false);
+    if (ctx_.command_duration != nullptr)
+      ctx_.command_duration->observe(std::chrono::microseconds(exit.duration_us));
     spdlog::info("exec: peer={}{} identity={} {} exit={}{} duration={:.3f}s out={} err={}{}",
                  session_.peer().address, via(session_.peer()), quoted(identity_->name),
                  audit_argv_, exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,

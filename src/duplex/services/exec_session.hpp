@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "duplex/core/latency_histogram.hpp"
 #include "duplex/core/limits.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/services/auth.hpp"
@@ -30,6 +31,8 @@ struct ExecContext {
   std::atomic<std::uint64_t>& auth_failures;  // counted for stats
   /// The frame limit once a client is authenticated (Limits::max_frame), told in AUTH_OK.
   std::uint32_t max_frame = Limits{}.max_frame;
+  /// --metrics: each command's run time (null: not recorded).
+  LatencyHistogram* command_duration = nullptr;
 };
 
 /// One connection's exec service. handle() runs on the session's reader; run() runs beside it
