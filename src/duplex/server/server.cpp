@@ -18,6 +18,7 @@
 #include "duplex/server/io_pool.hpp"
 #include "duplex/server/refusals.hpp"
 #include "duplex/server/session.hpp"
+#include "duplex/server/stats.hpp"
 
 namespace duplex::server {
 
@@ -38,6 +39,7 @@ struct Server::Impl {
   asio::steady_timer stop_timer{control};   // parked until a stop is requested
   asio::steady_timer drain_timer{control};  // the grace period; cancelled when sessions drained
   bool stop_requested = false;              // control thread only
+  ServerStats stats{state, pool};           // STATS_REQUEST's answer; outlives the sessions
   IoPool pool;
 
   explicit Impl(ServerConfig c)
@@ -51,6 +53,7 @@ struct Server::Impl {
     state.penalties.configure(cfg.exec.penalties);
     state.tls_only = cfg.tls.only;
     state.pending.set_cap(cfg.limits.max_unauthenticated);
+    state.stats = &stats;
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
   }
   ~Impl() { pool.stop(); }

@@ -17,6 +17,7 @@
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec_settings.hpp"
 #include "duplex/services/penalty_box.hpp"
+#include "duplex/services/stats.hpp"
 
 namespace duplex::server {
 
@@ -50,6 +51,13 @@ struct ServerState {
   AddressCounts per_address;                // open connections per client address
   services::CommandSlots commands;  // running and queued commands, per server and per client
   std::atomic<std::uint64_t> commands_started{0};
+  /// Commands that could not start, or ended by a signal, a limit or a non-zero status.
+  std::atomic<std::uint64_t> commands_failed{0};
+  /// Bytes of connections that have closed (an open one's are in its SessionEntry): added once
+  /// per connection, never per message.
+  std::atomic<std::uint64_t> bytes_in_closed{0}, bytes_out_closed{0};
+  /// Answers STATS_REQUEST (server/stats.hpp); null: stats are not served.
+  services::StatsSource* stats = nullptr;
   /// Called from a worker thread when `stopping` is set and the last session ended.
   std::function<void()> on_drained;
 };
