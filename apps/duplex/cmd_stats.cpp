@@ -31,8 +31,13 @@ struct StatsOptions {
 };
 
 // What the user reads for a failure: the server's refusal says why; an auth failure only that.
-std::string described(const Failure& f) {
+std::string described(const Failure& f, const std::string& url) {
   if (f.code == errc::auth_failed) return "authentication failed";
+  if (f.code == errc::service_disabled)
+    return fmt::format(
+        "{} serves no exec, so there is no authentication for stats: ask over its Unix socket as "
+        "the user it runs as, or start it with --exec",
+        url);
   return f.message();
 }
 
@@ -49,18 +54,23 @@ int run_stats(const StatsOptions& o) {
   req.tls = o.tls.tls;
   req.trust = o.tls.trust_options();
   req.agent = std::string(duplex::agent());
+  // A token is needed only if the server asks for one (its owner on its Unix socket is answered
+  // without): a token that cannot be read is reported only then.
   auto token = resolve_token(o.token_file);
-  if (!token) {
-    std::fprintf(stderr, "duplex: %s\n", token.message().c_str());
-    return kExitConnection;
-  }
-  req.token = *token;
+  std::string token_problem;
+  if (token)
+    req.token = *token;
+  else
+    token_problem = token.message();
 
   asio::io_context ctx(1);
   const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
   const auto doc = run_sync(ctx, client::fetch_stats(req, timeout));
   if (!doc) {
-    std::fprintf(stderr, "duplex: %s\n", described(doc.failure()).c_str());
+    const bool no_token = !token_problem.empty() && doc.failure().code == errc::auth_failed;
+    std::fprintf(stderr, "duplex: %s\n",
+                 no_token ? token_problem.c_str()
+                          : described(doc.failure(), req.endpoint.url()).c_str());
     return kExitConnection;
   }
   if (o.json) {
