@@ -42,6 +42,7 @@ std::string described(const Failure& f, const std::string& url) {
 }
 
 int run_stats(const StatsOptions& o) {
+  client::ensure_std_fds();
   setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
   client::ExecRequest req;
   req.endpoint = parse_url(o.url);
@@ -68,9 +69,9 @@ int run_stats(const StatsOptions& o) {
   const auto doc = run_sync(ctx, client::fetch_stats(req, timeout));
   if (!doc) {
     const bool no_token = !token_problem.empty() && doc.failure().code == errc::auth_failed;
-    std::fprintf(stderr, "duplex: %s\n",
-                 no_token ? token_problem.c_str()
-                          : described(doc.failure(), req.endpoint.url()).c_str());
+    std::fprintf(
+        stderr, "duplex: %s\n",
+        no_token ? token_problem.c_str() : described(doc.failure(), req.endpoint.url()).c_str());
     return kExitConnection;
   }
   if (o.json) {

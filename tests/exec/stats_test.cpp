@@ -51,6 +51,12 @@ std::string line_with(const std::string& s, const std::vector<std::string>& part
   return {};
 }
 
+// `duplex serve --exec -q` on a loopback TCP port with these flags besides.
+ExecServerOptions tcp_exec_server(std::vector<std::string> args) {
+  return ExecServerOptions{
+      .args = std::move(args), .tcp = true, .unix_socket = false, .exec = true, .quiet = true};
+}
+
 class Stats : public ::testing::Test {
  protected:
   /// `duplex stats ARGS URL` with the server's token file and no token in the environment.
@@ -220,11 +226,7 @@ TEST_F(Stats, WithoutExecOnlyTheOwnersUnixSocketIsAnswered) {
 }
 
 TEST_F(Stats, AThousandIdleConnectionsAreListedQuicklyAndHarmNothing) {
-  server_ = std::make_unique<ExecServer>(ExecServerOptions{.args = {"--max-connections", "5000"},
-                                                           .tcp = true,
-                                                           .unix_socket = false,
-                                                           .exec = true,
-                                                           .quiet = true});
+  server_ = std::make_unique<ExecServer>(tcp_exec_server({"--max-connections", "5000"}));
   const std::string url = server_->tcp_url();
   std::vector<SocketClient> idle;
   idle.reserve(1000);
@@ -252,11 +254,7 @@ TEST_F(Stats, AThousandIdleConnectionsAreListedQuicklyAndHarmNothing) {
 }
 
 TEST_F(Stats, RowsPastTheFrameLimitAreLeftOutAndCounted) {
-  server_ = std::make_unique<ExecServer>(ExecServerOptions{.args = {"--max-frame", "4096"},
-                                                           .tcp = true,
-                                                           .unix_socket = false,
-                                                           .exec = true,
-                                                           .quiet = true});
+  server_ = std::make_unique<ExecServer>(tcp_exec_server({"--max-frame", "4096"}));
   const std::string url = server_->tcp_url();
   std::vector<SocketClient> idle;
   for (int i = 0; i < 60; ++i) {
