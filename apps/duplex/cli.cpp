@@ -4,12 +4,15 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -93,12 +96,29 @@ class TextFormatter final : public spdlog::formatter {
   std::unique_ptr<spdlog::formatter> inner_;
 };
 
-// JSON: one object per line, {"time","level","msg"}; the escaping is nlohmann's.
+// A line about one connection starts "[c42] " (server/ and services/ write it so): its id, and the
+// rest of the message.
+std::optional<std::pair<std::uint64_t, std::string_view>> conn_tag(std::string_view msg) {
+  if (!msg.starts_with("[c")) return std::nullopt;
+  const auto close = msg.find("] ", 2);
+  if (close == std::string_view::npos || close == 2 || close > 22) return std::nullopt;
+  std::uint64_t id = 0;
+  for (const char ch : msg.substr(2, close - 2)) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    id = id * 10 + static_cast<std::uint64_t>(ch - '0');
+  }
+  return std::pair{id, msg.substr(close + 2)};
+}
+
+// JSON: one object per line, {"time","level","msg"}, and "conn" (the connection's id) on a line
+// about one connection; the escaping is nlohmann's.
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     std::string scratch;
-    const auto text = bounded({msg.payload.data(), msg.payload.size()}, scratch);
+    auto text = bounded({msg.payload.data(), msg.payload.size()}, scratch);
+    const auto tag = conn_tag(text);
+    if (tag) text = tag->second;
     const auto level = spdlog::level::to_string_view(msg.level);
     // UTC with milliseconds, the form log shippers parse without a timezone table.
     const auto since = msg.time.time_since_epoch();
@@ -110,8 +130,9 @@ class JsonFormatter final : public spdlog::formatter {
     nlohmann::ordered_json j = {
         {"time", fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", utc, ms)},
         {"level", std::string(level.data(), level.size())},
-        {"msg", std::string(text)},
     };
+    if (tag) j["conn"] = tag->first;
+    j["msg"] = std::string(text);
     const auto line =
         j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
     dest.append(line.data(), line.data() + line.size());

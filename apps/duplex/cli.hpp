@@ -53,6 +53,7 @@ CLI::App* add_discover(CLI::App& root, CommandResult& result);
 CLI::App* add_keygen(CLI::App& root, CommandResult& result);
 CLI::App* add_fingerprint(CLI::App& root, CommandResult& result);
 CLI::App* add_bench(CLI::App& root, CommandResult& result);
+CLI::App* add_stats(CLI::App& root, CommandResult& result);
 /// `duplex completion bash|zsh` and the hidden `duplex manpage` (both read the other commands).
 CLI::App* add_docs(CLI::App& root, CommandResult& result);
 

@@ -14,7 +14,8 @@ namespace {
 
 // Commands whose first argument is a server address.
 bool takes_server(std::string_view cmd) {
-  return cmd == "send" || cmd == "chat" || cmd == "exec" || cmd == "shell" || cmd == "bench";
+  return cmd == "send" || cmd == "chat" || cmd == "exec" || cmd == "shell" || cmd == "bench" ||
+         cmd == "stats";
 }
 
 // Whether `args` (up to a `--`) already spell option `opt` ("--fingerprint", or "-i").

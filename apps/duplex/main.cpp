@@ -42,7 +42,7 @@ constexpr Command kCommands[] = {
     {"chat", add_chat},     {"exec", add_exec},
     {"shell", add_shell},   {"discover", add_discover},
     {"keygen", add_keygen}, {"fingerprint", add_fingerprint},
-    {"bench", add_bench},
+    {"bench", add_bench},   {"stats", add_stats},
 };
 
 // The subcommand named by the command line's first word that is not an option, if it is one of

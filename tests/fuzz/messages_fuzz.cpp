@@ -55,6 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case MsgType::window_size: round_trip(type, p, &decode_window_size); break;
     case MsgType::stdin_window: round_trip(type, p, &decode_stdin_window); break;
     case MsgType::exit: round_trip(type, p, &decode_exit); break;
+    case MsgType::stats_request: round_trip(type, p, &decode_stats_request); break;
     default: break;  // data messages and unknown types carry no structure
   }
   return 0;

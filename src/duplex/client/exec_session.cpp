@@ -61,11 +61,7 @@ Failure described(Failure f, bool started) {
 
 // The outcomes of the connect phase, by name: Asio's `a || b` waits for the first to *succeed*
 // (an exception does not end the race), so every racer returns its failures as values.
-struct Connected {
-  Connection conn;
-  std::string identity;
-  std::uint32_t max_frame = 0;  // AUTH_OK's: the frame limit now we are authenticated
-};
+using Connected = Authenticated;
 struct ConnectTimedOut {};
 
 // On a Unix socket the kernel tells who serves it (SO_PEERCRED): anyone may take a socket path
@@ -435,6 +431,10 @@ awaitable<ExecEnd> run_command(Connection& conn, std::uint32_t max_frame, const 
 }
 
 }  // namespace
+
+awaitable<Result<Authenticated>> connect_and_authenticate(const ExecRequest& req) {
+  return connect_and_auth(req);
+}
 
 awaitable<ExecResult> run_exec(const ExecRequest& req, const ExecHooks& hooks) {
   ExecResult res;

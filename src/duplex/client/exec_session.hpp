@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -53,6 +54,19 @@ struct ExecHooks {
 
 /// A `window_size` hook that reads the size of the terminal on `fd` (for `shell` and `exec -t`).
 std::function<std::optional<wire::WindowSize>()> window_size_of(int fd);
+
+/// A framed connection past authentication, as exec and stats use it.
+struct Authenticated {
+  Connection conn;
+  std::string identity;         // AUTH_OK's: how the server knows us
+  std::uint32_t max_frame = 0;  // AUTH_OK's: the frame limit now we are authenticated
+};
+
+/// Dials req.endpoint (req.tls, req.trust) and authenticates: AUTH_START, then, when the server
+/// asks, the token's challenge-response with req.token. On a Unix socket a server that is
+/// neither us nor root is refused first. The rest of `req` is not used; there is no deadline
+/// here (race one). Failures as run_exec reports them (auth_failed says only that).
+awaitable<Result<Authenticated>> connect_and_authenticate(const ExecRequest& req);
 
 /// Runs one command to its end. A session failure is a value (ExecResult::end); throws only
 /// what it cannot turn into a result (bad_alloc, a signal number signal_set refuses).

@@ -87,11 +87,15 @@ class FramedSession final : public services::SessionContext {
              entry.settings->limits.out_queue_bytes),
         services_({.exec = {entry.settings->exec, state.commands, state.commands_started,
                             state.penalties, state.auth_failures, entry.settings->limits.max_frame,
-                            state.command_duration.get()}},
+                            state.command_duration.get(), &state.commands_failed},
+                   .stats = state.stats},
                   *this) {
     // A client that cannot be written to is gone: end what its services run.
     out_.on_broken([this] { services_.end(wire::Exit::Limit::none); });
   }
+  // The command text is the exec service's, gone with it; the entry may be listed a while longer
+  // (a TLS close_notify).
+  ~FramedSession() override { entry_.command = {}; }
 
   awaitable<void> run() { co_await (produce() && out_.run(stream_, entry_.bytes_out)); }
 
@@ -128,6 +132,10 @@ class FramedSession final : public services::SessionContext {
     entry_.deadline = Clock::time_point::max();
     settle(entry_);
   }
+  std::uint64_t connection_id() const noexcept override { return entry_.id; }
+  bool identified() const noexcept override { return entry_.authenticated || trusted_; }
+  void set_service(const char* service) noexcept override { entry_.service = service; }
+  void set_command(std::string_view command) noexcept override { entry_.command = command; }
 
  private:
   enum class Phase { preface, hello, ready };
@@ -293,7 +301,7 @@ class FramedSession final : public services::SessionContext {
     // Services report breaches as duplex::errc; anything else is our own fault.
     const bool ours = f.code.category() == duplex_category();
     const auto code = ours ? static_cast<errc>(f.code.value()) : errc::internal;
-    spdlog::debug("session {} ({}): protocol error: {}", entry_.id, entry_.peer(), f.message());
+    spdlog::debug("[c{}] session ({}): protocol error: {}", entry_.id, entry_.peer(), f.message());
     std::string text = ours ? f.detail : f.message();
     co_await tell_and_close(code, std::move(text));
   }

@@ -14,7 +14,7 @@ std::uint64_t PendingSessions::add(Worker& worker, std::uint64_t id, std::string
     auto oldest = items_.begin();
     Worker* w = oldest->second.worker;
     const std::uint64_t victim = oldest->second.id;
-    log_drop(oldest->second.peer);
+    log_drop(victim, oldest->second.peer);
     items_.erase(oldest);
     ++dropped_;
     // The victim's entry is touched only on its own thread, and may be gone by the time this
@@ -49,7 +49,7 @@ std::uint64_t PendingSessions::dropped() const {
   return dropped_;
 }
 
-void PendingSessions::log_drop(const std::string& peer) {
+void PendingSessions::log_drop(std::uint64_t id, const std::string& peer) {
   const auto now = Clock::now();
   if (now - last_line_ < std::chrono::seconds(1)) {
     ++unlogged_;
@@ -57,13 +57,13 @@ void PendingSessions::log_drop(const std::string& peer) {
   }
   if (unlogged_ == 0)
     spdlog::warn(
-        "{} connections not yet settled (--max-unauthenticated): closed the oldest, from {}", cap_,
-        peer);
+        "[c{}] {} connections not yet settled (--max-unauthenticated): closed the oldest, from {}",
+        id, cap_, peer);
   else
     spdlog::warn(
-        "{} connections not yet settled (--max-unauthenticated): closed the oldest, from {}, and "
-        "{} more before it since the last line",
-        cap_, peer, unlogged_);
+        "[c{}] {} connections not yet settled (--max-unauthenticated): closed the oldest, from {}, "
+        "and {} more before it since the last line",
+        id, cap_, peer, unlogged_);
   unlogged_ = 0;
   last_line_ = now;
 }

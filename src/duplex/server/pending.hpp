@@ -48,7 +48,7 @@ class PendingSessions {
     std::uint64_t id;
     std::string peer;
   };
-  void log_drop(const std::string& peer);  // holds mu_
+  void log_drop(std::uint64_t id, const std::string& peer);  // holds mu_
 
   std::atomic<std::size_t>& count_;
   std::size_t cap_ = 0;

@@ -144,7 +144,7 @@ awaitable<std::unique_ptr<ProxiedClient>> accept_proxy_header(net::Stream& strea
     auto peeked = socket->peek(asio::buffer(buf.data() + have, buf.size() - have));
     if (peeked.ec == asio::error::would_block) continue;
     if (peeked.ec) {
-      spdlog::debug("session {} ({}): closed before its PROXY header ended ({} bytes)", entry.id,
+      spdlog::debug("[c{}] session ({}): closed before its PROXY header ended ({} bytes)", entry.id,
                     balancer, have + peeked.n);
       co_return nullptr;
     }
@@ -168,12 +168,12 @@ awaitable<std::unique_ptr<ProxiedClient>> accept_proxy_header(net::Stream& strea
   }
   entry.bytes_in += h.size;
   if (h.command == wire::ProxyCommand::local || h.family == wire::ProxyFamily::unspec) {
-    spdlog::debug("session {} ({}): PROXY v{} {}: the balancer's own connection", entry.id,
+    spdlog::debug("[c{}] session ({}): PROXY v{} {}: the balancer's own connection", entry.id,
                   balancer, h.version,
                   h.command == wire::ProxyCommand::local ? "LOCAL" : "UNKNOWN");
   } else {
     stream.replace_peer(carried_peer(h, stream.peer()));
-    spdlog::debug("session {}: client {} via {} (PROXY v{})", entry.id, stream.peer().address,
+    spdlog::debug("[c{}] session: client {} via {} (PROXY v{})", entry.id, stream.peer().address,
                   balancer, h.version);
   }
 

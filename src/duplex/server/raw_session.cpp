@@ -69,8 +69,8 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
         co_await (state.commands.acquire(key, entry.settings->exec) || peer_vanished(stream));
     if (slot.index() == 1) {
       entry.busy = false;
-      spdlog::info("exec (raw): peer={} went away while its command {:?} waited", entry.peer(),
-                   command);
+      spdlog::info("[c{}] exec (raw): peer={} went away while its command {:?} waited", entry.id,
+                   entry.peer(), command);
       co_return;
     }
     if (auto& got = std::get<0>(slot); !got) {
@@ -87,13 +87,14 @@ awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionE
       got->release();
       if (r.index() == 1) {
         // Cancelling run_raw_command destroyed the command: its group was killed and reaped.
-        spdlog::info("exec (raw): peer={} went away; command {:?} ended", entry.peer(), command);
+        spdlog::info("[c{}] exec (raw): peer={} went away; command {:?} ended", entry.id,
+                     entry.peer(), command);
         co_return;
       }
       reply = std::move(std::get<0>(r));
       if (state.command_duration) state.command_duration->observe(Clock::now() - began);
-      spdlog::info("exec (raw): peer={} command={:?} reply={} bytes", entry.peer(), command,
-                   reply.size());
+      spdlog::info("[c{}] exec (raw): peer={} command={:?} reply={} bytes", entry.id, entry.peer(),
+                   command, reply.size());
     }
     auto [wec, written] = co_await stream.write(asio::buffer(reply));
     if (wec) co_return;

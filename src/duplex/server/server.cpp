@@ -24,6 +24,7 @@
 #include "duplex/server/metrics.hpp"
 #include "duplex/server/refusals.hpp"
 #include "duplex/server/session.hpp"
+#include "duplex/server/stats.hpp"
 
 namespace duplex::server {
 
@@ -51,6 +52,7 @@ struct Server::Impl {
   asio::steady_timer stop_timer{control};   // parked until a stop is requested
   asio::steady_timer drain_timer{control};  // the grace period; cancelled when sessions drained
   bool stop_requested = false;              // control thread only
+  ServerStats stats{state, pool};           // STATS_REQUEST's answer; outlives the sessions
   IoPool pool;
   std::unique_ptr<MetricsEndpoint> metrics;  // --metrics; stopped before the pool it asks
 
@@ -65,6 +67,7 @@ struct Server::Impl {
     state.tls_only = cfg.tls.only;
     state.proxy = cfg.proxy;
     state.pending.set_cap(cfg.limits.max_unauthenticated);
+    state.stats = &stats;
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
   }
   ~Impl() {

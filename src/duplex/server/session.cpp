@@ -59,7 +59,7 @@ awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEn
 // A plaintext client on a TLS-only listener: told why in its own protocol, then closed.
 awaitable<void> refuse_plaintext(net::Stream& stream, SessionEntry& entry, wire::Opening opening) {
   entry.mode = "plaintext-refused";
-  spdlog::debug("session {} ({}): a plaintext client on a TLS-only listener", entry.id,
+  spdlog::debug("[c{}] session ({}): a plaintext client on a TLS-only listener", entry.id,
                 entry.peer());
   const Bytes frame = error_frame(errc::tls_required, std::string(kTlsOnlyFramed));
   const asio::const_buffer reply = opening == wire::Opening::framed
@@ -115,7 +115,7 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
         },
         socket);
   } catch (const std::system_error& e) {  // SSL_new failed: out of memory
-    spdlog::warn("session {} ({}): cannot start TLS: {}", entry.id, entry.peer(),
+    spdlog::warn("[c{}] session ({}): cannot start TLS: {}", entry.id, entry.peer(),
                  e.code().message());
     co_return;
   }
@@ -126,13 +126,13 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
                                      asio::buffer(first.bytes.data(), first.bytes.size()), budget);
   first.pooled.release();
   if (!shaken) {
-    spdlog::debug("session {}: {}", entry.id, shaken.message());
+    spdlog::debug("[c{}] session ({}): {}", entry.id, entry.peer(), shaken.message());
     co_return;
   }
   // The handshake is what the deadline bounds here: what the client says inside TLS, and when,
   // is the inner protocol's business (a framed session sets its own deadline).
   entry.deadline = Clock::time_point::max();
-  spdlog::debug("session {} ({}): {}{}{}", entry.id, entry.peer(), t.description(),
+  spdlog::debug("[c{}] session ({}): {}{}{}", entry.id, entry.peer(), t.description(),
                 t.session_reused() ? ", resumed" : "",
                 t.peer().key_fingerprint.empty() ? "" : ", client key " + t.peer().key_fingerprint);
   auto [ec, m] = co_await t.read_some(asio::buffer(wait.data(), wait.size()));
@@ -168,7 +168,7 @@ awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
     // handshake_failure, fatal) so that it reports a handshake failure instead of reading our
     // upper-cased echo of its ClientHello as garbage.
     entry.mode = "tls-refused";
-    spdlog::debug("session {} ({}): a TLS client, and this listener has no TLS", entry.id,
+    spdlog::debug("[c{}] session ({}): a TLS client, and this listener has no TLS", entry.id,
                   entry.peer());
     static constexpr std::byte kAlert[] = {std::byte{0x15}, std::byte{0x03}, std::byte{0x03},
                                            std::byte{0x00}, std::byte{0x02}, std::byte{0x02},
@@ -247,7 +247,7 @@ void Worker::sweep(Clock::time_point now, std::chrono::milliseconds timeout) {
   for (auto* s : sessions) {
     if (s->deadline <= now) {
       // Still not through TLS, HELLO or AUTH in time: a trickle of bytes does not buy time.
-      spdlog::debug("session {} ({}): not authenticated within the deadline", s->id, s->peer());
+      spdlog::debug("[c{}] session ({}): not authenticated within the deadline", s->id, s->peer());
       s->deadline = Clock::time_point::max();
       s->stream->close();
     } else if (timeout.count() == 0) {
@@ -280,13 +280,15 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
     ~Registration() {
       settle(e);
       w.sessions.erase(it);
+      st.bytes_in_closed.fetch_add(e.bytes_in, std::memory_order_relaxed);
+      st.bytes_out_closed.fetch_add(e.bytes_out, std::memory_order_relaxed);
       if (st.live.fetch_sub(1) == 1 && st.stopping.load() && st.on_drained) st.on_drained();
     }
   } registration{worker, state, entry, worker.sessions.begin()};
   // Pending until its protocol is settled; at the cap, the oldest pending one is dropped.
   entry.pending_set = &state.pending;
   entry.pending_key = state.pending.add(worker, entry.id, entry.peer());
-  spdlog::debug("session {} from {}: open", entry.id, entry.peer());
+  spdlog::debug("[c{}] session from {}: open", entry.id, entry.peer());
   // Behind a load balancer: its header first, then the client it names is the peer.
   std::unique_ptr<ProxiedClient> proxied;
   if (listener.from_trusted_proxy) {
@@ -298,9 +300,9 @@ awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& st
   }
 
   co_await serve(stream, state, entry);
-  if (entry.idle_expired) spdlog::debug("session {} ({}): idle timeout", entry.id, entry.peer());
+  if (entry.idle_expired) spdlog::debug("[c{}] session ({}): idle timeout", entry.id, entry.peer());
   stream->close();
-  spdlog::debug("session {} ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer(),
+  spdlog::debug("[c{}] session ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer(),
                 entry.bytes_in, entry.bytes_out);
 }
 

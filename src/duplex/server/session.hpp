@@ -27,6 +27,8 @@ struct ListenerTraits {
   /// This connection comes from a --trusted-proxy (decided at accept from the real peer): it
   /// opens with a PROXY header, read before anything else (server/proxy.hpp).
   bool from_trusted_proxy = false;
+  /// The listener's bound URL, for stats (shared: a listener closed by a reload may go first).
+  std::shared_ptr<const std::string> url;
 };
 
 /// What the server knows of one open connection; lives in the session's coroutine frame.
@@ -59,6 +61,10 @@ struct SessionEntry {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool authenticated = false;
   std::string identity;  // how the client authenticated ("token", "uid 1000", "key SHA256:…")
+  /// For stats: the service in use when it is not the mode's own (a string literal: "exec",
+  /// "stats"), and the running command as the exec service shows it (owned there; empty: none).
+  const char* service = nullptr;
+  std::string_view command;
 
   /// The peer's address, as its stream read it at accept (not copied: every idle connection
   /// would pay for the copy). Empty without a stream (tests that build an entry by hand).

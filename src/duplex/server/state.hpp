@@ -20,6 +20,7 @@
 #include "duplex/services/command_slots.hpp"
 #include "duplex/services/exec_settings.hpp"
 #include "duplex/services/penalty_box.hpp"
+#include "duplex/services/stats.hpp"
 
 namespace duplex::server {
 
@@ -58,6 +59,13 @@ struct ServerState {
   ProxyLog proxy_log;   // connections refused over the PROXY protocol
   /// With --metrics (null otherwise): the upper service's round trip, commands' run time.
   std::unique_ptr<LatencyHistogram> upper_round_trip, command_duration;
+  /// Commands that could not start, or ended by a signal, a limit or a non-zero status.
+  std::atomic<std::uint64_t> commands_failed{0};
+  /// Bytes of connections that have closed (an open one's are in its SessionEntry): added once
+  /// per connection, never per message.
+  std::atomic<std::uint64_t> bytes_in_closed{0}, bytes_out_closed{0};
+  /// Answers STATS_REQUEST (server/stats.hpp); null: stats are not served.
+  services::StatsSource* stats = nullptr;
   /// Called from a worker thread when `stopping` is set and the last session ended.
   std::function<void()> on_drained;
 };

@@ -52,6 +52,7 @@ class StreamFront final : public Front {
         backoff_timer_(loop_) {
     traits_.tls_only = listener_.endpoint().tls || ctx.state.tls_only;
     traits_.loopback = net::bound_to_loopback(listener_.native_handle());
+    traits_.url = std::make_shared<const std::string>(url());
   }
 
   const net::Endpoint& endpoint() const noexcept override { return listener_.endpoint(); }

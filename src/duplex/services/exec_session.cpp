@@ -3,6 +3,8 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -83,6 +85,28 @@ std::string audit_request(const wire::ExecStart& r, const std::optional<std::str
   return out;
 }
 
+// The command as a stats table shows it: the argv as typed in a shell, cut short (a table row,
+// not the audit line: that one keeps every byte).
+std::string shown_command(const wire::ExecStart& r) {
+  constexpr std::size_t kShown = 200;
+  std::string out;
+  if (r.login) {
+    out = "<login shell>";
+  } else {
+    if (r.shell) out = "sh -c ";
+    for (const auto& a : r.argv) {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+      const bool plain =
+          !a.empty() && a.find_first_of(" \t\n\"'\\$`;|&<>()*?[]#~") == std::string::npos &&
+          std::none_of(a.begin(), a.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+      out += plain ? a : quoted(a);
+      if (out.size() > kShown) break;
+    }
+  }
+  if (out.size() > kShown) out = out.substr(0, kShown - 3) + "...";
+  return out;
+}
+
 // sshd's ForceCommand: whatever was asked, the key's command runs with /bin/sh, the request in
 // DUPLEX_ORIGINAL_COMMAND. Both go in as argv strings (no quoting to get wrong), and the variable
 // is set by the shell rather than in the request's environment, which only the client fills
@@ -149,7 +173,7 @@ Failure ExecSession::auth_failure(std::string_view why) {
   ctx_.auth_failures.fetch_add(1, std::memory_order_relaxed);
   const bool boxed = ctx_.penalties.record_failure(peer.client_key);
   spdlog::warn(
-      "exec: authentication failed for {}: {}{}", peer.address, why,
+      "[c{}] exec: authentication failed for {}: {}{}", session_.connection_id(), peer.address, why,
       boxed ? fmt::format("; {} is refused for a while (too many failures)", peer.client_key) : "");
   // The client learns only that it failed, never why (no oracle for guessing).
   return duplex::fail(errc::auth_failed, "authentication failed");
@@ -164,8 +188,8 @@ Result<Next> ExecSession::may_authenticate(wire::MsgType type) {
   const auto& peer = session_.peer();
   if (const auto left = ctx_.penalties.refused_for(peer.client_key); left.count() > 0) {
     ctx_.auth_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("exec: authentication refused for {}: penalised for {} s more", peer.address,
-                 (left.count() + 999) / 1000);
+    spdlog::warn("[c{}] exec: authentication refused for {}: penalised for {} s more",
+                 session_.connection_id(), peer.address, (left.count() + 999) / 1000);
     return duplex::fail(errc::penalised,
                         fmt::format("too many failed authentications from {}; try again in {} s",
                                     peer.client_key, (left.count() + 999) / 1000));
@@ -177,9 +201,10 @@ awaitable<Handled> ExecSession::authenticated(Identity who) {
   const auto& peer = session_.peer();
   ctx_.penalties.record_success(peer.client_key);
   spdlog::info(
-      "exec: {} authenticated as {}{}", peer.address, who.name,
+      "[c{}] exec: {} authenticated as {}{}", session_.connection_id(), peer.address, who.name,
       who.forced_command ? fmt::format(" (forced command {})", quoted(*who.forced_command)) : "");
   session_.set_authenticated(who.name);
+  session_.set_service("exec");
   identity_ = std::move(who);
   // From here on a command may run for long without a byte from the client: notice a host
   // that vanished (no FIN, no reset) instead of keeping its command forever.
@@ -216,7 +241,8 @@ awaitable<Handled> ExecSession::on_auth_start(ByteView payload) {
                                              : t.refusal + ", and no token configured");
   }
   if (!t.refusal.empty())
-    spdlog::info("exec: {}: {}; asking for the token", session_.peer().address, t.refusal);
+    spdlog::info("[c{}] exec: {}: {}; asking for the token", session_.connection_id(),
+                 session_.peer().address, t.refusal);
   // Bound to this connection's TLS secrets where there are some: a relay that forwards our
   // challenge to the real client over another connection gets a proof for the wrong channel.
   wire::AuthBlock binding{};
@@ -276,8 +302,10 @@ awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
   auto started = ExecCommand::start(ex, req, ctx_.settings.policy,
                                     ExecOrigin::of(session_.peer(), identity_->name));
   if (!started) {
-    spdlog::info("exec: peer={}{} identity={} {} not started: {}", session_.peer().address,
-                 via(session_.peer()), quoted(identity_->name), audit_argv_, started.message());
+    count_failure();
+    spdlog::info("[c{}] exec: peer={}{} identity={} {} not started: {}", session_.connection_id(),
+                 session_.peer().address, via(session_.peer()), quoted(identity_->name),
+                 audit_argv_, started.message());
     slot->release();  // before the EXIT: the client may try again at once
     session_.set_busy(false);
     co_return co_await send_exit(not_started_exit(started.error()));
@@ -285,6 +313,8 @@ awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
   ctx_.commands_started.fetch_add(1, std::memory_order_relaxed);
   cmd_ = std::move(*started);
   slot_ = std::move(*slot);
+  shown_ = shown_command(req);
+  session_.set_command(shown_);
   auto [ec] = co_await started_.async_send(std::error_code{}, cmd_, use_tuple);
   co_return ec ? Next::end : Next::read_on;
 }
@@ -338,9 +368,14 @@ awaitable<void> ExecSession::run() {
     session_.set_busy(false);
     if (ctx_.command_duration != nullptr)
       ctx_.command_duration->observe(std::chrono::microseconds(exit.duration_us));
-    spdlog::info("exec: peer={}{} identity={} {} exit={}{} duration={:.3f}s out={} err={}{}",
-                 session_.peer().address, via(session_.peer()), quoted(identity_->name),
-                 audit_argv_, exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
+    session_.set_command({});
+    if (exit.how != wire::Exit::How::exited || exit.code != 0 ||
+        exit.limit != wire::Exit::Limit::none)
+      count_failure();
+    spdlog::info("[c{}] exec: peer={}{} identity={} {} exit={}{} duration={:.3f}s out={} err={}{}",
+                 session_.connection_id(), session_.peer().address, via(session_.peer()),
+                 quoted(identity_->name), audit_argv_,
+                 exit.how == wire::Exit::How::signaled ? "signal " : "", exit.code,
                  static_cast<double>(exit.duration_us) / 1e6, cmd->bytes_out(), cmd->bytes_err(),
                  exit.limit == wire::Exit::Limit::none
                      ? ""
@@ -351,6 +386,11 @@ awaitable<void> ExecSession::run() {
     slot_.release();
     co_await send_exit(exit);  // end: the client is gone; the reader ends the loop
   }
+}
+
+void ExecSession::count_failure() noexcept {
+  if (ctx_.commands_failed != nullptr)
+    ctx_.commands_failed->fetch_add(1, std::memory_order_relaxed);
 }
 
 void ExecSession::end(wire::Exit::Limit why) noexcept {

@@ -33,6 +33,8 @@ struct ExecContext {
   std::uint32_t max_frame = Limits{}.max_frame;
   /// --metrics: each command's run time (null: not recorded).
   LatencyHistogram* command_duration = nullptr;
+  /// Counted for stats: commands not started, or ended by a signal, a limit or a non-zero status.
+  std::atomic<std::uint64_t>* commands_failed = nullptr;
 };
 
 /// One connection's exec service. handle() runs on the session's reader; run() runs beside it
@@ -70,6 +72,7 @@ class ExecSession final : public Service {
   awaitable<Handled> on_signal(ByteView payload);
   awaitable<Handled> on_window_size(ByteView payload);
   awaitable<Next> send_exit(const wire::Exit& exit);
+  void count_failure() noexcept;
 
   ExecContext ctx_;
   SessionContext& session_;
@@ -77,6 +80,7 @@ class ExecSession final : public Service {
   /// Between AUTH_CHALLENGE and AUTH_PROOF: the proof we expect.
   std::optional<wire::AuthBlock> expected_proof_;
   std::string audit_argv_;
+  std::string shown_;  // the running command as stats show it (SessionContext::set_command)
   std::shared_ptr<ExecCommand> cmd_;  // the running command, if any
   CommandSlot slot_;                  // its slot
   asio::experimental::channel<void(std::error_code, std::shared_ptr<ExecCommand>)> started_;

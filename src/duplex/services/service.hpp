@@ -4,6 +4,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -71,6 +72,16 @@ class SessionContext {
   /// The client has authenticated as `identity` ("token", "uid 1000", "key SHA256:…"): the
   /// session lifts its pre-authentication limits (small frames, the auth deadline).
   virtual void set_authenticated(std::string identity) = 0;
+
+  /// The connection's id, as every log line about it starts ("[c42] ..."); 0 when it has none.
+  virtual std::uint64_t connection_id() const noexcept { return 0; }
+  /// The client authenticated, or its transport says who it is (a Unix-socket peer whose uid
+  /// the server trusts): what stats require, as exec does.
+  virtual bool identified() const noexcept { return false; }
+  /// For stats: the service the client uses now ("exec", "stats"; a string literal), and the
+  /// command it runs (empty: none). `command` must stay valid until it is set again.
+  virtual void set_service(const char* /*service*/) noexcept {}
+  virtual void set_command(std::string_view /*command*/) noexcept {}
 };
 
 }  // namespace duplex::services

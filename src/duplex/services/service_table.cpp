@@ -1,12 +1,13 @@
 // Message type -> service: the one switch that knows which service owns which message.
 #include "duplex/services/service_table.hpp"
 
-#include "duplex/core/errors.hpp"
-
 namespace duplex::services {
 
 ServiceTable::ServiceTable(const ServerServices& shared, SessionContext& session)
-    : upper_(session.sink()), ping_(session.sink()), exec_(shared.exec, session) {}
+    : upper_(session.sink()),
+      ping_(session.sink()),
+      exec_(shared.exec, session),
+      stats_(shared.stats, session, shared.exec.max_frame) {}
 
 Service* ServiceTable::route(wire::MsgType type) noexcept {
   using wire::MsgType;
@@ -29,10 +30,6 @@ Service* ServiceTable::route(wire::MsgType type) noexcept {
 
 void ServiceTable::end(wire::Exit::Limit why) noexcept {
   exec_.end(why);
-}
-
-awaitable<Handled> ServiceTable::NotServed::handle(wire::MsgType, ByteView) {
-  co_return duplex::fail(errc::service_disabled, why_);
 }
 
 }  // namespace duplex::services

@@ -6,6 +6,7 @@
 #include "duplex/services/exec_session.hpp"
 #include "duplex/services/ping.hpp"
 #include "duplex/services/service.hpp"
+#include "duplex/services/stats.hpp"
 #include "duplex/services/upper.hpp"
 
 namespace duplex::services {
@@ -13,6 +14,7 @@ namespace duplex::services {
 /// What the server gives every session's services: state shared by all sessions and threads.
 struct ServerServices {
   ExecContext exec;
+  StatsSource* stats = nullptr;  // null: STATS_REQUEST is refused (service_disabled)
 };
 
 class ServiceTable {
@@ -31,20 +33,10 @@ class ServiceTable {
   void end(wire::Exit::Limit why) noexcept;
 
  private:
-  // A message type that has a number but no service yet: refused with service_disabled.
-  class NotServed final : public Service {
-   public:
-    explicit NotServed(const char* why) noexcept : why_(why) {}
-    awaitable<Handled> handle(wire::MsgType type, ByteView payload) override;
-
-   private:
-    const char* why_;
-  };
-
   UpperService upper_;
   PingService ping_;
   ExecSession exec_;
-  NotServed stats_{"stats are not served yet"};
+  StatsService stats_;
 };
 
 }  // namespace duplex::services

@@ -144,6 +144,10 @@ void encode(const StdinWindow& m, Bytes& out) {
   append_frame(MsgType::stdin_window, out, [&](ByteWriter& w) { w.u32(m.bytes); });
 }
 
+void encode(const StatsRequest&, Bytes& out) {
+  append_frame(MsgType::stats_request, out, [](ByteWriter&) {});
+}
+
 void encode(const Exit& m, Bytes& out) {
   append_frame(MsgType::exit, out, [&](ByteWriter& w) {
     w.u8(static_cast<std::uint8_t>(m.how));
@@ -295,6 +299,11 @@ Result<StdinWindow> decode_stdin_window(ByteView payload) noexcept {
   m.bytes = r.u32();
   if (!r.done()) return bad<StdinWindow>();
   return m;
+}
+
+Result<StatsRequest> decode_stats_request(ByteView payload) noexcept {
+  if (!payload.empty()) return bad<StatsRequest>();
+  return StatsRequest{};
 }
 
 Result<Exit> decode_exit(ByteView payload) noexcept {

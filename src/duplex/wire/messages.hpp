@@ -116,6 +116,12 @@ struct StdinWindow {
   bool operator==(const StdinWindow&) const = default;
 };
 
+/// STATS_REQUEST: empty. Its reply, STATS_REPLY, is JSON text (docs/PROTOCOL.md, Stats), parsed
+/// by the client with a JSON library, not here.
+struct StatsRequest {
+  bool operator==(const StatsRequest&) const = default;
+};
+
 /// The last frame of a command: sent after both output streams reached EOF and the child was
 /// reaped.
 struct Exit {
@@ -144,6 +150,7 @@ void encode(const Signal& m, Bytes& out);
 void encode(const WindowSize& m, Bytes& out);
 void encode(const StdinWindow& m, Bytes& out);
 void encode(const Exit& m, Bytes& out);
+void encode(const StatsRequest& m, Bytes& out);
 
 // decode_X(payload) parses a frame payload of the matching type. Trailing bytes, truncated fields,
 // out-of-range enums and absurd counts are errc::bad_message.
@@ -160,6 +167,7 @@ Result<Signal> decode_signal(ByteView payload) noexcept;
 Result<WindowSize> decode_window_size(ByteView payload) noexcept;
 Result<StdinWindow> decode_stdin_window(ByteView payload) noexcept;
 Result<Exit> decode_exit(ByteView payload) noexcept;
+Result<StatsRequest> decode_stats_request(ByteView payload) noexcept;
 
 /// The limit's name for logs and JSON: "none", "timeout", "output", "shutdown".
 const char* limit_name(Exit::Limit l) noexcept;

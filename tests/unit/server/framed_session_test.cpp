@@ -35,7 +35,8 @@ Chunk first_chunk(PooledBuffer buf, std::size_t n) {
 }
 
 constexpr std::uint16_t kBadPreface = 10, kFrameTooLarge = 11, kBadFrame = 12, kUnknown = 13,
-                        kUnexpected = 15, kVersion = 16, kIdle = 31, kDisabled = 33;
+                        kBadMessage = 14, kUnexpected = 15, kVersion = 16, kIdle = 31,
+                        kDisabled = 33, kAuthRequired = 35;
 
 // The client's end: whole frames in, whole frames out, as coroutines on the test's io_context.
 class Client {
@@ -140,7 +141,7 @@ class FramedSession : public ::testing::Test {
   asio::io_context io_;
   ServerState state_;
   Worker worker_;
-  server::ListenerTraits listener_{.tls_only = false, .loopback = true};
+  server::ListenerTraits listener_{.tls_only = false, .loopback = true, .url = nullptr};
   std::unique_ptr<net::MemoryStream> client_stream_;
   std::optional<Client> client_;
   bool session_ended_ = false;
@@ -311,8 +312,71 @@ TEST_F(FramedSession, ExecMessagesOnAServerWithoutExecAreRefused) {
   });
 }
 
-TEST_F(FramedSession, StatsAreNotServedYet) {
-  open();
+// Stands in for the server's document: counts its calls, answers with a fixed text.
+class FakeStats final : public services::StatsSource {
+ public:
+  awaitable<std::string> document(std::size_t max_bytes) override {
+    ++calls;
+    asked = max_bytes;
+    co_return std::string(R"({"connections":[],"counters":{}})");
+  }
+  int calls = 0;
+  std::size_t asked = 0;
+};
+
+TEST_F(FramedSession, StatsAreRefusedToAClientNothingIdentifies) {
+  FakeStats stats;
+  state_.stats = &stats;
+  open();  // an upper-only client: no AUTH, no uid
+  run([&]() -> awaitable<void> {
+    co_await client().send(test::preface_and_hello() + frame(msg::upper_request, "x") +
+                           frame(0x30, ""));
+    EXPECT_EQ((co_await client().expect()).type, msg::welcome);
+    EXPECT_EQ((co_await client().expect()).payload, "X");
+    EXPECT_TRUE(is_error(co_await client().expect(), kAuthRequired, "stats need authentication"));
+    EXPECT_FALSE(co_await client().next());
+  });
+  EXPECT_EQ(stats.calls, 0) << "nothing was gathered for a refused client";
+}
+
+TEST_F(FramedSession, StatsAreServedToTheOwnersUidOnAUnixSocket) {
+  FakeStats stats;
+  state_.stats = &stats;
+  state_.settings.update([](Settings& s) { s.limits.max_frame = 4096; });
+  net::Peer owner;
+  owner.uid = ::geteuid();
+  open(owner);
+  run([&]() -> awaitable<void> {
+    co_await client().send(test::preface_and_hello() + frame(0x30, ""));
+    EXPECT_EQ((co_await client().expect()).type, msg::welcome);
+    const auto reply = co_await client().expect();
+    EXPECT_EQ(reply.type, 0x31);
+    EXPECT_EQ(reply.payload, R"({"connections":[],"counters":{}})");
+    client_stream_->close();
+  });
+  EXPECT_EQ(stats.calls, 1);
+  EXPECT_EQ(stats.asked, 4096u) << "the document is bounded by the frame limit";
+}
+
+TEST_F(FramedSession, AStatsRequestWithAPayloadIsMalformed) {
+  FakeStats stats;
+  state_.stats = &stats;
+  net::Peer owner;
+  owner.uid = ::geteuid();
+  open(owner);
+  run([&]() -> awaitable<void> {
+    co_await client().send(test::preface_and_hello() + frame(0x30, "x"));
+    EXPECT_EQ((co_await client().expect()).type, msg::welcome);
+    EXPECT_TRUE(is_error(co_await client().expect(), kBadMessage, "STATS_REQUEST"));
+    EXPECT_FALSE(co_await client().next());
+  });
+  EXPECT_EQ(stats.calls, 0);
+}
+
+TEST_F(FramedSession, StatsOnAServerWithoutAStatsSourceAreDisabled) {
+  net::Peer owner;
+  owner.uid = ::geteuid();
+  open(owner);
   run([&]() -> awaitable<void> {
     co_await client().send(test::preface_and_hello() + frame(0x30, ""));
     EXPECT_EQ((co_await client().expect()).type, msg::welcome);

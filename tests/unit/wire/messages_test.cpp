@@ -75,6 +75,11 @@ struct Codec<StdinWindow> {
   static Result<StdinWindow> decode(ByteView p) { return decode_stdin_window(p); }
 };
 template <>
+struct Codec<StatsRequest> {
+  static constexpr MsgType type = MsgType::stats_request;
+  static Result<StatsRequest> decode(ByteView p) { return decode_stats_request(p); }
+};
+template <>
 struct Codec<Exit> {
   static constexpr MsgType type = MsgType::exit;
   static Result<Exit> decode(ByteView p) { return decode_exit(p); }
@@ -347,6 +352,14 @@ TEST(MessagesRoundTrip, WindowSize) {
   expect_round_trip(WindowSize{});
   expect_round_trip(WindowSize{24, 80});
   expect_round_trip(WindowSize{0xffff, 0xffff});
+}
+
+TEST(MessagesLayout, StatsRequestIsEmptyAndStrict) {
+  EXPECT_TRUE(payload_of(StatsRequest{}).empty());
+  expect_round_trip(StatsRequest{});
+  expect_strict(StatsRequest{});
+  EXPECT_EQ(static_cast<std::uint8_t>(MsgType::stats_request), 0x30);
+  EXPECT_EQ(static_cast<std::uint8_t>(MsgType::stats_reply), 0x31);
 }
 
 TEST(MessagesLayout, StdinWindowIsOneU32) {
