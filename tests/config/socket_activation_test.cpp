@@ -76,6 +76,17 @@ long fd_flags(pid_t pid, int fd) {
   return -1;
 }
 
+// Waits for systemd-socket-activate's "Listening on … as N." for its last socket `last_fd` (the
+// event: every socket is bound and listening, so a client may connect); true when it came.
+bool wait_until_listening(Process& launcher, int last_fd) {
+  const std::string want = fmt::format(" as {}.", last_fd);
+  std::string err;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (err.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    err += launcher.read_stderr_some(1s).value_or("");
+  return err.find(want) != std::string::npos;
+}
+
 // bash puts `a` at fd 3 and `b` at fd 4, closes the originals, and execs duplex serve with
 // LISTEN_PID set to its own pid (exec keeps it) and the rest of `env`.
 std::unique_ptr<Process> serve_with_fds(int a, int b, const std::string& env,
@@ -104,6 +115,7 @@ TEST(SocketActivation, ServesTheSocketsSystemdSocketActivateBinds) {
   // --listen naming the inherited TCP address is served by that socket, not bound again.
   Process server({kActivate, "-l", fmt::format("127.0.0.1:{}", port), "-l", path, duplex_bin(),
                   "serve", "--listen", fmt::format("tcp://127.0.0.1:{}", port)});
+  ASSERT_TRUE(wait_until_listening(server, 4));
   // systemd-socket-activate starts the service at the first connection, as systemd does.
   const auto tcp = run({duplex_bin(), "send", fmt::format("tcp://127.0.0.1:{}", port), "hello"});
   EXPECT_EQ(tcp.status, kOk) << tcp.err;
@@ -198,12 +210,10 @@ TEST(Inetd, EachConnectionSystemdSocketActivateAcceptsIsServedByOneServer) {
   Process launcher({kActivate, "-a", "--inetd", "-l", fmt::format("127.0.0.1:{}", port),
                     duplex_bin(), "serve", "--inetd"});
   const std::string url = fmt::format("tcp://127.0.0.1:{}", port);
-  // The launcher may not listen yet: the client's connect is retried until it does.
-  ASSERT_TRUE(eventually(
-      [&] {
-        return run({duplex_bin(), "send", url, "first"}, {}, 10s).out == "FIRST\n";
-      },
-      10s));
+  ASSERT_TRUE(wait_until_listening(launcher, 3));
+  const auto first = run({duplex_bin(), "send", url, "first"});
+  EXPECT_EQ(first.status, kOk) << first.err;
+  EXPECT_EQ(first.out, "FIRST\n");
   const auto second = run({duplex_bin(), "send", url, "second", "third"});
   EXPECT_EQ(second.status, kOk) << second.err;
   EXPECT_EQ(second.out, "SECOND\nTHIRD\n");
