@@ -46,6 +46,7 @@ struct DatagramFlags {
       o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(upper.timeout_s * 1000));
     o.retries = retries;
     o.broadcast = broadcast;
+    o.log_steps = true;  // -v shows them
     return o;
   }
 };

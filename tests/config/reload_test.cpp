@@ -173,5 +173,103 @@ TEST(Reload, ReloadsUnderLoadDropNoSession) {
   EXPECT_EQ(server.stop(), kOk);
 }
 
+// "PROXY TCP4 203.0.113.7 127.0.0.1 4660 PORT\r\n": a balancer's header carrying that client.
+std::string proxy_v1(int port) {
+  return fmt::format("PROXY TCP4 203.0.113.7 127.0.0.1 4660 {}\r\n", port);
+}
+
+// A connection from `source` that opens with a PROXY header, then asks for one round trip:
+// true when it is answered, false when the server closes it instead.
+bool served_with_header(const TestServer& server, const std::string& source) {
+  SocketClient c(server.url(), source);
+  c.send_all(proxy_v1(server.port()) + "abc");
+  const auto got = c.recv_some(3, 10s);
+  return got.has_value() && *got == "ABC";
+}
+
+// The trusted balancers are read from the settings in force when a connection is accepted: a
+// reload that names another balancer trusts it at once and stops trusting the old one for new
+// connections (one already open goes on); turning --proxy-protocol off serves every peer as a
+// direct client again. Each change is one line in the log.
+TEST(Reload, TrustedProxiesAndTheProxyProtocolChangeForNewConnections) {
+  TempDir dir;
+  const std::string cfg = dir.file("serve.toml");
+  const auto write = [&](const std::string& proxy) {
+    write_file(cfg, "listen = [\"tcp://127.0.0.1:0\"]\n" + proxy);
+  };
+  write("proxy-protocol = true\ntrusted-proxy = [\"127.0.0.2\"]\n");
+  TestServer server({"--config", cfg, "-v"}, 1);
+  // The port is kept across reloads: the file names port 0, the listener is the same one.
+  EXPECT_TRUE(served_with_header(server, "127.0.0.2"));
+  EXPECT_FALSE(served_with_header(server, "127.0.0.3")) << "an untrusted header was believed";
+  SocketClient before(server.url(), "127.0.0.2");
+  before.send_all(proxy_v1(server.port()) + "x");
+  ASSERT_EQ(before.recv_exact(1), "X");
+
+  write("proxy-protocol = true\ntrusted-proxy = [\"127.0.0.3\"]\n");
+  server.process().signal(SIGHUP);
+  ASSERT_TRUE(server.wait_stderr("reload: done")) << server.stderr_text();
+  EXPECT_NE(server.stderr_text().find("reload: trusted-proxy [127.0.0.2] -> [127.0.0.3]"),
+            std::string::npos)
+      << server.stderr_text();
+  EXPECT_TRUE(served_with_header(server, "127.0.0.3"));
+  EXPECT_TRUE(server.wait_stderr("client 203.0.113.7:4660 via 127.0.0.3:")) << server.stderr_text();
+  EXPECT_FALSE(served_with_header(server, "127.0.0.2")) << "the old balancer is still trusted";
+  EXPECT_EQ(round_trip(before, "still"), "STILL") << "a connection accepted before the reload";
+  {  // a trusted balancer's connection without a header is refused
+    SocketClient bare(server.url(), "127.0.0.3");
+    bare.send_all("abc");
+    EXPECT_TRUE(bare.wait_closed());
+  }
+
+  write("");
+  server.process().signal(SIGHUP);
+  ASSERT_TRUE(server.wait_stderr("reload: proxy-protocol on -> off")) << server.stderr_text();
+  ASSERT_TRUE(server.wait_stderr("(2 setting(s) changed)")) << server.stderr_text();
+  SocketClient direct(server.url(), "127.0.0.3");
+  EXPECT_EQ(round_trip(direct, "abc"), "ABC") << "served as a direct client";
+  EXPECT_EQ(server.stderr_text().find("restart"), std::string::npos) << server.stderr_text();
+  EXPECT_EQ(server.stop(), kOk);
+}
+
+// The metrics endpoint is made at start (its thread, and the histograms sessions fill): a reload
+// that moves it says in one warning line that a restart is needed, and the endpoint goes on where
+// it was. A reload that leaves it alone says nothing of it.
+TEST(Reload, AMovedMetricsEndpointWaitsForARestartAndSaysSo) {
+  TempDir dir;
+  const std::string cfg = dir.file("serve.toml");
+  const std::string listen = "listen = [\"unix://" + dir.file("s.sock") + "\"]\n";
+  write_file(cfg, listen + "metrics = \"tcp://127.0.0.1:0\"\n");
+  TestServer server({"--config", cfg}, 1);
+  // TestServer reads the "metrics on" line only for a --metrics flag: here the file names it.
+  const auto said = server.process().read_line(15s);
+  ASSERT_TRUE(said.has_value());
+  ASSERT_EQ(said->rfind("metrics on http://127.0.0.1:", 0), 0u) << *said;
+  const std::string m = said->substr(std::string("metrics on ").size());
+  const auto scrape_status = [&] {
+    const std::string rest = m.substr(std::string("http://").size());
+    SocketClient c("tcp://" + rest.substr(0, rest.find('/')));
+    c.send_all("GET /metrics HTTP/1.0\r\n\r\n");
+    const std::string all = c.recv_until_eof(10s);
+    return all.substr(0, all.find("\r\n"));
+  };
+
+  server.process().signal(SIGHUP);
+  ASSERT_TRUE(server.wait_stderr("reload: done")) << server.stderr_text();
+  EXPECT_EQ(server.stderr_text().find("metrics"), std::string::npos) << server.stderr_text();
+
+  const std::string moved = dir.file("metrics.sock");
+  write_file(cfg, listen + "metrics = \"unix://" + moved + "\"\n");
+  server.process().signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] { return count(server.stderr_text(), "reload: done") == 2; }))
+      << server.stderr_text();
+  const std::string log = server.stderr_text();
+  EXPECT_EQ(count(log, "reload: metrics changed: kept as they are until a restart"), 1u) << log;
+  EXPECT_EQ(count(log, "metrics"), 1u) << log;
+  EXPECT_EQ(scrape_status(), "HTTP/1.1 200 OK") << "the endpoint moved or stopped";
+  EXPECT_THROW(SocketClient{"unix://" + moved}, std::runtime_error) << "opened without a restart";
+  EXPECT_EQ(server.stop(), kOk);
+}
+
 }  // namespace
 }  // namespace duplex::test

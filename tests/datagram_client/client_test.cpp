@@ -287,6 +287,46 @@ TEST(DatagramClient, HelpNamesTheNewOptions) {
     EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from\n" << r.out;
 }
 
+// -v shows the steps in the stream clients' words: where datagrams go and from which socket,
+// each try sent again, the first reply (not every one: send may make thousands); resolving a
+// name first; over unixgram, the reply path. Without -v, nothing (the tests above).
+TEST(DatagramClient, VerboseShowsTheSteps) {
+  FakePeer peer(Family::v4, {.drop = [](std::size_t i) { return i == 0; }});
+  auto argv = send_argv(peer.url(), {"-v", "--timeout", "0.2"});
+  argv.insert(argv.end(), {"one", "two"});
+  const auto r = run(argv);
+  EXPECT_EQ(r.status, kOk) << r.err;
+  EXPECT_EQ(r.out, "ONE\nTWO\n");
+  ASSERT_FALSE(peer.senders().empty());
+  const auto has = [&](const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+  };
+  for (const std::string& step :
+       {"sending to " + peer.url() + " from udp://" + peer.senders()[0] + "\n",
+        "no reply from " + peer.url() + " within 0.2 s: sending again (try 2 of 3)\n",
+        "reply from " + peer.url() + ": 3 bytes after "})
+    EXPECT_TRUE(has(r.err, step)) << "no '" << step << "' in:\n" << r.err;
+  EXPECT_EQ(r.err.find(": reply from"), r.err.rfind(": reply from")) << "one reply step:\n"
+                                                                     << r.err;
+
+  const std::string port = peer.url().substr(peer.url().rfind(':') + 1);
+  const auto named = run({duplex_bin(), "-v", "send", "udp://localhost:" + port, "x"});
+  EXPECT_EQ(named.status, kOk) << named.err;
+  EXPECT_TRUE(has(named.err, "resolving localhost port " + port + "\n")) << named.err;
+  EXPECT_TRUE(has(named.err, "localhost is ")) << named.err;
+
+  TempDir dir;
+  FakePeer unix_peer(Family::unix_dgram, {}, dir.file("peer.sock"));
+  const auto chat = run({duplex_bin(), "-v", "chat", unix_peer.url()}, "over unix\n", 20s,
+                        {"XDG_RUNTIME_DIR=" + dir.path().string()});
+  EXPECT_EQ(chat.status, kOk) << chat.err;
+  EXPECT_TRUE(has(chat.out, "OVER UNIX")) << chat.out;
+  EXPECT_TRUE(has(chat.err, "sending to the Unix datagram socket " + dir.file("peer.sock") +
+                                ", replies to " + dir.file("duplex-")))
+      << chat.err;
+  EXPECT_TRUE(has(chat.err, "reply from " + unix_peer.url() + ": 9 bytes after ")) << chat.err;
+}
+
 // ---- The unixgram reply path -----------------------------------------------------------------
 
 TEST(DatagramClient, UnixgramReplyPathIsPrivateAndRemovedAfterwards) {

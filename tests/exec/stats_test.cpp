@@ -28,16 +28,6 @@ namespace {
 using Json = nlohmann::json;
 constexpr ExitStatus kOk{true, 0}, kCannotConnect{true, 255};
 
-// "127.0.0.1:PORT" of our end of a TCP socket: the peer address the server shows.
-std::string local_address(int fd) {
-  sockaddr_in a{};
-  socklen_t n = sizeof a;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) != 0) return {};
-  char ip[INET_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
-}
-
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
@@ -115,7 +105,7 @@ TEST_F(Stats, ShowsLiveRawFramedExecAndTlsSessionsEachAsTheyAre) {
 
   const Json doc = stats_json(url);
   ASSERT_TRUE(doc.is_object()) << "not JSON";
-  const Json* r = row(doc, "peer", local_address(raw.fd()));
+  const Json* r = row(doc, "peer", raw.local_address());
   ASSERT_NE(r, nullptr) << doc.dump(2);
   EXPECT_EQ((*r)["protocol"], "raw");
   EXPECT_EQ((*r)["service"], "upper");
@@ -125,7 +115,7 @@ TEST_F(Stats, ShowsLiveRawFramedExecAndTlsSessionsEachAsTheyAre) {
   EXPECT_EQ((*r)["bytes_out"], 5);
   EXPECT_EQ((*r)["command"], "");
 
-  const Json* f = row(doc, "peer", local_address(framed.fd()));
+  const Json* f = row(doc, "peer", framed.local_address());
   ASSERT_NE(f, nullptr) << doc.dump(2);
   EXPECT_EQ((*f)["protocol"], "framed");
   EXPECT_EQ((*f)["service"], "upper");
@@ -133,7 +123,7 @@ TEST_F(Stats, ShowsLiveRawFramedExecAndTlsSessionsEachAsTheyAre) {
   EXPECT_EQ((*f)["bytes_in"], framed_bytes.size());
   EXPECT_EQ((*f)["identity"], "");
 
-  const Json* e = row(doc, "peer", local_address(exec.socket().fd()));
+  const Json* e = row(doc, "peer", exec.socket().local_address());
   ASSERT_NE(e, nullptr) << doc.dump(2);
   EXPECT_EQ((*e)["protocol"], "framed");
   EXPECT_EQ((*e)["service"], "exec");
@@ -160,10 +150,10 @@ TEST_F(Stats, ShowsLiveRawFramedExecAndTlsSessionsEachAsTheyAre) {
   const auto table = stats(url);
   ASSERT_EQ(table.status, kOk) << table.err;
   EXPECT_TRUE(table.out.starts_with("ID  ")) << table.out;
-  EXPECT_NE(line_with(table.out, {local_address(raw.fd()), " raw ", " upper ", " 5 "}), "")
+  EXPECT_NE(line_with(table.out, {raw.local_address(), " raw ", " upper ", " 5 "}), "")
       << table.out;
-  EXPECT_NE(line_with(table.out, {local_address(exec.socket().fd()), " exec ", " running ",
-                                  " token ", "sleep 30"}),
+  EXPECT_NE(line_with(table.out, {exec.socket().local_address(), " exec ", " running ", " token ",
+                                  "sleep 30"}),
             "")
       << table.out;
   EXPECT_NE(line_with(table.out, {"tls+raw", " upper "}), "") << table.out;
@@ -175,9 +165,8 @@ TEST_F(Stats, ShowsLiveRawFramedExecAndTlsSessionsEachAsTheyAre) {
   std::getline(lines, line);
   for (int i = 0; i < 5 && std::getline(lines, line) && !line.empty(); ++i)
     EXPECT_TRUE(line[peer_at - 1] == ' ' && line[peer_at] != ' ') << "column start in: " << line;
-  EXPECT_TRUE(table.out.find(local_address(raw.fd())) < table.out.find("tls+raw"))
-      << "oldest first:\n"
-      << table.out;
+  EXPECT_TRUE(table.out.find(raw.local_address()) < table.out.find("tls+raw")) << "oldest first:\n"
+                                                                               << table.out;
 
   // The owner on the Unix socket needs no token at all.
   const auto owner = stats(server_->unix_url(), {"--json"}, "/nonexistent/token");
@@ -286,7 +275,7 @@ TEST_F(Stats, EveryLogLineOfAConnectionCarriesItsId) {
   ExecClient a(url), b(url);
   ASSERT_TRUE(a.authenticate(server_->token()));
   ASSERT_TRUE(b.authenticate(server_->token()));
-  const std::string pa = local_address(a.socket().fd()), pb = local_address(b.socket().fd());
+  const std::string pa = a.socket().local_address(), pb = b.socket().local_address();
   ExecRequest req;
   req.argv = {"true"};
   a.send(exec_start_frame(req));

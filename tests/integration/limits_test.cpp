@@ -99,14 +99,6 @@ TEST(Limits, MaxConnectionsRefusesTheSixthAndKeepsTheFive) {
     EXPECT_TRUE(round_trip(*c, "the four remain"));
 }
 
-/// "127.0.0.1:PORT": the client's own address, as the server sees and logs it.
-std::string local_address(int fd) {
-  sockaddr_in sa{};
-  socklen_t len = sizeof sa;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return "?";
-  return fmt::format("127.0.0.1:{}", ntohs(sa.sin_port));
-}
-
 TEST(Limits, MaxConnectionsRefusalIsLoggedWithThePeer) {
   TempDir dir;
   const std::string sock = dir.file("s");
@@ -116,7 +108,7 @@ TEST(Limits, MaxConnectionsRefusalIsLoggedWithThePeer) {
   ASSERT_TRUE(round_trip(in, "the one that fits"));
 
   SocketClient refused(server.url());
-  const std::string peer = local_address(refused.fd());
+  const std::string peer = refused.local_address();
   refused.send_all("let me in");
   EXPECT_EQ(refused.recv_until_eof(std::chrono::seconds(5)), "");
   EXPECT_TRUE(server.wait_stderr("refused a connection from " + peer + ": --max-connections 1"))

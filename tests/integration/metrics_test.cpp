@@ -151,6 +151,58 @@ TEST(Metrics, CountersAndHistogramsMatchTheTraffic) {
   EXPECT_EQ(sample(now, "duplex_connections_by_mode{mode=\"framed\"}"), 1.0) << now;
 }
 
+// The counters `duplex stats` shows are scraped too: failed commands, and bytes in and out
+// (closed connections' and, while they are open, the open ones', so a long connection's traffic
+// shows before it ends).
+TEST(Metrics, FailedCommandsAndBytesAreCounted) {
+  TempDir dir;
+  TestServer server({"--metrics", "tcp://127.0.0.1:0", "--exec", "--allow-root", "--token-file",
+                     dir.file("token")});
+  const std::string m = server.metrics_url();
+  const std::string text = scrape(m).body;
+  EXPECT_EQ(sample(text, "duplex_commands_failed_total"), 0.0) << text;
+  EXPECT_EQ(sample(text, "duplex_received_bytes_total"), 0.0) << text;
+  EXPECT_EQ(sample(text, "duplex_sent_bytes_total"), 0.0) << text;
+
+  {  // raw: 5 bytes each way, then closed
+    SocketClient raw(server.url());
+    raw.send_all("hello");
+    ASSERT_EQ(raw.recv_exact(5), "HELLO");
+  }
+  EXPECT_TRUE(eventually([&] { return value_of(m, "duplex_connections_open") == 0; }, 10s));
+  const std::string closed = scrape(m).body;
+  EXPECT_EQ(sample(closed, "duplex_received_bytes_total"), 5.0) << closed;
+  EXPECT_EQ(sample(closed, "duplex_sent_bytes_total"), 5.0) << closed;
+
+  // An open connection's bytes are in the counters before it closes.
+  SocketClient open(server.url());
+  open.send_all("abc");
+  ASSERT_EQ(open.recv_exact(3), "ABC");
+  const std::string live = scrape(m).body;
+  EXPECT_EQ(sample(live, "duplex_connections_open"), 1.0) << live;
+  EXPECT_EQ(sample(live, "duplex_received_bytes_total"), 8.0) << live;
+  EXPECT_EQ(sample(live, "duplex_sent_bytes_total"), 8.0) << live;
+  open.close();
+  EXPECT_TRUE(eventually([&] { return value_of(m, "duplex_connections_open") == 0; }, 10s));
+  EXPECT_EQ(value_of(m, "duplex_received_bytes_total"), 8.0) << "counted once, not again at close";
+
+  // Two commands fail (a non-zero status, a program that is not there), one succeeds.
+  const auto exec = [&](std::vector<std::string> command) {
+    std::vector<std::string> argv{duplex_bin(),      "exec",       "--token-file",
+                                  dir.file("token"), server.url(), "--"};
+    argv.insert(argv.end(), command.begin(), command.end());
+    return run(argv).status.code;
+  };
+  EXPECT_EQ(exec({"sh", "-c", "exit 3"}), 3);
+  EXPECT_NE(exec({"/nonexistent/program"}), 0);
+  EXPECT_EQ(exec({"true"}), 0);
+  EXPECT_TRUE(eventually([&] { return value_of(m, "duplex_connections_open") == 0; }, 10s));
+  const std::string after = scrape(m).body;
+  EXPECT_EQ(sample(after, "duplex_commands_failed_total"), 2.0) << after;
+  EXPECT_GT(sample(after, "duplex_received_bytes_total").value_or(0), 8.0) << after;
+  EXPECT_GT(sample(after, "duplex_sent_bytes_total").value_or(0), 8.0) << after;
+}
+
 // The text passes Prometheus's own checker (promtool check metrics: format and naming rules).
 TEST(Metrics, PromtoolAcceptsTheText) {
   const std::string promtool = find_program("promtool");

@@ -1,8 +1,9 @@
 // Behind the real thing: Debian's haproxy (a child of the test, in the foreground) in front of two
 // `duplex serve --proxy-protocol` backends, round robin, `send-proxy-v2`, health checks. Raw,
 // framed, TLS-passthrough and exec clients work through it; the servers see each client's own
-// address (127.0.0.7 where the test picks it; haproxy itself connects from 127.0.0.2); stopping
-// one backend loses no new connection once haproxy's check has marked it down.
+// address (127.0.0.7 where the test picks it; haproxy itself connects from 127.0.0.2), and so does
+// `duplex stats`; stopping one backend loses no new connection once haproxy's check has marked it
+// down.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "exec/exec_fixture.hpp"
 #include "support/exec_frames.hpp"
@@ -26,6 +28,7 @@ namespace duplex::test {
 namespace {
 
 constexpr const char* kHaproxy = "/usr/sbin/haproxy";
+using Json = nlohmann::json;
 
 // A free loopback port for haproxy's frontend (it binds the port itself).
 int free_port() {
@@ -193,6 +196,64 @@ TEST_F(Haproxy, ServersSeeTheClientsOwnAddress) {
   for (auto& b : backends_)
     EXPECT_TRUE(b->wait_stderr("exec: peer=127.0.0.7:")) << b->stderr_text();
   EXPECT_NE(logs().find("via=127.0.0.2:"), std::string::npos);
+}
+
+// `duplex stats` on a backend, asked as an operator would (the token file, straight to the
+// backend): a client connected through haproxy from 127.0.0.7 is listed as itself, address and
+// port exactly, with haproxy's 127.0.0.2 beside it as what it came through, in the JSON and in
+// the table.
+TEST_F(Haproxy, StatsShowTheClientsOwnAddressAndTheBalancer) {
+  SocketClient raw(front_, "127.0.0.7");
+  raw.send_all("live");
+  ASSERT_EQ(raw.recv_exact(4), "LIVE");
+  const std::string client = raw.local_address();
+  ASSERT_EQ(client.rfind("127.0.0.7:", 0), 0u) << client;
+
+  const auto stats = [&](const TestServer& b, std::vector<std::string> args) {
+    std::vector<std::string> argv{duplex_bin(), "stats", "--token-file", dir_.file("token")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(b.url());
+    return run(argv, {}, 60s, {"DUPLEX_TOKEN="});
+  };
+  const TestServer* holder = nullptr;
+  Json found;
+  for (const auto& b : backends_) {
+    const auto r = stats(*b, {"--json"});
+    ASSERT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+    const Json doc = Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(doc.is_object()) << r.out;
+    for (const auto& c : doc["connections"]) {
+      const std::string peer = c.value("peer", "");
+      // Only haproxy's own health checks (LOCAL headers) may show its address, never as
+      // carrying a client.
+      if (peer.rfind("127.0.0.2:", 0) == 0) {
+        EXPECT_EQ(c.value("via", "?"), "") << c.dump();
+      }
+      if (peer != client) continue;
+      EXPECT_EQ(holder, nullptr) << "listed twice";
+      holder = b.get();
+      found = c;
+    }
+  }
+  ASSERT_NE(holder, nullptr) << "no backend lists " << client;
+  EXPECT_EQ(found.value("via", "").rfind("127.0.0.2:", 0), 0u) << found.dump();
+  EXPECT_EQ(found.value("protocol", ""), "raw") << found.dump();
+  EXPECT_EQ(found.value("service", ""), "upper") << found.dump();
+  EXPECT_EQ(found.value("bytes_out", 0), 4) << found.dump();
+
+  // The table: the client under PEER, haproxy under VIA, on one line.
+  const auto table = stats(*holder, {});
+  ASSERT_EQ(table.status, (ExitStatus{true, 0})) << table.err;
+  std::istringstream lines(table.out);
+  std::string head, line, ours;
+  std::getline(lines, head);
+  while (std::getline(lines, line))
+    if (line.find(client + " ") != std::string::npos) ours = line;
+  ASSERT_FALSE(ours.empty()) << table.out;
+  const auto peer_col = head.find("PEER"), via_col = head.find("VIA");
+  ASSERT_NE(via_col, std::string::npos) << table.out;
+  EXPECT_EQ(ours.substr(peer_col, client.size()), client) << table.out;
+  EXPECT_EQ(ours.substr(via_col, 10), "127.0.0.2:") << table.out;
 }
 
 TEST_F(Haproxy, StoppingOneBackendLosesNoNewConnection) {

@@ -158,6 +158,16 @@ void SocketClient::close() {
   fd_ = -1;
 }
 
+std::string SocketClient::local_address() const {
+  sockaddr_in a{};
+  socklen_t n = sizeof a;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n) != 0 || a.sin_family != AF_INET)
+    return {};
+  char ip[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
+}
+
 std::string frame(std::uint8_t type, std::string_view payload) {
   std::string f;
   const auto n = static_cast<std::uint32_t>(payload.size());

@@ -24,6 +24,8 @@ class SocketClient {
   SocketClient(const SocketClient&) = delete;
 
   int fd() const { return fd_; }
+  /// Our end of a TCP/IPv4 connection, "127.0.0.7:PORT": the peer address a server shows for us.
+  std::string local_address() const;
   void send_all(std::string_view data);
   /// Reads exactly n bytes; throws on EOF or timeout.
   std::string recv_exact(std::size_t n, std::chrono::milliseconds timeout = 10s);

@@ -196,6 +196,12 @@ awaitable<std::optional<Received>> receive_until(Generic::socket& sock, std::spa
   co_return Received{ec, n};
 }
 
+// What -v shows (info level); nothing when the caller did not ask for steps.
+template <class... Args>
+void step(const DatagramOptions& opt, fmt::format_string<Args...> f, Args&&... args) {
+  if (opt.log_steps) spdlog::info(f, std::forward<Args>(args)...);
+}
+
 bool is_group_address(const net::ip::address& a, bool told_broadcast) {
   if (told_broadcast || a.is_multicast()) return true;
   return a.is_v4() && a.to_v4() == net::ip::address_v4::broadcast();
@@ -217,6 +223,7 @@ struct DatagramClient::State {
   // The last exchange, to tell a late duplicate of its reply from the reply to the next request.
   std::string last_reply;
   bool last_was_upper = false;  // that reply was the upper-cased request: an upper service
+  bool replied_once = false;    // -v shows the first reply only (send may make thousands)
 
   // Replies that arrived after their request was answered (the answer to a resent copy) must
   // not be read as the reply to the next request.
@@ -260,18 +267,28 @@ awaitable<Result<DatagramClient>> DatagramClient::open(const net::Endpoint& ep,
     // Connected: the kernel refuses datagrams to us from anyone but the server.
     s->sock.connect(s->dest, ec);
     if (ec) co_return fail(ec, fmt::format("cannot reach {}: {}", url, ec.message()));
+    step(opt, "sending to the Unix datagram socket {}, replies to {}", ep.path, s->reply->path());
     co_return DatagramClient(std::move(s));
   }
   if (ep.transport != net::Transport::udp)
     co_return fail(std::errc::protocol_not_supported,
                    fmt::format("{} is not a datagram address", url));
 
+  std::error_code not_literal;
+  net::ip::make_address(ep.host, not_literal);
+  if (not_literal) step(opt, "resolving {} port {}", ep.host, ep.port);
   net::ip::udp::resolver resolver(ex);
   auto [rec, results] = co_await resolver.async_resolve(
       ep.host, std::to_string(ep.port), net::ip::udp::resolver::numeric_service, use_tuple);
   if (rec || results.empty())
     co_return fail(rec ? rec : std::make_error_code(std::errc::host_unreachable),
                    fmt::format("cannot resolve {}: {}", url, rec.message()));
+  if (opt.log_steps && not_literal) {
+    std::string addresses;
+    for (const auto& r : results)
+      addresses += (addresses.empty() ? "" : ", ") + r.endpoint().address().to_string();
+    step(opt, "{} is {} (datagrams go to the first)", ep.host, addresses);
+  }
   const net::ip::udp::endpoint to = results.begin()->endpoint();
   s->dest = Generic::endpoint(to);
   s->group = is_group_address(to.address(), opt.broadcast);
@@ -280,11 +297,16 @@ awaitable<Result<DatagramClient>> DatagramClient::open(const net::Endpoint& ep,
   if (s->group) {
     if (to.address().is_v4()) s->sock.set_option(asio::socket_base::broadcast(true), ec);
     if (ec) co_return fail(ec, fmt::format("cannot broadcast to {}: {}", url, ec.message()));
+    step(opt, "sending to {}: a {} address, every responder's reply is shown", url_of(s->dest),
+         to.address().is_multicast() ? "multicast" : "broadcast");
   } else {
     // Connected: the kernel drops datagrams from any other address and reports ICMP
     // port-unreachable as ECONNREFUSED (udp(7)).
     s->sock.connect(s->dest, ec);
     if (ec) co_return fail(ec, fmt::format("cannot reach {}: {}", url, ec.message()));
+    std::error_code lec;
+    const auto local = s->sock.local_endpoint(lec);
+    step(opt, "sending to {} from {}", url_of(s->dest), lec ? "?" : url_of(local));
   }
   co_return DatagramClient(std::move(s));
 }
@@ -303,6 +325,10 @@ awaitable<Result<std::vector<DatagramReply>>> DatagramClient::request(std::strin
   std::vector<DatagramReply> replies;
   std::set<std::string> responders;
   for (int attempt = 1; attempt <= tries; ++attempt) {
+    if (attempt > 1)
+      step(s.opt, "no reply from {} within {}: sending again (try {} of {})", url,
+           seconds(s.opt.timeout), attempt, tries);
+    const auto sent_at = Clock::now();
     auto out = asio::buffer(msg.data(), msg.size());
     auto [sec, sent] = s.group ? co_await s.sock.async_send_to(out, s.dest, use_tuple)
                                : co_await s.sock.async_send(out, use_tuple);
@@ -326,6 +352,9 @@ awaitable<Result<std::vector<DatagramReply>>> DatagramClient::request(std::strin
                        fmt::format("the reply from {} is {} bytes, more than the {} a reply may be",
                                    url_of(from), got->n, s.buf.size()));
       DatagramReply r{url_of(from), std::string(s.buf.data(), got->n)};
+      if (!s.replied_once)
+        step(s.opt, "reply from {}: {} byte{} after {} ms", r.from, got->n, got->n == 1 ? "" : "s",
+             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent_at).count());
       if (!s.group) {
         // drop_stale() takes the duplicates that arrived before this request; one may still be
         // on its way. From an upper service (its last reply was its request upper-cased), a copy
@@ -336,6 +365,7 @@ awaitable<Result<std::vector<DatagramReply>>> DatagramClient::request(std::strin
           spdlog::debug("{}: a late copy of the previous reply, skipped", url);
           continue;
         }
+        s.replied_once = true;
         s.last_was_upper = r.payload == want;
         s.last_reply = r.payload;
         replies.push_back(std::move(r));
@@ -344,7 +374,10 @@ awaitable<Result<std::vector<DatagramReply>>> DatagramClient::request(std::strin
       // Every try's copy reaches every responder: one line per responder.
       if (responders.insert(r.from).second) replies.push_back(std::move(r));
     }
-    if (!replies.empty()) co_return replies;
+    if (!replies.empty()) {
+      s.replied_once = true;
+      co_return replies;
+    }
   }
   co_return fail(std::errc::timed_out,
                  fmt::format("no reply from {} within {} ({} {})", url, seconds(s.opt.timeout),

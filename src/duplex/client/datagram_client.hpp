@@ -23,6 +23,9 @@ struct DatagramOptions {
   /// Treat the address as a broadcast address (SO_BROADCAST) and collect every reply.
   /// 255.255.255.255 is one without being told.
   bool broadcast = false;
+  /// Log the steps at info level (shown with -v), in the words a stream client's steps use:
+  /// resolve, where datagrams go and replies come from, a try sent again, the first reply.
+  bool log_steps = false;
 };
 
 /// One reply and who sent it, as a URL (udp://10.0.0.2:8080, udp://[::1]:8080, unixgram:///p).

@@ -107,11 +107,12 @@ Result<std::string> stats_table(std::string_view json, StatsSort sort) {
   if (!doc.is_object() || !doc.contains("connections") || !doc["connections"].is_array() ||
       !doc.contains("counters") || !doc["counters"].is_object())
     return fail(errc::bad_message, "the server's stats are not the document expected");
-  static const std::vector<std::string> kHead = {
-      "ID",  "PEER", "LISTENER", "TRANSPORT", "PROTOCOL", "SERVICE", "STATE",
-      "AGE", "IDLE", "IN",       "OUT",       "IDENTITY", "COMMAND"};
-  constexpr std::size_t kFirstNumber = 7, kLastNumber = 10;  // right-aligned columns
+  std::vector<std::string> head = {"ID",      "PEER",     "LISTENER", "TRANSPORT", "PROTOCOL",
+                                   "SERVICE", "STATE",    "AGE",      "IDLE",      "IN",
+                                   "OUT",     "IDENTITY", "COMMAND"};
+  std::size_t first_number = 7, last_number = 10;  // right-aligned columns
   std::vector<Row> rows;
+  std::vector<std::string> vias;  // a server older than the field sends none: direct
   try {
     for (const auto& c : doc["connections"]) {
       Row r;
@@ -134,9 +135,19 @@ Result<std::string> stats_table(std::string_view json, StatsSort sort) {
                  or_dash(c.at("identity").get<std::string>()),
                  or_dash(c.at("command").get<std::string>())};
       rows.push_back(std::move(r));
+      vias.push_back(c.value("via", std::string()));
     }
   } catch (const Json::exception& e) {
     return fail(errc::bad_message, fmt::format("the server's stats have a bad row: {}", e.what()));
+  }
+  // Behind a load balancer, the balancer each client came through, beside the client; a direct
+  // server's table keeps its columns.
+  if (std::any_of(vias.begin(), vias.end(), [](const std::string& v) { return !v.empty(); })) {
+    head.insert(head.begin() + 2, "VIA");
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      rows[i].cells.insert(rows[i].cells.begin() + 2, or_dash(vias[i]));
+    ++first_number;
+    ++last_number;
   }
   // Ties (and the default) by id: the order connections arrived in.
   std::stable_sort(rows.begin(), rows.end(),
@@ -158,9 +169,9 @@ Result<std::string> stats_table(std::string_view json, StatsSort sort) {
       break;
   }
 
-  std::vector<std::size_t> width(kHead.size());
-  for (std::size_t i = 0; i < kHead.size(); ++i)
-    width[i] = kHead[i].size();
+  std::vector<std::size_t> width(head.size());
+  for (std::size_t i = 0; i < head.size(); ++i)
+    width[i] = head[i].size();
   for (const auto& r : rows)
     for (std::size_t i = 0; i < r.cells.size(); ++i)
       width[i] = std::max(width[i], r.cells[i].size());
@@ -169,7 +180,7 @@ Result<std::string> stats_table(std::string_view json, StatsSort sort) {
     std::string l;
     for (std::size_t i = 0; i < cells.size(); ++i) {
       if (i > 0) l += "  ";
-      const bool right = i >= kFirstNumber && i <= kLastNumber;
+      const bool right = i >= first_number && i <= last_number;
       if (i + 1 == cells.size())
         l += cells[i];  // the last column is not padded: no trailing blanks
       else
@@ -179,7 +190,7 @@ Result<std::string> stats_table(std::string_view json, StatsSort sort) {
     out += l;
     out += '\n';
   };
-  line(kHead);
+  line(head);
   for (const auto& r : rows)
     line(r.cells);
   const auto omitted = doc.value("connections_omitted", std::uint64_t{0});

@@ -1,8 +1,9 @@
 // MetricsEndpoint implementation: an accept loop and one coroutine per scrape on the endpoint's
-// own io_context. Counters are atomics read where they stand; the sessions' modes are counted
-// by each worker on its own thread (its session list is not shared) and handed back.
+// own io_context. Counters are atomics read where they stand; the sessions' modes and bytes are
+// counted by each worker on its own thread (its session list is not shared) and handed back.
 #include "duplex/server/metrics.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <map>
@@ -38,22 +39,31 @@ constexpr auto kWorkerWait = 1s;
 
 using ModeCounts = std::map<std::string, std::size_t, std::less<>>;
 
-// Each worker counts its sessions by mode on its own thread; a worker that does not answer in
-// time (stopping, or very busy) is left out and logged.
-ModeCounts count_modes(IoPool& pool) {
-  std::vector<std::future<ModeCounts>> answers;
+// What the workers' open sessions add up to, each counted on its own worker's thread.
+struct SessionTally {
+  ModeCounts modes;
+  std::uint64_t bytes_in = 0, bytes_out = 0;
+};
+
+// Each worker counts its sessions on its own thread; a worker that does not answer in time
+// (stopping, or very busy) is left out and logged.
+SessionTally tally_sessions(IoPool& pool) {
+  std::vector<std::future<SessionTally>> answers;
   for (std::size_t i = 0; i < pool.size(); ++i) {
-    auto promise = std::make_shared<std::promise<ModeCounts>>();
+    auto promise = std::make_shared<std::promise<SessionTally>>();
     answers.push_back(promise->get_future());
     Worker& w = pool.worker(i);
     asio::post(*w.ctx, [promise, &w] {
-      ModeCounts counts;
-      for (const SessionEntry* e : w.sessions)
-        ++counts[std::string(e->mode)];
-      promise->set_value(std::move(counts));
+      SessionTally t;
+      for (const SessionEntry* e : w.sessions) {
+        ++t.modes[std::string(e->mode)];
+        t.bytes_in += e->bytes_in;
+        t.bytes_out += e->bytes_out;
+      }
+      promise->set_value(std::move(t));
     });
   }
-  ModeCounts total;
+  SessionTally total;
   const auto deadline = std::chrono::steady_clock::now() + kWorkerWait;
   for (auto& a : answers) {
     if (a.wait_until(deadline) != std::future_status::ready) {
@@ -61,11 +71,26 @@ ModeCounts count_modes(IoPool& pool) {
                     std::chrono::milliseconds(kWorkerWait).count());
       continue;
     }
-    for (auto& [mode, n] : a.get())
-      total[mode] += n;
+    SessionTally t = a.get();
+    for (auto& [mode, n] : t.modes)
+      total.modes[mode] += n;
+    total.bytes_in += t.bytes_in;
+    total.bytes_out += t.bytes_out;
   }
   return total;
 }
+
+// The byte counters are closed connections' bytes plus the open ones', read at different
+// moments without a lock: a connection that closes in between is missed by one scrape (or a
+// worker is left out). A counter must never go down, so a scrape reports at least what the
+// previous one did; the lag is made up once the total passes it.
+struct ByteCounters {
+  std::uint64_t in = 0, out = 0;
+  void raise_to(std::uint64_t now_in, std::uint64_t now_out) {
+    in = std::max(in, now_in);
+    out = std::max(out, now_out);
+  }
+};
 
 wire::MetricSeries value_series(double v, wire::MetricLabels labels = {}) {
   wire::MetricSeries s;
@@ -98,8 +123,14 @@ wire::MetricFamily histogram(std::string name, std::string help, const LatencyHi
   return f;
 }
 
-std::vector<wire::MetricFamily> collect(const ServerState& s, IoPool& pool) {
+std::vector<wire::MetricFamily> collect(const ServerState& s, IoPool& pool, ByteCounters& bytes) {
   constexpr auto relaxed = std::memory_order_relaxed;
+  // Closed connections' bytes first: one that closes while the workers count is then missed
+  // rather than counted twice (ByteCounters keeps the total from going down).
+  const std::uint64_t closed_in = s.bytes_in_closed.load(relaxed);
+  const std::uint64_t closed_out = s.bytes_out_closed.load(relaxed);
+  const SessionTally open = tally_sessions(pool);
+  bytes.raise_to(closed_in + open.bytes_in, closed_out + open.bytes_out);
   std::vector<wire::MetricFamily> out;
   wire::MetricFamily info{"duplex_build_info",
                           "The server's version (the value is always 1)",
@@ -122,6 +153,18 @@ std::vector<wire::MetricFamily> collect(const ServerState& s, IoPool& pool) {
                         s.auth_failures.load(relaxed)));
   out.push_back(counter("duplex_commands_started", "Commands started by the exec service",
                         s.commands_started.load(relaxed)));
+  out.push_back(counter("duplex_commands_failed",
+                        "Commands that could not start, or ended by a signal, a limit or a "
+                        "non-zero status",
+                        s.commands_failed.load(relaxed)));
+  out.push_back(counter("duplex_received_bytes",
+                        "Bytes read from clients on the service listeners (inside TLS, the "
+                        "plaintext), open connections' included",
+                        bytes.in));
+  out.push_back(counter("duplex_sent_bytes",
+                        "Bytes written to clients on the service listeners (inside TLS, the "
+                        "plaintext), open connections' included",
+                        bytes.out));
   out.push_back(gauge("duplex_connections_open", "Client connections open now", s.live.load()));
   out.push_back(gauge("duplex_connections_unauthenticated",
                       "Connections not yet past their handshake or authentication",
@@ -134,7 +177,7 @@ std::vector<wire::MetricFamily> collect(const ServerState& s, IoPool& pool) {
       "yet)",
       wire::MetricType::gauge,
       {}};
-  for (const auto& [mode, n] : count_modes(pool))
+  for (const auto& [mode, n] : open.modes)
     modes.series.push_back(value_series(static_cast<double>(n), {{"mode", mode}}));
   out.push_back(std::move(modes));
   out.push_back(histogram("duplex_upper_round_trip_seconds",
@@ -176,6 +219,7 @@ struct MetricsEndpoint::Impl {
   std::string url;
   std::thread thread;
   std::size_t scrapers = 0;  // this thread only
+  ByteCounters bytes;        // this thread only
 
   Impl(const ServerState& s, IoPool& p) : state(s), pool(p) {}
 
@@ -236,7 +280,7 @@ struct MetricsEndpoint::Impl {
       return response("404 Not Found", kText, "metrics are at /metrics\n", head);
     const auto format = wire::choose_metrics_format(req.accept);
     return response("200 OK", wire::metrics_content_type(format),
-                    wire::write_metrics(collect(state, pool), format), head);
+                    wire::write_metrics(collect(state, pool, bytes), format), head);
   }
 };
 

@@ -78,6 +78,7 @@ awaitable<bool> take(net::SocketStream& s, std::byte* into, std::size_t n) {
 Status ProxySettings::add_trusted(std::string_view text) {
   if (text == "unix") {
     trust_unix = true;
+    given.emplace_back(text);
     return {};
   }
   auto p = parse_address_pattern(text, "--trusted-proxy");
@@ -87,6 +88,7 @@ Status ProxySettings::add_trusted(std::string_view text) {
                     " (give an IP address, ADDRESS/BITS, a glob such as 10.0.0.*, or "
                     "unix)");
   trusted.push_back(std::move(*p));
+  given.emplace_back(text);
   return {};
 }
 

@@ -29,6 +29,7 @@ struct ProxySettings {
   bool enabled = false;
   std::vector<AddressPattern> trusted;  // as authorized_keys' from= takes them: IP, CIDR, glob
   bool trust_unix = false;              // "unix": every peer on a Unix-socket listener
+  std::vector<std::string> given;       // the values as given, for the reload's log
 
   /// Adds one --trusted-proxy value: "unix", an IP address, ADDRESS/BITS, or a glob; `!` before
   /// a pattern excludes what it matches. A failure is one line naming the value.

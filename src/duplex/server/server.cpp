@@ -60,12 +60,11 @@ struct Server::Impl {
       : cfg(std::move(c)),
         refusals(control, cfg.limits.max_connections),
         pool(cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())) {
-    state.settings.set(Settings{cfg.limits, cfg.exec});
+    state.settings.set(Settings{cfg.limits, cfg.exec, cfg.proxy});
     state.agent = cfg.agent;
     state.multicast_if = cfg.multicast_if;
     state.penalties.configure(cfg.exec.penalties);
     state.tls_only = cfg.tls.only;
-    state.proxy = cfg.proxy;
     state.pending.set_cap(cfg.limits.max_unauthenticated);
     state.stats = &stats;
     state.on_drained = [this] { asio::post(control, [this] { drain_timer.cancel(); }); };
@@ -332,13 +331,15 @@ void Server::Impl::reload() {
       next->tls.key_path != cfg.tls.key_path || next->tls.cert_path != cfg.tls.cert_path)
     later.emplace_back("TLS settings");
   if (next->multicast_if != cfg.multicast_if) later.emplace_back("multicast-if");
+  // The endpoint's thread, and the histograms sessions fill only with --metrics, are made at start.
+  if (next->metrics != cfg.metrics) later.emplace_back("metrics");
   if (!later.empty())
     spdlog::warn("reload: {} changed: kept as they are until a restart", fmt::join(later, ", "));
   if (auto ok = reload_listeners(*next); !ok) {
     spdlog::error("reload: {}; keeping the running configuration", ok.message());
     return;
   }
-  const Settings now{next->limits, next->exec};
+  const Settings now{next->limits, next->exec, next->proxy};
   const auto changes = describe_changes(*state.settings.get(), now);
   state.settings.set(now);
   state.penalties.configure(next->exec.penalties);
@@ -346,6 +347,7 @@ void Server::Impl::reload() {
   refusals.set_max_connections(next->limits.max_connections);
   cfg.limits = next->limits;
   cfg.exec = next->exec;
+  cfg.proxy = next->proxy;
   cfg.grace = next->grace;
   cfg.listen = next->listen;
   for (const auto& line : changes)

@@ -177,7 +177,7 @@ awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
     co_return;
   }
   // A PROXY header from a peer not trusted to send one: refused, never believed.
-  if (state.proxy.enabled && !entry.listener.from_trusted_proxy &&
+  if (entry.settings->proxy.enabled && !entry.listener.from_trusted_proxy &&
       wire::starts_with_proxy_signature(first.bytes)) {
     entry.mode = "proxy-refused";
     refuse_untrusted_header(state, entry);

@@ -84,6 +84,8 @@ std::vector<std::string> describe_changes(const Settings& before, const Settings
   c.note(x.auth.authorized_keys_path != y.auth.authorized_keys_path || keys(x.auth) != keys(y.auth),
          fmt::format("authorized-keys: {} key(s) from {}", keys(y.auth),
                      y.auth.authorized_keys_path.empty() ? "none" : y.auth.authorized_keys_path));
+  c.field("proxy-protocol", before.proxy.enabled, after.proxy.enabled);
+  c.field("trusted-proxy", before.proxy.given, after.proxy.given);
   return c.take();
 }
 

@@ -1,5 +1,6 @@
-// Settings: what a reload (SIGHUP) may change — the limits and the exec service's settings —
-// published as immutable snapshots that sessions on any thread read without a lock of their own.
+// Settings: what a reload (SIGHUP) may change — the limits, the exec service's settings and the
+// trusted balancers — published as immutable snapshots that sessions on any thread read without a
+// lock of their own.
 #pragma once
 
 #include <memory>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "duplex/core/limits.hpp"
+#include "duplex/server/proxy.hpp"
 #include "duplex/services/exec_settings.hpp"
 
 namespace duplex::server {
@@ -16,6 +18,8 @@ namespace duplex::server {
 struct Settings {
   Limits limits;
   services::ExecSettings exec;
+  /// --proxy-protocol, --trusted-proxy: judged at accept from the snapshot then in force.
+  ProxySettings proxy;
 };
 
 /// The settings in force. A session takes one snapshot when it begins and keeps it to its end,

@@ -55,8 +55,7 @@ struct ServerState {
   AddressCounts per_address;                // open connections per client address
   services::CommandSlots commands;  // running and queued commands, per server and per client
   std::atomic<std::uint64_t> commands_started{0};
-  ProxySettings proxy;  // --proxy-protocol, --trusted-proxy: set before any start
-  ProxyLog proxy_log;   // connections refused over the PROXY protocol
+  ProxyLog proxy_log;  // connections refused over the PROXY protocol
   /// With --metrics (null otherwise): the upper service's round trip, commands' run time.
   std::unique_ptr<LatencyHistogram> upper_round_trip, command_duration;
   /// Commands that could not start, or ended by a signal, a limit or a non-zero status.

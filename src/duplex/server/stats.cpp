@@ -53,6 +53,7 @@ awaitable<std::vector<ConnectionRow>> rows_of(Worker* w) {
     ConnectionRow r;
     r.id = e->id;
     r.peer = std::string(e->peer());
+    if (e->stream != nullptr) r.via = e->stream->peer().proxied_by;
     r.listener = e->listener.url ? *e->listener.url : std::string();
     r.transport = transport_of(r.listener);
     r.protocol = std::string(e->mode);
@@ -72,6 +73,7 @@ awaitable<std::vector<ConnectionRow>> rows_of(Worker* w) {
 Json row_json(const ConnectionRow& r) {
   return Json{{"id", r.id},
               {"peer", r.peer},
+              {"via", r.via},
               {"listener", r.listener},
               {"transport", r.transport},
               {"protocol", r.protocol},

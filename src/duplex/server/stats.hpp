@@ -21,6 +21,7 @@ class IoPool;
 struct ConnectionRow {
   std::uint64_t id = 0;
   std::string peer;       // the client's address (the stream's Peer: PROXY-carried when proxied)
+  std::string via;        // the balancer it came through (PROXY protocol); empty: direct
   std::string listener;   // the bound URL that accepted it
   std::string transport;  // tcp | unix
   std::string protocol;   // SessionEntry::mode: raw, framed, tls+framed, raw-exec, new, tls, ...

@@ -128,7 +128,7 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   // A trusted balancer's address is not its clients': the penalty box, the reserved slots and
   // the per-address cap judge the client its header names, once it has come (proxy.hpp).
   ListenerTraits traits = traits_;
-  traits.from_trusted_proxy = state.proxy.trusts(peer);
+  traits.from_trusted_proxy = settings->proxy.trusts(peer);
   const bool via_proxy = traits.from_trusted_proxy;
   // An address that kept failing authentication is refused for a while (sshd's
   // PerSourcePenalties): before it costs a session, a buffer or a handshake.

@@ -76,6 +76,35 @@ TEST(StatsTable, SortsAsAsked) {
   EXPECT_FALSE(parse_stats_sort("size"));
 }
 
+// Behind a balancer the server names it per row: a VIA column after PEER, "-" for a direct row;
+// a document without the field (a direct server's rows, or an older server) has no such column.
+TEST(StatsTable, AViaColumnOnlyWhenARowCameThroughABalancer) {
+  std::string proxied = row(2, "203.0.113.7:4660", 3, 1, 5, 5);
+  proxied.insert(proxied.find(",\"listener\""), ",\"via\":\"127.0.0.2:40112\"");
+  std::string direct = row(1, "10.0.0.1:1", 9, 1, 5, 5);
+  direct.insert(direct.find(",\"listener\""), ",\"via\":\"\"");
+  const auto t = stats_table(doc({direct, proxied}), StatsSort::id);
+  ASSERT_TRUE(t) << t.message();
+  const auto lines = lines_of(*t);
+  ASSERT_GE(lines.size(), 3u) << *t;
+  const auto peer = lines[0].find("PEER"), via = lines[0].find("VIA"),
+             listener = lines[0].find("LISTENER");
+  ASSERT_NE(via, std::string::npos) << *t;
+  EXPECT_LT(peer, via);
+  EXPECT_LT(via, listener);
+  EXPECT_EQ(lines[1].substr(via, 2), "- ") << *t;
+  EXPECT_EQ(lines[2].substr(via, 15), "127.0.0.2:40112") << *t;
+  EXPECT_EQ(lines[2].substr(peer, 16), "203.0.113.7:4660") << *t;
+  EXPECT_EQ(lines[2].substr(listener, 20), "tcp://127.0.0.1:8080") << *t;
+  const auto in = lines[0].find("  IN") + 4;
+  EXPECT_NE(lines[2][in - 1], ' ') << "IN is still right-aligned: " << lines[2];
+
+  const auto plain = stats_table(doc({direct}), StatsSort::id);
+  ASSERT_TRUE(plain) << plain.message();
+  EXPECT_EQ(plain->find("VIA"), std::string::npos) << *plain;
+  EXPECT_EQ(*plain, *stats_table(doc({row(1, "10.0.0.1:1", 9, 1, 5, 5)}), StatsSort::id));
+}
+
 TEST(StatsTable, SaysHowManyRowsTheServerLeftOut) {
   const auto t = stats_table(doc({row(1, "a:1", 1, 1, 1, 1)}, 41), StatsSort::age);
   ASSERT_TRUE(t);
