@@ -262,13 +262,13 @@ void Worker::sweep(Clock::time_point now, std::chrono::milliseconds timeout) {
 }
 
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
-                            ListenerTraits listener) {
+                            ListenerTraits listener, std::shared_ptr<const Settings> settings) {
   SessionEntry entry;
   entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
   entry.started = entry.last_read = Clock::now();
   entry.stream = stream.get();
   entry.listener = listener;
-  entry.settings = state.settings.get();
+  entry.settings = settings ? std::move(settings) : state.settings.get();
   entry.worker = &worker;
   worker.sessions.push_front(&entry);
   // Unregisters on every way out, including cancellation at shutdown.

@@ -100,7 +100,10 @@ void settle(SessionEntry& entry) noexcept;
 void unsettle(SessionEntry& entry);
 
 /// Serves one accepted connection until it ends. Never throws for anything a peer can do.
+/// `settings`: the snapshot the connection was admitted under (its trust in a balancer was
+/// judged by it, so a reload in between cannot split the two); null: the one in force now.
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
-                            ListenerTraits listener);
+                            ListenerTraits listener,
+                            std::shared_ptr<const Settings> settings = nullptr);
 
 }  // namespace duplex::server
