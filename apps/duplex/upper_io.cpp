@@ -150,7 +150,8 @@ client::UpperPipeline::Sink stdout_lines(const UpperIoFlags& io) {
   client::UpperPipeline::Sink sink;
   if (io.plain())
     sink.reply = [](std::string_view r) {
-      return std::fwrite(r.data(), 1, r.size(), stdout) == r.size() &&
+      // A blank reply is an empty view whose data() may be null, which fwrite must not see.
+      return (r.empty() || std::fwrite(r.data(), 1, r.size(), stdout) == r.size()) &&
              std::fputc('\n', stdout) != EOF;
     };
   else
