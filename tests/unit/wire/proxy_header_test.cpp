@@ -167,13 +167,16 @@ TEST(ProxyHeaderV2, UnixPaths) {
   std::string body(216, '\0');
   body.replace(0, 9, "/run/a.sk");
   body.replace(108, 5, "/b.sk");
-  const auto h = decode(v2(0x21, 0x31, body));
+  // The paths are views into the bytes decoded: those must outlive them.
+  const std::string bytes = v2(0x21, 0x31, body);
+  const auto h = decode(bytes);
   ASSERT_EQ(h.status, ProxyStatus::parsed) << h.error;
   EXPECT_EQ(h.family, ProxyFamily::unix_socket);
   EXPECT_EQ(h.source.path, "/run/a.sk");
   EXPECT_EQ(h.destination.path, "/b.sk");
   // A path that fills its 108 bytes has no NUL: all of it.
-  const auto full = decode(v2(0x21, 0x31, std::string(216, 'p')));
+  const std::string full_bytes = v2(0x21, 0x31, std::string(216, 'p'));
+  const auto full = decode(full_bytes);
   ASSERT_EQ(full.status, ProxyStatus::parsed);
   EXPECT_EQ(full.source.path.size(), 108u);
 }
