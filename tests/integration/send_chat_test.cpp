@@ -46,9 +46,14 @@ class OneShotServer {
     });
   }
   ~OneShotServer() {
+    join();
+    ::close(listen_);
+  }
+  /// Waits for the served connection to be done (what its function wrote may then be read).
+  void join() {
+    if (!thread_.joinable()) return;
     ::shutdown(listen_, SHUT_RDWR);  // wakes an accept that never got its client
     thread_.join();
-    ::close(listen_);
   }
   std::string url() const { return fmt::format("tcp://127.0.0.1:{}", port_); }
 
@@ -168,7 +173,7 @@ TEST(SendChat, StreamHalfClosesAtEndOfStdinAndReadsUntilTheServerCloses) {
   EXPECT_EQ(r.status, kOk) << r.err;
   EXPECT_TRUE(same_bytes(r.out, answer));
   EXPECT_EQ(r.err, "");
-  // The server thread has finished once the client saw its close.
+  server.join();
   EXPECT_TRUE(same_bytes(received, in));
 }
 
