@@ -65,6 +65,8 @@ HttpRequestParser::~HttpRequestParser() = default;
 HttpParse HttpRequestParser::feed(std::span<const char> bytes) {
   Impl& s = *impl_;
   if (s.state != HttpParse::need_more) return s.state;
+  // No bytes is nothing new. http_parser_execute reads a length of 0 as the end of the stream.
+  if (bytes.empty()) return s.state;
   // Only the bytes up to the limit are parsed: a head that is not over by then is too large,
   // and nothing beyond the limit is ever held.
   const std::size_t room = s.max_head - s.seen;

@@ -34,6 +34,19 @@ TEST(HttpRequestParser, EveryPrefixNeedsMoreAndBytesOneAtATimeGiveTheSameRequest
   EXPECT_EQ(p.request().accept, "application/openmetrics-text, */*");
 }
 
+TEST(HttpRequestParser, NoBytesAreNothingNewNotTheEndOfTheStream) {
+  // Found by the fuzzer: http_parser reads a length of 0 as EOF, which made a half-read head
+  // "bad" when fed in two pieces, one of them empty.
+  HttpRequestParser p;
+  ASSERT_EQ(feed(p, "GET /m\xff`tr,"), HttpParse::need_more);
+  EXPECT_EQ(feed(p, ""), HttpParse::need_more);
+  EXPECT_EQ(feed(p, " HTTP/1.1\r\n\r\n"), HttpParse::done);
+  HttpRequestParser q;
+  ASSERT_EQ(feed(q, "GET /metrics HTTP/1.1\r\n"), HttpParse::need_more);
+  EXPECT_EQ(feed(q, ""), HttpParse::need_more);
+  EXPECT_EQ(feed(q, "\r\n"), HttpParse::done);
+}
+
 TEST(HttpRequestParser, StopsAtTheEndOfTheHeadWithoutReadingABody) {
   HttpRequestParser p;
   EXPECT_EQ(feed(p, "POST /metrics HTTP/1.1\r\nContent-Length: 99999999\r\n\r\nbody..."),
