@@ -345,6 +345,21 @@ int run_serve(const ServeOptions& o, const std::function<const ServeOptions&()>&
   return kExitOk;
 }
 
+// An address option's check at parse time, so that a bad address in --config is reported with
+// its line.
+CLI::Validator url_check() {
+  return CLI::Validator(
+      [](std::string& url) -> std::string {
+        try {
+          parse_url(url);
+        } catch (const UsageError& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "");
+}
+
 }  // namespace
 
 CLI::App* add_serve(CLI::App& root, CommandResult& result) {
@@ -356,17 +371,7 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "(/run/x.sock, ./x.sock), udp://HOST:PORT (a multicast group joins it), "
                   "unixgram:///path (default tcp://127.0.0.1:8080; port 0 picks a free port)")
       ->type_name("URL")
-      ->check(CLI::Validator(
-          [](std::string& url) -> std::string {
-            // Checked here too, so that a bad address in --config is reported with its line.
-            try {
-              parse_url(url);
-            } catch (const UsageError& e) {
-              return e.what();
-            }
-            return {};
-          },
-          ""));
+      ->check(url_check());
   cmd->add_option("address", o->addresses,
                   "Addresses to listen on, as for -l (`duplex serve 8080`, `duplex serve "
                   "./duplex.sock`)")
@@ -512,16 +517,7 @@ CLI::App* add_serve(CLI::App& root, CommandResult& result) {
                   "Serve Prometheus metrics over plain HTTP (GET /metrics) on this address: "
                   "tcp://127.0.0.1:PORT, a PORT, or unix:///path; off by default")
       ->type_name("URL")
-      ->check(CLI::Validator(
-          [](std::string& url) -> std::string {
-            try {
-              parse_url(url);
-            } catch (const UsageError& e) {
-              return e.what();
-            }
-            return {};
-          },
-          ""));
+      ->check(url_check());
   cmd->add_option("--config", o->config,
                   "Read options from a TOML FILE: one `option-name = value` per line (a list "
                   "for a repeatable option, true/false for a flag); the command line wins")
