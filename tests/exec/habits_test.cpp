@@ -104,11 +104,7 @@ class TerminalHabitsTest : public ::testing::Test {
   }
   // The remote shell's first prompt, then a fixed one (see shell_test.cpp).
   void ready(PtyProcess& p) {
-    const auto prompt = [](const std::string& s) {
-      const auto end = s.find_last_not_of(' ');
-      return end != std::string::npos && (s[end] == '$' || s[end] == '#' || s[end] == '>');
-    };
-    ASSERT_TRUE(p.wait_until(prompt, std::chrono::seconds(15))) << p.screen();
+    ASSERT_TRUE(p.wait_until(ends_with_shell_prompt, std::chrono::seconds(15))) << p.screen();
     const auto from = p.screen().size();
     p.type("PS1='READY''> '\r");
     ASSERT_TRUE(p.wait_for("READY> ", std::chrono::seconds(10), from)) << p.screen();

@@ -57,4 +57,12 @@ class PtyProcess {
   std::string screen_;
 };
 
+/// A screen whose last non-blank character ends a shell prompt ($, # or >): what a test waits
+/// for before typing to a remote shell.
+inline bool ends_with_shell_prompt(const std::string& screen) {
+  const auto end = screen.find_last_not_of(' ');
+  return end != std::string::npos &&
+         (screen[end] == '$' || screen[end] == '#' || screen[end] == '>');
+}
+
 }  // namespace duplex::test

@@ -31,11 +31,7 @@ class ShellTest : public ::testing::Test {
   // Waits for the remote shell's first prompt: then the client has its terminal in raw mode
   // and what we type goes to the remote shell.
   void ready(PtyProcess& p) {
-    const auto prompt = [](const std::string& s) {
-      const auto end = s.find_last_not_of(' ');
-      return end != std::string::npos && (s[end] == '$' || s[end] == '#' || s[end] == '>');
-    };
-    ASSERT_TRUE(p.wait_until(prompt, std::chrono::seconds(15)))
+    ASSERT_TRUE(p.wait_until(ends_with_shell_prompt, std::chrono::seconds(15)))
         << "no prompt from the remote shell; screen:\n"
         << p.screen();
     // Quoted in two parts so that the echo of this line does not contain the prompt itself.
