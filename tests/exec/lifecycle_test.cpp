@@ -2,12 +2,16 @@
 // whole process group with it; hundreds of commands leave no zombies and no fds behind; the
 // command timeout, the output limit and a server stop each end a command cleanly.
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -182,20 +186,6 @@ TEST(ExecLifecycle, ClientsResetWhileTheServerWaitsToWriteTheirInputAreNoticed) 
   clients_leave_with_unread_input(kBeyondWhatTheServerHolds, /*reset=*/true);
 }
 
-TEST(ExecLifecycle, HalfCloseWhileInputWaitsEndsTheCommandAndStillTellsItsExit) {
-  // A client that stops sending while its input waits for a command that never reads: its
-  // command ends (as for any client EOF), and a client still reading hears EXIT, then EOF.
-  ExecServer server;
-  ExecClient c(server.url());
-  c.start(server.token(), argv_of({"sleep", "200"}));
-  c.wait_for(msg::auth_ok);
-  c.send_stdin(std::string(kBeyondWhatTheServerHolds, 'i'));
-  c.socket().shutdown_write();
-  const auto& o = c.finish(std::chrono::seconds(5));
-  EXPECT_TRUE(signaled_with(o, SIGTERM));
-  EXPECT_TRUE(c.exit_was_last()) << "the server closes after EXIT";
-}
-
 TEST(ExecLifecycle, SignalBehindInputTheCommandDoesNotReadReachesIt) {
   // Bug 5's server half: 200 KB that `sleep` never reads fill its pipe; the SIGNAL sent after
   // them must still reach it (it used to wait behind the blocked stdin write).
@@ -223,6 +213,57 @@ int local_port(int fd) {
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   return ntohs(a.sin_port);
+}
+
+// Bytes the kernel holds in a client socket that it has not yet put on the wire.
+int unsent_bytes(int fd) {
+  int n = 0;
+  return ::ioctl(fd, SIOCOUTQNSD, &n) == 0 ? n : -1;
+}
+
+// Bytes waiting in the server's end of a loopback TCP connection (/proc/net/tcp's rx_queue).
+long server_receive_queue(int port, int client_port) {
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    unsigned local_port = 0, remote_port = 0;
+    unsigned long tx = 0, rx = 0;
+    if (std::sscanf(line.c_str(), " %*d: %*8x:%x %*8x:%x %*x %lx:%lx", &local_port, &remote_port,
+                    &tx, &rx) == 4 &&
+        int(local_port) == port && int(remote_port) == client_port)
+      return long(rx);
+  }
+  return -1;
+}
+
+TEST(ExecLifecycle, HalfCloseWhileInputWaitsEndsTheCommandAndStillTellsItsExit) {
+  // A client that stops sending while its input waits for a command that never reads: its
+  // command ends (as for any client EOF), and a client still reading hears EXIT, then EOF.
+  ExecServer server;
+  ExecClient c(server.url());
+  const int client_port = local_port(c.socket().fd());
+  const int port = server.server().port();
+  c.start(server.token(), argv_of({"sleep", "200"}));
+  c.wait_for(msg::auth_ok);
+  // Small frames until the server's reader stops taking them (it waits on the command's full
+  // input, and bytes stay in its socket), each delivered before the next: the FIN must reach
+  // the server's kernel, and a FIN queued behind bytes a full receive window holds back never
+  // would. A fixed amount raced the window, which on loopback can close at 16 KiB.
+  bool reader_waits = false;
+  for (int i = 0; i < 256 && !reader_waits; ++i) {  // at most 1 MiB
+    c.send_stdin(std::string(4096, 'i'));
+    ASSERT_TRUE(
+        eventually([&] { return unsent_bytes(c.socket().fd()) == 0; }, std::chrono::seconds(5)))
+        << "the server's receive window closed after " << i + 1 << " frames";
+    reader_waits = !eventually([&] { return server_receive_queue(port, client_port) == 0; },
+                               std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(reader_waits) << "the server read 1 MiB of input that `sleep` never reads";
+  c.socket().shutdown_write();
+  const auto& o = c.finish(std::chrono::seconds(5));
+  EXPECT_TRUE(signaled_with(o, SIGTERM));
+  EXPECT_TRUE(c.exit_was_last()) << "the server closes after EXIT";
 }
 
 TEST(ExecLifecycle, AnAuthenticatedTcpSessionProbesAVanishedPeer) {
