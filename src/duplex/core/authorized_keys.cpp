@@ -104,13 +104,6 @@ Result<Cidr> parse_cidr(std::string_view p, std::string_view what = "from= patte
   return Cidr{*net, bits};
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 Result<AddressPattern> parse_pattern(std::string_view text,
                                      std::string_view what = "from= pattern") {
   AddressPattern p;
@@ -118,7 +111,7 @@ Result<AddressPattern> parse_pattern(std::string_view text,
     p.negated = true;
     text.remove_prefix(1);
   }
-  p.pattern = lower(text);
+  p.pattern = ascii_lower(text);
   auto bad = [&](std::string_view why) {
     return fail(std::errc::invalid_argument, fmt::format("{} '{}' {}", what, shown(text), why));
   };
@@ -160,7 +153,7 @@ Result<std::string> quoted_value(std::string_view line, std::size_t& i, std::str
 }
 
 Status apply_option(AuthorizedKey& key, std::string_view name, std::string value) {
-  const std::string n = lower(name);
+  const std::string n = ascii_lower(name);
   auto bad = [&](std::string_view why) {
     return fail(std::errc::invalid_argument, fmt::format("{}= {}", shown(n), why));
   };

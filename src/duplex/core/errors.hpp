@@ -41,6 +41,11 @@ inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), duplex_category()};
 }
 
+/// An errno value as the system error it is.
+inline std::error_code errno_code(int e) noexcept {
+  return {e, std::system_category()};
+}
+
 /// True when v is one of the errc values above (used when decoding ERROR frames).
 bool is_known_errc(std::uint16_t v) noexcept;
 

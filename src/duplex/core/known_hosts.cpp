@@ -8,19 +8,13 @@
 #include <fmt/format.h>
 
 #include "duplex/core/fingerprint.hpp"
+#include "duplex/core/glob.hpp"
 #include "duplex/core/secure_file.hpp"
 
 namespace duplex {
 namespace {
 
-constexpr std::string_view kSpace = " \t";
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
+constexpr std::string_view kBlanks = " \t";
 
 std::string printable(std::string_view s) {
   constexpr std::size_t kMax = 80;
@@ -87,7 +81,7 @@ Result<std::string> parse_name(std::string_view text) {
 }  // namespace
 
 std::string known_host_name(std::string_view host, std::uint16_t port) {
-  const std::string h = lower(host);
+  const std::string h = ascii_lower(host);
   return h.find(':') != std::string::npos ? fmt::format("[{}]:{}", h, port)
                                           : fmt::format("{}:{}", h, port);
 }
@@ -101,21 +95,21 @@ Result<KnownHosts> KnownHosts::parse(std::string_view text) {
     std::string_view line = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     if (line.ends_with('\r')) line.remove_suffix(1);
-    const auto begin = line.find_first_not_of(kSpace);
+    const auto begin = line.find_first_not_of(kBlanks);
     if (begin == std::string_view::npos || line[begin] == '#') continue;
     line.remove_prefix(begin);
 
     auto bad = [&](const std::string& why) {
       return fail(std::errc::invalid_argument, fmt::format("line {}: {}", number, why));
     };
-    const auto name_end = line.find_first_of(kSpace);
+    const auto name_end = line.find_first_of(kBlanks);
     if (name_end == std::string_view::npos)
       return bad("expected HOST:PORT SHA256:…, found one word");
     auto name = parse_name(line.substr(0, name_end));
     if (!name) return bad(name.message());
     std::string_view rest = line.substr(name_end);
-    rest.remove_prefix(std::min(rest.size(), rest.find_first_not_of(kSpace)));
-    const std::string_view fingerprint = rest.substr(0, rest.find_first_of(kSpace));
+    rest.remove_prefix(std::min(rest.size(), rest.find_first_not_of(kBlanks)));
+    const std::string_view fingerprint = rest.substr(0, rest.find_first_of(kBlanks));
     if (auto ok = check_fingerprint(fingerprint); !ok) return bad(ok.message());
     out.entries_.push_back(KnownHost{std::move(*name), std::string(fingerprint), number});
   }

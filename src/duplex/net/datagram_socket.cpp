@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "duplex/core/errors.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/net/socket_activation.hpp"
 
@@ -30,10 +31,6 @@ namespace {
 // slow peers (each peer queues at most net.unix.max_dgram_qlen of ours; a full one gets EAGAIN).
 constexpr int kReceiveBuffer = 4 << 20;
 constexpr int kUnixSendBuffer = 4 << 20;
-
-std::error_code errno_code(int e) noexcept {
-  return {e, std::system_category()};
-}
 
 Failure bind_failure(const Endpoint& ep, int e) {
   const auto ec = errno_code(e);

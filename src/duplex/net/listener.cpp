@@ -2,6 +2,7 @@
 // owner-only Unix sockets, stale socket files replaced only when dead).
 #include "duplex/net/listener.hpp"
 
+#include "duplex/core/errors.hpp"
 #include "duplex/net/socket_activation.hpp"
 #include "duplex/net/socket_stream.hpp"
 
@@ -30,10 +31,6 @@ Failure bind_failure(const Endpoint& ep, const std::error_code& ec) {
     return fail(
         ec, fmt::format("cannot listen on {}: address not available on this machine", ep.url()));
   return fail(ec, fmt::format("cannot listen on {}: {}", ep.url(), ec.message()));
-}
-
-std::error_code errno_code(int e) noexcept {
-  return {e, std::system_category()};
 }
 
 Result<ip::tcp::endpoint> resolve_for_bind(asio::io_context& ctx, const Endpoint& ep) {

@@ -1,5 +1,6 @@
 // Socket activation: LISTEN_PID / LISTEN_FDS / LISTEN_FDNAMES read, checked and taken away.
 #include "duplex/net/socket_activation.hpp"
+#include "duplex/core/errors.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -28,10 +29,6 @@ namespace {
 constexpr int kFirstFd = 3;
 // More than any unit would pass; bounds the loop against a garbage LISTEN_FDS.
 constexpr long kMaxFds = 1024;
-
-std::error_code errno_code(int e) {
-  return {e, std::system_category()};
-}
 
 std::optional<long> parse_number(const char* text) {
   if (text == nullptr) return std::nullopt;

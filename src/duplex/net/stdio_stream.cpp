@@ -13,15 +13,12 @@
 #include <fmt/format.h>
 #include <asio/posix/stream_descriptor.hpp>
 
+#include "duplex/core/errors.hpp"
 #include "duplex/net/socket_ops.hpp"
 #include "duplex/net/socket_stream.hpp"
 
 namespace duplex::net {
 namespace {
-
-std::error_code errno_code(int e) {
-  return {e, std::system_category()};
-}
 
 // Reads fd 0, writes fd 1 (each its own descriptor); a half-close is closing the write side.
 class PipeStream final : public Stream {

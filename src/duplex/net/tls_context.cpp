@@ -80,16 +80,6 @@ constexpr const char* kSuites =
 // when client certificates are requested).
 constexpr std::string_view kSessionContext = "duplex";
 
-Failure openssl_failure(std::string_view what) {
-  const unsigned long e = ERR_peek_last_error();
-  std::array<char, 256> text{};
-  if (e != 0) ERR_error_string_n(e, text.data(), text.size());
-  ERR_clear_error();
-  if (e == 0) return fail(std::errc::invalid_argument, std::string(what));
-  return fail(std::error_code(static_cast<int>(ERR_GET_REASON(e)), asio::error::get_ssl_category()),
-              fmt::format("{}: {}", what, text.data()));
-}
-
 // Accepts whatever certificate the peer shows: there is no CA. What makes it safe is done by the
 // caller after the handshake: the key's fingerprint is compared with a pin (known_hosts,
 // authorized_keys), and TLS 1.3's CertificateVerify proved the peer holds that key.

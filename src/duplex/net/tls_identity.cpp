@@ -25,6 +25,18 @@
 #include <asio/ssl/error.hpp>
 
 namespace duplex::net {
+
+Failure openssl_failure(std::string_view what) {
+  const unsigned long e = ERR_peek_last_error();
+  std::array<char, 256> text{};
+  if (e != 0) ERR_error_string_n(e, text.data(), text.size());
+  ERR_clear_error();
+  const std::error_code code(static_cast<int>(e != 0 ? ERR_GET_REASON(e) : 0),
+                             asio::error::get_ssl_category());
+  if (e == 0) return fail(std::errc::invalid_argument, std::string(what));
+  return fail(code, fmt::format("{}: {}", what, text.data()));
+}
+
 namespace {
 
 struct BioFree {
@@ -36,18 +48,6 @@ struct BnFree {
 };
 
 constexpr long kValidityDays = 100L * 365;
-
-// The newest OpenSSL error as a Failure: the library's reason after our one-line context.
-Failure openssl_failure(std::string_view what) {
-  const unsigned long e = ERR_peek_last_error();
-  std::array<char, 256> text{};
-  if (e != 0) ERR_error_string_n(e, text.data(), text.size());
-  ERR_clear_error();
-  const std::error_code code(static_cast<int>(e != 0 ? ERR_GET_REASON(e) : 0),
-                             asio::error::get_ssl_category());
-  if (e == 0) return fail(std::errc::invalid_argument, std::string(what));
-  return fail(code, fmt::format("{}: {}", what, text.data()));
-}
 
 // Wipes a PEM-encoded key once it is no longer needed (it may sit in freed heap memory otherwise).
 struct Wiped {

@@ -36,6 +36,10 @@ std::string default_client_key_path();
 
 /// "SHA256:" + unpadded base64 of SHA-256 over the key's DER SubjectPublicKeyInfo (as ssh prints
 /// fingerprints; the hash is over the public key only, so a new certificate keeps it).
+/// The newest OpenSSL error as a Failure: the library's reason after our one-line context
+/// (`what`), and the queue cleared.
+Failure openssl_failure(std::string_view what);
+
 Result<std::string> key_fingerprint(EVP_PKEY* key);
 Result<std::string> certificate_fingerprint(X509* cert);
 /// The fingerprint of the key in `key_path` (a secret file, read as load_identity reads it),

@@ -36,8 +36,6 @@ using std::chrono::milliseconds;
 // in two system calls. The slots' buffers (2 MiB of address space) are touched only as large
 // datagrams arrive.
 constexpr std::size_t kBatch = 32;
-constexpr milliseconds kFirstBackoff{10};
-constexpr milliseconds kMaxBackoff{1000};
 
 // Errors that concern one peer, not the socket: reported once (after an ICMP error about an
 // earlier reply, udp(7)) and gone; the next receive works.

@@ -4,6 +4,7 @@
 // server rewrite.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,11 @@ namespace duplex::server {
 struct ServerState;
 class IoPool;
 class Refusals;
+
+/// After a failed accept or receive a front waits, doubling from the first to the most, so a
+/// shortage (no fds, no buffers) is not a busy loop and the logs see it once a step.
+inline constexpr std::chrono::milliseconds kFirstBackoff{10};
+inline constexpr std::chrono::milliseconds kMaxBackoff{1000};
 
 /// What every front shares with its server; all of it outlives the fronts.
 struct FrontContext {

@@ -28,9 +28,6 @@ namespace {
 using net::use_tuple;
 using std::chrono::milliseconds;
 
-constexpr milliseconds kFirstBackoff{10};
-constexpr milliseconds kMaxBackoff{1000};
-
 proc::UniqueFd open_spare() noexcept {
   return proc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
