@@ -36,6 +36,35 @@ class SocketStream final : public Stream {
   bool is_open() const noexcept override;
   void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept override;
 
+  /// Callback forms of read_some() and write(), for a session that keeps no coroutine frame
+  /// while it waits (server/raw_session.hpp): `handler(IoResult)` runs on get_executor(), as
+  /// any Asio completion does (never inside the call). The handler's own executor and
+  /// cancellation slot are not used: cancel() and close() end these operations.
+  template <typename Handler>
+  void async_read_some(asio::mutable_buffer into, Handler&& handler) {
+    std::visit(
+        [&](auto& s) {
+          s.async_read_some(into, [h = std::forward<Handler>(handler)](std::error_code ec,
+                                                                       std::size_t n) mutable {
+            std::move(h)(IoResult{ec, n});
+          });
+        },
+        s_);
+  }
+  /// Writes all of `bytes`.
+  template <typename Handler>
+  void async_write(asio::const_buffer bytes, Handler&& handler) {
+    std::visit(
+        [&](auto& s) {
+          asio::async_write(
+              s, bytes,
+              [h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
+                std::move(h)(IoResult{ec, n});
+              });
+        },
+        s_);
+  }
+
   /// Copies what has already arrived into `into` without taking it off the socket (MSG_PEEK), and
   /// without waiting: would_block when nothing is there. For reading a header of unknown length
   /// (the PROXY protocol's) without taking any byte that follows it.

@@ -12,11 +12,13 @@
 #include "duplex/core/limits.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/net/stream.hpp"
+#include "duplex/server/chunk.hpp"
 #include "duplex/server/state.hpp"
 
 namespace duplex::server {
 
 struct Worker;
+class ProxiedClient;
 
 /// What a session knows of the listener that accepted it (decided once, when it was bound).
 struct ListenerTraits {
@@ -99,9 +101,41 @@ void settle(SessionEntry& entry) noexcept;
 /// thread.
 void unsettle(SessionEntry& entry);
 
-/// Serves one accepted connection until it ends. Never throws for anything a peer can do.
-/// `settings`: the snapshot the connection was admitted under (its trust in a balancer was
-/// judged by it, so a reload in between cannot split the two); null: the one in force now.
+/// One connection and all it holds, on the heap: the coroutines serving it refer to it, and a
+/// parked raw session owns it outright (raw_session.hpp), so that an idle connection need keep no
+/// coroutine frame. Registered with its worker from construction; its destruction ends the
+/// session (closes the stream, unregisters, counts its bytes, gives back its address's place).
+/// The worker's thread only.
+struct Session {
+  Session(std::unique_ptr<net::Stream> s, ServerState& st, Worker& w, ListenerTraits listener,
+          std::shared_ptr<const Settings> settings);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  std::unique_ptr<net::Stream> stream;
+  SessionEntry entry;
+  ServerState& state;
+  std::list<SessionEntry*>::iterator registered;
+  /// Holds one of its address's --max-connections-per-address places (key: the peer's
+  /// client_key, never replaced for such a connection, which is not from a trusted proxy).
+  bool counted = false;
+  /// Behind a trusted balancer: the place its client holds (server/proxy.hpp).
+  std::unique_ptr<ProxiedClient> proxied;
+  /// The protocols read into it (chunk.hpp); here, for the whole session.
+  WaitBuffer wait;
+};
+
+/// Starts serving an accepted connection on `worker`'s thread (as run_session does), the session
+/// ending on its own. A raw connection over a plain socket then waits for its next bytes parked,
+/// with no coroutine frame (raw_session.hpp). `counted`: see Session::counted.
+void start_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
+                   ListenerTraits listener, std::shared_ptr<const Settings> settings, bool counted);
+
+/// Serves one accepted connection until it ends (never parked: its end is this coroutine's). Never
+/// throws for anything a peer can do. `settings`: the snapshot the connection was admitted under
+/// (its trust in a balancer was judged by it, so a reload in between cannot split the two); null:
+/// the one in force now.
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
                             ListenerTraits listener,
                             std::shared_ptr<const Settings> settings = nullptr);
