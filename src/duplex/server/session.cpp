@@ -54,9 +54,9 @@ awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEn
     return serve_raw_exec(stream, state, entry, std::move(first), wait);
   }
   entry.mode = tls ? "tls+raw" : "raw";
-  if (auto* socket = dynamic_cast<net::SocketStream*>(&stream); socket != nullptr && owner) {
+  if (owner != nullptr && dynamic_cast<net::SocketStream*>(&stream) != nullptr) {
     // From here the connection's handlers own the session, and the coroutines above it end.
-    serve_raw_parked(std::move(*owner), *socket, std::move(first));
+    serve_raw_parked(std::move(*owner), std::move(first));
     return []() -> awaitable<void> { co_return; }();
   }
   return serve_raw(stream, entry, std::move(first), wait, entry.settings->limits.read_chunk,

@@ -33,7 +33,7 @@ struct ListenerTraits {
   std::shared_ptr<const std::string> url;
 };
 
-/// What the server knows of one open connection; lives in the session's coroutine frame.
+/// What the server knows of one open connection; lives in its Session.
 struct SessionEntry {
   std::uint64_t id = 0;
   /// A string literal: new | [tls+]raw | [tls+]raw-exec | [tls+]framed | tls | tls-refused |
@@ -43,16 +43,17 @@ struct SessionEntry {
   std::chrono::steady_clock::time_point last_read;  // pushed forward by every read
   bool idle_expired = false;                        // set by the worker's idle sweep
   bool busy = false;                                // a command runs: not idle while it does
+  /// From accept until the protocol is settled (raw: the first byte; TLS: the handshake;
+  /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
+  /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
+  bool pending = true;
+  bool authenticated = false;  // (the bools together: every idle connection keeps an entry)
   std::uint64_t bytes_in = 0, bytes_out = 0;
   net::Stream* stream = nullptr;  // the outermost stream (the TLS one once TLS is up)
   ListenerTraits listener;
   /// The limits and exec settings this session runs under: the snapshot in force when it was
   /// accepted (a reload affects new connections only).
   std::shared_ptr<const Settings> settings;
-  /// From accept until the protocol is settled (raw: the first byte; TLS: the handshake;
-  /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
-  /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
-  bool pending = true;
   /// Where a pending session is counted (null in tests that build an entry by hand), the key it
   /// has there, and its worker (the early drop closes it there).
   PendingSessions* pending_set = nullptr;
@@ -61,7 +62,6 @@ struct SessionEntry {
   /// When set (not max), the worker's sweep closes the session at this time: the end of the
   /// TLS handshake / HELLO / AUTH phase (Limits::auth_deadline), cleared once it is done.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  bool authenticated = false;
   std::string identity;  // how the client authenticated ("token", "uid 1000", "key SHA256:…")
   /// For stats: the service in use when it is not the mode's own (a string literal: "exec",
   /// "stats"), and the running command as the exec service shows it (owned there; empty: none).

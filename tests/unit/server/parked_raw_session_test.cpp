@@ -34,7 +34,6 @@ class ParkedRawSession : public ::testing::Test {
     client_ = proc::UniqueFd(fds[0]);
     auto stream = std::make_unique<net::SocketStream>(
         net::unix_proto::socket(io_, net::unix_proto(), fds[1]));
-    net::SocketStream& socket = *stream;
     state_.live = 1;
     auto session =
         std::make_unique<Session>(std::move(stream), state_, worker_, ListenerTraits{}, nullptr);
@@ -43,7 +42,7 @@ class ParkedRawSession : public ::testing::Test {
     std::memcpy(session->wait.data(), first.data(), first.size());
     Chunk c{PooledBuffer(), std::span(session->wait.data(), first.size())};
     settle(session->entry);
-    serve_raw_parked(std::move(session), socket, std::move(c));
+    serve_raw_parked(std::move(session), std::move(c));
   }
 
   // Runs until the reply's write has completed (`out` bytes written in all): the session is then
@@ -167,12 +166,11 @@ TEST_F(ParkedRawSession, AnEventLoopDestroyedUnderAParkedSessionUnregistersIt) {
   proc::UniqueFd peer(fds[0]);
   auto stream = std::make_unique<net::SocketStream>(
       net::unix_proto::socket(*doomed, net::unix_proto(), fds[1]));
-  net::SocketStream& socket = *stream;
   state_.live = 1;
   auto session = std::make_unique<Session>(std::move(stream), state_, w, ListenerTraits{}, nullptr);
   std::memcpy(session->wait.data(), "y", 1);
   Chunk c{PooledBuffer(), std::span(session->wait.data(), 1)};
-  serve_raw_parked(std::move(session), socket, std::move(c));
+  serve_raw_parked(std::move(session), std::move(c));
   // Parked once its reply is out.
   char reply = 0;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
