@@ -1,6 +1,7 @@
 // SocketStream: the Stream over a connected TCP or Unix stream socket.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <utility>
 #include <variant>
@@ -9,6 +10,19 @@
 #include "duplex/net/stream.hpp"
 
 namespace duplex::net {
+
+/// std::allocator under another name, so that Asio allocates with it as asked instead of
+/// recycling (see SocketStream::async_read_some).
+template <typename T>
+struct ExactAllocator {
+  using value_type = T;
+  ExactAllocator() noexcept = default;
+  template <typename U>
+  ExactAllocator(const ExactAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  friend bool operator==(ExactAllocator, ExactAllocator) noexcept { return true; }
+};
 
 class SocketStream final : public Stream {
  public:
@@ -35,6 +49,40 @@ class SocketStream final : public Stream {
   void abort() noexcept override;
   bool is_open() const noexcept override;
   void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept override;
+
+  /// Callback forms of read_some() and write(), for a session that keeps no coroutine frame
+  /// while it waits (server/raw_session.hpp): `handler(IoResult)` runs on get_executor(), as
+  /// any Asio completion does (never inside the call). The handler's own executor and
+  /// cancellation slot are not used: cancel() and close() end these operations.
+  /// The read is allocated at its own size: Asio's per-thread recycling would hand it whatever
+  /// block was freed last (a coroutine frame of hundreds of bytes), and an idle connection keeps
+  /// its read.
+  template <typename Handler>
+  void async_read_some(asio::mutable_buffer into, Handler&& handler) {
+    std::visit(
+        [&](auto& s) {
+          s.async_read_some(into,
+                            asio::bind_allocator(ExactAllocator<void>(),
+                                                 [h = std::forward<Handler>(handler)](
+                                                     std::error_code ec, std::size_t n) mutable {
+                                                   std::move(h)(IoResult{ec, n});
+                                                 }));
+        },
+        s_);
+  }
+  /// Writes all of `bytes`.
+  template <typename Handler>
+  void async_write(asio::const_buffer bytes, Handler&& handler) {
+    std::visit(
+        [&](auto& s) {
+          asio::async_write(
+              s, bytes,
+              [h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
+                std::move(h)(IoResult{ec, n});
+              });
+        },
+        s_);
+  }
 
   /// Copies what has already arrived into `into` without taking it off the socket (MSG_PEEK), and
   /// without waiting: would_block when nothing is there. For reading a header of unknown length

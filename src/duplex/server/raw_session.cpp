@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <exception>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -51,6 +53,67 @@ awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, Chunk got,
     entry.bytes_in += got.bytes.size();
     entry.last_read = Clock::now();
   }
+}
+
+namespace {
+
+void reply_parked(std::unique_ptr<Session> s, Chunk got);
+
+// The parked loop runs only over a SocketStream (serve_raw_parked); the handlers keep the
+// session alone, not a second pointer to its stream, for an idle read is kept per connection.
+net::SocketStream& socket_of(Session& s) noexcept {
+  return static_cast<net::SocketStream&>(*s.stream);
+}
+
+// A handler that escapes would stop the worker's event loop: the session ends instead, as a
+// coroutine session's unexpected error does.
+template <typename Step>
+void guarded(Step&& step) noexcept {
+  try {
+    std::forward<Step>(step)();
+  } catch (const std::exception& x) {
+    spdlog::error("session ended by an unexpected error: {}", x.what());
+  }
+}
+
+// Waits for the next chunk in a read into the session's wait buffer: no system call more than
+// the coroutine's read (Asio tries the read first, and registers no new interest to wait).
+void read_parked(std::unique_ptr<Session> s) {
+  net::SocketStream& socket = socket_of(*s);
+  const auto into = asio::buffer(s->wait);
+  socket.async_read_some(into, [s = std::move(s)](net::IoResult r) mutable {
+    // EOF: everything was answered, and the session's end sends our FIN (nothing is left
+    // unread, so it is no reset). Cancelled by the idle sweep or closed: it ends too.
+    if (r.ec) return;
+    guarded([&] {
+      Chunk got = take_chunk(*s->stream, s->wait, r.n, s->entry.settings->limits.read_chunk);
+      s->entry.bytes_in += got.bytes.size();
+      s->entry.last_read = Clock::now();
+      reply_parked(std::move(s), std::move(got));
+    });
+  });
+}
+
+void reply_parked(std::unique_ptr<Session> s, Chunk got) {
+  services::to_upper_in_place(got.bytes);
+  const auto reply = asio::buffer(got.bytes.data(), got.bytes.size());
+  net::SocketStream& socket = socket_of(*s);
+  socket.async_write(reply, [s = std::move(s), got = std::move(got)](net::IoResult r) mutable {
+    if (r.ec) return;
+    guarded([&] {
+      s->entry.bytes_out += r.n;
+      if (auto* round_trip = s->state.upper_round_trip.get(); round_trip != nullptr)
+        round_trip->observe(Clock::now() - s->entry.last_read);
+      got.pooled.release();  // waiting, the connection holds only its small wait buffer
+      read_parked(std::move(s));
+    });
+  });
+}
+
+}  // namespace
+
+void serve_raw_parked(std::unique_ptr<Session> session, Chunk first) {
+  reply_parked(std::move(session), std::move(first));
 }
 
 // The seed's remote_server.py protocol (--raw-exec): each chunk received is a shell command; the

@@ -5,7 +5,10 @@
 #include <cstddef>
 #include <span>
 
+#include <memory>
+
 #include "duplex/net/asio.hpp"
+#include "duplex/net/socket_stream.hpp"
 #include "duplex/net/stream.hpp"
 #include "duplex/server/chunk.hpp"
 #include "duplex/server/session.hpp"
@@ -19,6 +22,13 @@ namespace duplex::server {
 awaitable<void> serve_raw(net::Stream& stream, SessionEntry& entry, Chunk first,
                           std::span<std::byte> wait, std::size_t chunk,
                           LatencyHistogram* round_trip = nullptr);
+
+/// serve_raw over a plain socket as completion handlers instead of a coroutine: between messages
+/// the connection holds its Session and one pending read into Session::wait, no coroutine frame
+/// (an idle connection is counted in bytes: docs/BENCHMARKS.md, W5). `session->stream` must be a
+/// net::SocketStream. Owns the session from here: it is destroyed, ending the connection, on
+/// EOF, an error, cancel() or close().
+void serve_raw_parked(std::unique_ptr<Session> session, Chunk first);
 
 /// Runs the first chunk and every later one as a command (--raw-exec); loopback/Unix only.
 awaitable<void> serve_raw_exec(net::Stream& stream, ServerState& state, SessionEntry& entry,

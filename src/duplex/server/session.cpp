@@ -7,6 +7,7 @@
 #include <string_view>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include <fmt/format.h>
@@ -35,10 +36,11 @@ constexpr std::string_view kTlsOnlyRaw =
 
 // The protocol inside the connection (inside TLS too), from its first chunk. Not a coroutine:
 // it returns the chosen session's awaitable, so a session's frames are only the ones it uses
-// (docs/BENCHMARKS.md: idle connections are counted in bytes).
+// (docs/BENCHMARKS.md: idle connections are counted in bytes). `owner`: the session may be
+// handed over to a parked raw loop (null: it may not; see start_session).
 awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEntry& entry,
                               Chunk first, std::span<std::byte> wait, wire::Opening opening,
-                              bool tls) {
+                              bool tls, std::unique_ptr<Session>* owner = nullptr) {
   if (opening == wire::Opening::framed) {
     // Pending until WELCOME (and again during AUTH): the framed session settles itself.
     entry.mode = tls ? "tls+framed" : "framed";
@@ -52,6 +54,11 @@ awaitable<void> serve_opening(net::Stream& stream, ServerState& state, SessionEn
     return serve_raw_exec(stream, state, entry, std::move(first), wait);
   }
   entry.mode = tls ? "tls+raw" : "raw";
+  if (owner != nullptr && dynamic_cast<net::SocketStream*>(&stream) != nullptr) {
+    // From here the connection's handlers own the session, and the coroutines above it end.
+    serve_raw_parked(std::move(*owner), std::move(first));
+    return []() -> awaitable<void> { co_return; }();
+  }
   return serve_raw(stream, entry, std::move(first), wait, entry.settings->limits.read_chunk,
                    state.upper_round_trip.get());
 }
@@ -149,13 +156,15 @@ awaitable<void> serve_tls(std::unique_ptr<net::Stream>& stream, ServerState& sta
   if (t.is_open()) co_await t.shutdown_send();
 }
 
-awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
-                      SessionEntry& entry) {
+// `owner`: as serve_opening's; the session must not be touched once it is handed over.
+awaitable<void> serve(Session& session, std::unique_ptr<Session>* owner) {
+  std::unique_ptr<net::Stream>& stream = session.stream;
+  ServerState& state = session.state;
+  SessionEntry& entry = session.entry;
+  const std::span<std::byte> wait(session.wait);
   // Before the first byte a connection is held only by the early drop and the idle timeout: the
   // tutorial's client connects, then waits for its user to type.
-  // The wait buffer lives here, for the whole session: the protocols read into it (chunk.hpp).
-  WaitBuffer wait;
-  auto [ec, n] = co_await stream->read_some(asio::buffer(wait));
+  auto [ec, n] = co_await stream->read_some(asio::buffer(wait.data(), wait.size()));
   if (ec) co_return;  // closed before saying anything
   Chunk first = take_chunk(*stream, wait, n, entry.settings->limits.read_chunk);
   entry.bytes_in += first.bytes.size();
@@ -184,7 +193,7 @@ awaitable<void> serve(std::unique_ptr<net::Stream>& stream, ServerState& state,
     co_return;
   }
   if (entry.listener.tls_only) co_return co_await refuse_plaintext(*stream, entry, opening);
-  co_await serve_opening(*stream, state, entry, std::move(first), wait, opening, false);
+  co_await serve_opening(*stream, state, entry, std::move(first), wait, opening, false, owner);
 }
 
 }  // namespace
@@ -261,49 +270,80 @@ void Worker::sweep(Clock::time_point now, std::chrono::milliseconds timeout) {
   }
 }
 
-awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
-                            ListenerTraits listener, std::shared_ptr<const Settings> settings) {
-  SessionEntry entry;
+Session::Session(std::unique_ptr<net::Stream> s, ServerState& st, Worker& w,
+                 ListenerTraits listener, std::shared_ptr<const Settings> settings)
+    : stream(std::move(s)), state(st) {
   entry.id = state.next_id.fetch_add(1, std::memory_order_relaxed);
   entry.started = entry.last_read = Clock::now();
   entry.stream = stream.get();
-  entry.listener = listener;
+  entry.listener = std::move(listener);
   entry.settings = settings ? std::move(settings) : state.settings.get();
-  entry.worker = &worker;
-  worker.sessions.push_front(&entry);
-  // Unregisters on every way out, including cancellation at shutdown.
-  struct Registration {
-    Worker& w;
-    ServerState& st;
-    SessionEntry& e;
-    std::list<SessionEntry*>::iterator it;
-    ~Registration() {
-      settle(e);
-      w.sessions.erase(it);
-      st.bytes_in_closed.fetch_add(e.bytes_in, std::memory_order_relaxed);
-      st.bytes_out_closed.fetch_add(e.bytes_out, std::memory_order_relaxed);
-      if (st.live.fetch_sub(1) == 1 && st.stopping.load() && st.on_drained) st.on_drained();
-    }
-  } registration{worker, state, entry, worker.sessions.begin()};
-  // Pending until its protocol is settled; at the cap, the oldest pending one is dropped.
-  entry.pending_set = &state.pending;
-  entry.pending_key = state.pending.add(worker, entry.id, entry.peer());
-  spdlog::debug("[c{}] session from {}: open", entry.id, entry.peer());
-  // Behind a load balancer: its header first, then the client it names is the peer.
-  std::unique_ptr<ProxiedClient> proxied;
-  if (listener.from_trusted_proxy) {
-    proxied = co_await accept_proxy_header(*stream, state, entry);
-    if (!proxied) {
-      stream->close();
-      co_return;
-    }
-  }
+  entry.worker = &w;
+  w.sessions.push_front(&entry);
+  registered = w.sessions.begin();
+}
 
-  co_await serve(stream, state, entry);
+// Runs on every way out, including cancellation at shutdown.
+Session::~Session() {
   if (entry.idle_expired) spdlog::debug("[c{}] session ({}): idle timeout", entry.id, entry.peer());
   stream->close();
   spdlog::debug("[c{}] session ({}): closed, {} bytes in, {} bytes out", entry.id, entry.peer(),
                 entry.bytes_in, entry.bytes_out);
+  settle(entry);
+  entry.worker->sessions.erase(registered);
+  state.bytes_in_closed.fetch_add(entry.bytes_in, std::memory_order_relaxed);
+  state.bytes_out_closed.fetch_add(entry.bytes_out, std::memory_order_relaxed);
+  proxied.reset();
+  if (counted) state.per_address.give_back(stream->peer().client_key);
+  if (state.live.fetch_sub(1) == 1 && state.stopping.load() && state.on_drained) state.on_drained();
+}
+
+namespace {
+
+// The session's coroutine, from registration to its protocol. `may_park`: see start_session.
+awaitable<void> open_session(std::unique_ptr<net::Stream> stream, ServerState& state,
+                             Worker& worker, ListenerTraits listener,
+                             std::shared_ptr<const Settings> settings, bool counted,
+                             bool may_park) {
+  auto session = std::make_unique<Session>(std::move(stream), state, worker, std::move(listener),
+                                           std::move(settings));
+  Session& s = *session;
+  s.counted = counted;
+  // Pending until its protocol is settled; at the cap, the oldest pending one is dropped.
+  s.entry.pending_set = &state.pending;
+  s.entry.pending_key = state.pending.add(worker, s.entry.id, s.entry.peer());
+  spdlog::debug("[c{}] session from {}: open", s.entry.id, s.entry.peer());
+  // Behind a load balancer: its header first, then the client it names is the peer.
+  if (s.entry.listener.from_trusted_proxy) {
+    s.proxied = co_await accept_proxy_header(*s.stream, state, s.entry);
+    if (!s.proxied) co_return;
+  }
+  co_await serve(s, may_park ? &session : nullptr);
+}
+
+}  // namespace
+
+void start_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
+                   ListenerTraits listener, std::shared_ptr<const Settings> settings,
+                   bool counted) {
+  auto ex = stream->get_executor();
+  asio::co_spawn(ex,
+                 open_session(std::move(stream), state, worker, std::move(listener),
+                              std::move(settings), counted, true),
+                 [](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& x) {
+                     spdlog::error("session ended by an unexpected error: {}", x.what());
+                   }
+                 });
+}
+
+awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
+                            ListenerTraits listener, std::shared_ptr<const Settings> settings) {
+  return open_session(std::move(stream), state, worker, std::move(listener), std::move(settings),
+                      false, false);
 }
 
 }  // namespace duplex::server

@@ -12,11 +12,13 @@
 #include "duplex/core/limits.hpp"
 #include "duplex/net/asio.hpp"
 #include "duplex/net/stream.hpp"
+#include "duplex/server/chunk.hpp"
 #include "duplex/server/state.hpp"
 
 namespace duplex::server {
 
 struct Worker;
+class ProxiedClient;
 
 /// What a session knows of the listener that accepted it (decided once, when it was bound).
 struct ListenerTraits {
@@ -31,7 +33,7 @@ struct ListenerTraits {
   std::shared_ptr<const std::string> url;
 };
 
-/// What the server knows of one open connection; lives in the session's coroutine frame.
+/// What the server knows of one open connection; lives in its Session.
 struct SessionEntry {
   std::uint64_t id = 0;
   /// A string literal: new | [tls+]raw | [tls+]raw-exec | [tls+]framed | tls | tls-refused |
@@ -41,16 +43,17 @@ struct SessionEntry {
   std::chrono::steady_clock::time_point last_read;  // pushed forward by every read
   bool idle_expired = false;                        // set by the worker's idle sweep
   bool busy = false;                                // a command runs: not idle while it does
+  /// From accept until the protocol is settled (raw: the first byte; TLS: the handshake;
+  /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
+  /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
+  bool pending = true;
+  bool authenticated = false;  // (the bools together: every idle connection keeps an entry)
   std::uint64_t bytes_in = 0, bytes_out = 0;
   net::Stream* stream = nullptr;  // the outermost stream (the TLS one once TLS is up)
   ListenerTraits listener;
   /// The limits and exec settings this session runs under: the snapshot in force when it was
   /// accepted (a reload affects new connections only).
   std::shared_ptr<const Settings> settings;
-  /// From accept until the protocol is settled (raw: the first byte; TLS: the handshake;
-  /// framed: WELCOME, and again from AUTH to AUTH_OK): such connections are capped
-  /// (Limits::max_unauthenticated, the oldest dropped first) and held to Limits::auth_deadline.
-  bool pending = true;
   /// Where a pending session is counted (null in tests that build an entry by hand), the key it
   /// has there, and its worker (the early drop closes it there).
   PendingSessions* pending_set = nullptr;
@@ -59,7 +62,6 @@ struct SessionEntry {
   /// When set (not max), the worker's sweep closes the session at this time: the end of the
   /// TLS handshake / HELLO / AUTH phase (Limits::auth_deadline), cleared once it is done.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  bool authenticated = false;
   std::string identity;  // how the client authenticated ("token", "uid 1000", "key SHA256:…")
   /// For stats: the service in use when it is not the mode's own (a string literal: "exec",
   /// "stats"), and the running command as the exec service shows it (owned there; empty: none).
@@ -99,9 +101,41 @@ void settle(SessionEntry& entry) noexcept;
 /// thread.
 void unsettle(SessionEntry& entry);
 
-/// Serves one accepted connection until it ends. Never throws for anything a peer can do.
-/// `settings`: the snapshot the connection was admitted under (its trust in a balancer was
-/// judged by it, so a reload in between cannot split the two); null: the one in force now.
+/// One connection and all it holds, on the heap: the coroutines serving it refer to it, and a
+/// parked raw session owns it outright (raw_session.hpp), so that an idle connection need keep no
+/// coroutine frame. Registered with its worker from construction; its destruction ends the
+/// session (closes the stream, unregisters, counts its bytes, gives back its address's place).
+/// The worker's thread only.
+struct Session {
+  Session(std::unique_ptr<net::Stream> s, ServerState& st, Worker& w, ListenerTraits listener,
+          std::shared_ptr<const Settings> settings);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  std::unique_ptr<net::Stream> stream;
+  SessionEntry entry;
+  ServerState& state;
+  std::list<SessionEntry*>::iterator registered;
+  /// Holds one of its address's --max-connections-per-address places (key: the peer's
+  /// client_key, never replaced for such a connection, which is not from a trusted proxy).
+  bool counted = false;
+  /// Behind a trusted balancer: the place its client holds (server/proxy.hpp).
+  std::unique_ptr<ProxiedClient> proxied;
+  /// The protocols read into it (chunk.hpp); here, for the whole session.
+  WaitBuffer wait;
+};
+
+/// Starts serving an accepted connection on `worker`'s thread (as run_session does), the session
+/// ending on its own. A raw connection over a plain socket then waits for its next bytes parked,
+/// with no coroutine frame (raw_session.hpp). `counted`: see Session::counted.
+void start_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
+                   ListenerTraits listener, std::shared_ptr<const Settings> settings, bool counted);
+
+/// Serves one accepted connection until it ends (never parked: its end is this coroutine's). Never
+/// throws for anything a peer can do. `settings`: the snapshot the connection was admitted under
+/// (its trust in a balancer was judged by it, so a reload in between cannot split the two); null:
+/// the one in force now.
 awaitable<void> run_session(std::unique_ptr<net::Stream> stream, ServerState& state, Worker& worker,
                             ListenerTraits listener,
                             std::shared_ptr<const Settings> settings = nullptr);

@@ -171,19 +171,7 @@ void StreamFront::admit(std::unique_ptr<net::Stream> stream, Worker& worker) {
   }
   state.live.fetch_add(1);
   state.accepted.fetch_add(1, std::memory_order_relaxed);
-  auto ex = stream->get_executor();
-  // The completion runs on the session's worker when the session has ended.
-  std::string counted_key = per_address > 0 ? peer.client_key : std::string();
-  asio::co_spawn(ex, run_session(std::move(stream), state, worker, traits, settings),
-                 [&counts = state.per_address, key = std::move(counted_key)](std::exception_ptr e) {
-                   if (!key.empty()) counts.give_back(key);
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& x) {
-                     spdlog::error("session ended by an unexpected error: {}", x.what());
-                   }
-                 });
+  start_session(std::move(stream), state, worker, traits, settings, per_address > 0);
 }
 
 // Refusals are logged on the control thread, whichever thread accepts.
