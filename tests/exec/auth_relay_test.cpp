@@ -118,8 +118,116 @@ TEST(ExecTokenNeverSent, AFakeTcpServerLearnsNothingAndIsCalledAnImpostor) {
   EXPECT_FALSE(contains(types, msg::auth)) << "no AUTH with a token in it";
 }
 
+// A fake that never answers: what a client sends before it hears anything (at most 10 s).
+std::string record_unanswered(int listen_fd) {
+  const int c = ::accept(listen_fd, nullptr, nullptr);
+  if (c < 0) return {};
+  std::string rec;
+  while (!contains(frame_types(rec), msg::auth_start)) {
+    pollfd p{c, POLLIN, 0};
+    if (::poll(&p, 1, 10'000) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    rec.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(c);
+  return rec;
+}
+
+// AUTH_START goes with HELLO (docs/PROTOCOL.md lets requests follow HELLO before WELCOME): one
+// round trip less for every `duplex exec`. Before, the client waited for WELCOME and this fake
+// recorded HELLO alone.
+TEST(ExecAuthWire, AuthStartTravelsWithHelloBeforeWelcome) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string url = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+
+  std::string rec;
+  std::thread fake([&] { rec = record_unanswered(fd); });
+  const auto r = run({duplex_bin(), "exec", url, "--", "id"}, {}, 30s, {"DUPLEX_TOKEN=" + kToken});
+  fake.join();
+  ::close(fd);
+
+  EXPECT_EQ(r.status, (ExitStatus{true, 255})) << r.err;  // the fake closed without a word
+  const auto types = frame_types(rec);
+  ASSERT_GE(types.size(), 2u) << hex_of(rec);
+  EXPECT_EQ(types[0], msg::hello);
+  EXPECT_EQ(types[1], msg::auth_start) << hex_of(rec);
+  EXPECT_TRUE(holds_no_trace_of(rec, kToken));
+}
+
+// A fake that lets any client in (WELCOME, AUTH_OK) and returns what the recv that brought the
+// client's EXEC_START held, then closes (at most 10 s).
+std::string recv_with_exec_start(int listen_fd) {
+  const int c = ::accept(listen_fd, nullptr, nullptr);
+  if (c < 0) return {};
+  std::string rec, last;
+  bool answered = false;
+  while (!contains(frame_types(rec), msg::exec_start)) {
+    pollfd p{c, POLLIN, 0};
+    if (::poll(&p, 1, 10'000) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    last.assign(buf, static_cast<std::size_t>(n));
+    rec += last;
+    if (!answered && contains(frame_types(rec), msg::auth_start)) {
+      std::string w, ok;
+      put_be16(w, 1);
+      put_be32(w, 1u << 20);
+      put_str(w, "fake");
+      put_str(ok, "fake identity");
+      put_be32(ok, 1u << 20);
+      const std::string reply = frame(msg::welcome, w) + frame(msg::auth_ok, ok);
+      if (::send(c, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) break;
+      answered = true;
+    }
+  }
+  ::close(c);
+  return last;
+}
+
+// Stdin already at its end (here /dev/null) is known before EXEC_START goes: STDIN_EOF goes in
+// the same write, and no reader thread starts. Before, STDIN_EOF followed from the reader thread
+// in a write of its own.
+TEST(ExecAuthWire, StdinAtItsEndGoesWithExecStart) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string url = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+
+  std::string last;
+  std::thread fake([&] { last = recv_with_exec_start(fd); });
+  const auto r = run(
+      {"/bin/sh", "-c", "exec \"$@\" </dev/null", "sh", duplex_bin(), "exec", url, "--", "true"},
+      {}, 30s);
+  fake.join();
+  ::close(fd);
+
+  EXPECT_EQ(r.status, (ExitStatus{true, 255})) << r.err;  // the fake closed without an EXIT
+  // frame_types skips 4 bytes of preface: put them back in front of this one read.
+  const auto types = frame_types(std::string(4, '\0') + last);
+  ASSERT_EQ(types.size(), 2u) << hex_of(last);
+  EXPECT_EQ(types[0], msg::exec_start);
+  EXPECT_EQ(types[1], msg::stdin_eof);
+}
+
 // A socket path in a shared directory, taken by another user: the client checks who serves it
-// (SO_PEERCRED) and says nothing more than the handshake.
+// (SO_PEERCRED) and says nothing at all (AUTH_START goes in HELLO's write, so HELLO waits too).
 TEST(ExecTokenNeverSent, AUnixSocketServedByAnotherUidGetsNoAuthentication) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to serve a socket as nobody";
   const passwd* nobody = ::getpwnam("nobody");
@@ -172,7 +280,7 @@ TEST(ExecTokenNeverSent, AUnixSocketServedByAnotherUidGetsNoAuthentication) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_TRUE(holds_no_trace_of(rec, kToken));
   const auto types = frame_types(rec);
-  EXPECT_TRUE(contains(types, msg::hello)) << hex_of(rec);
+  EXPECT_TRUE(rec.empty()) << "refused before a byte was sent: " << hex_of(rec);
   EXPECT_FALSE(contains(types, msg::auth_start)) << "refused before AUTH_START";
   EXPECT_FALSE(contains(types, msg::auth));
 }
