@@ -17,7 +17,9 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -48,38 +50,54 @@ bool contains(const std::vector<std::uint8_t>& v, std::uint8_t t) {
   return std::find(v.begin(), v.end(), t) != v.end();
 }
 
-// The 20-line fake: accept one client, answer HELLO with WELCOME and AUTH_START with a challenge
-// it cannot prove (it does not know the token), and record every byte until the client leaves.
-std::string record_one_client(int listen_fd) {
+// One client of a fake server: accepts it, then after each read (at most 10 s apart) asks
+// `step(everything read so far, this read)` what to send back; nullopt stops. Returns all read.
+template <class Step>
+std::string fake_one_client(int listen_fd, Step step) {
   const int c = ::accept(listen_fd, nullptr, nullptr);
   if (c < 0) return {};
   std::string rec;
-  bool welcomed = false, challenged = false;
   for (;;) {
     pollfd p{c, POLLIN, 0};
     if (::poll(&p, 1, 10'000) <= 0) break;
     char buf[4096];
     const ssize_t n = ::recv(c, buf, sizeof buf, 0);
     if (n <= 0) break;
-    rec.append(buf, static_cast<std::size_t>(n));
-    const auto types = frame_types(rec);
-    std::string reply;
-    if (!welcomed && contains(types, msg::hello)) {
-      std::string w;
-      put_be16(w, 1);
-      put_be32(w, 1u << 20);
-      put_str(w, "fake");
-      reply += frame(msg::welcome, w);
-      welcomed = true;
-    }
-    if (!challenged && contains(types, msg::auth_start)) {
-      reply += frame(msg::auth_challenge, auth::nonce() + auth::nonce());
-      challenged = true;
-    }
-    if (!reply.empty() && ::send(c, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) break;
+    const std::string_view got(buf, static_cast<std::size_t>(n));
+    rec += got;
+    const std::optional<std::string> reply = step(rec, got);
+    if (!reply) break;
+    if (!reply->empty() && ::send(c, reply->data(), reply->size(), MSG_NOSIGNAL) < 0) break;
   }
   ::close(c);
   return rec;
+}
+
+std::string welcome_frame() {
+  std::string w;
+  put_be16(w, 1);
+  put_be32(w, 1u << 20);
+  put_str(w, "fake");
+  return frame(msg::welcome, w);
+}
+
+// The 20-line fake: accept one client, answer HELLO with WELCOME and AUTH_START with a challenge
+// it cannot prove (it does not know the token), and record every byte until the client leaves.
+std::string record_one_client(int listen_fd) {
+  bool welcomed = false, challenged = false;
+  return fake_one_client(listen_fd, [&](const std::string& rec, std::string_view) {
+    const auto types = frame_types(rec);
+    std::optional<std::string> reply(std::in_place);
+    if (!welcomed && contains(types, msg::hello)) {
+      *reply += welcome_frame();
+      welcomed = true;
+    }
+    if (!challenged && contains(types, msg::auth_start)) {
+      *reply += frame(msg::auth_challenge, auth::nonce() + auth::nonce());
+      challenged = true;
+    }
+    return reply;
+  });
 }
 
 ExecRequest true_cmd() {
@@ -90,17 +108,27 @@ ExecRequest true_cmd() {
 
 const std::string kToken = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-TEST(ExecTokenNeverSent, AFakeTcpServerLearnsNothingAndIsCalledAnImpostor) {
+// A TCP socket listening on 127.0.0.1 (port 0) for a fake server; -1 on failure. `url` names it.
+int loopback_listener(std::string& url) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
+  if (fd < 0) return -1;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(fd, 4), 0);
   socklen_t len = sizeof a;
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const std::string url = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  url = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  return fd;
+}
+
+TEST(ExecTokenNeverSent, AFakeTcpServerLearnsNothingAndIsCalledAnImpostor) {
+  std::string url;
+  const int fd = loopback_listener(url);
+  ASSERT_GE(fd, 0);
 
   std::string rec;
   std::thread fake([&] { rec = record_one_client(fd); });
@@ -118,8 +146,84 @@ TEST(ExecTokenNeverSent, AFakeTcpServerLearnsNothingAndIsCalledAnImpostor) {
   EXPECT_FALSE(contains(types, msg::auth)) << "no AUTH with a token in it";
 }
 
+// A fake that never answers: what a client sends before it hears anything (at most 10 s).
+std::string record_unanswered(int listen_fd) {
+  return fake_one_client(listen_fd, [](const std::string& rec, std::string_view) {
+    return contains(frame_types(rec), msg::auth_start) ? std::nullopt
+                                                       : std::optional<std::string>(std::in_place);
+  });
+}
+
+// AUTH_START goes with HELLO (docs/PROTOCOL.md lets requests follow HELLO before WELCOME): one
+// round trip less for every `duplex exec`. Before, the client waited for WELCOME and this fake
+// recorded HELLO alone.
+TEST(ExecAuthWire, AuthStartTravelsWithHelloBeforeWelcome) {
+  std::string url;
+  const int fd = loopback_listener(url);
+  ASSERT_GE(fd, 0);
+
+  std::string rec;
+  std::thread fake([&] { rec = record_unanswered(fd); });
+  const auto r = run({duplex_bin(), "exec", url, "--", "id"}, {}, 30s, {"DUPLEX_TOKEN=" + kToken});
+  fake.join();
+  ::close(fd);
+
+  EXPECT_EQ(r.status, (ExitStatus{true, 255})) << r.err;  // the fake closed without a word
+  const auto types = frame_types(rec);
+  ASSERT_GE(types.size(), 2u) << hex_of(rec);
+  EXPECT_EQ(types[0], msg::hello);
+  EXPECT_EQ(types[1], msg::auth_start) << hex_of(rec);
+  EXPECT_TRUE(holds_no_trace_of(rec, kToken));
+}
+
+// A fake that lets any client in (WELCOME, AUTH_OK) and returns what the recv that brought the
+// client's EXEC_START held, then closes (at most 10 s).
+std::string recv_with_exec_start(int listen_fd) {
+  std::string last;
+  bool answered = false;
+  fake_one_client(listen_fd, [&](const std::string& rec, std::string_view got) {
+    last = got;
+    const auto types = frame_types(rec);
+    std::optional<std::string> reply(std::in_place);
+    if (contains(types, msg::exec_start)) return std::optional<std::string>();
+    if (!answered && contains(types, msg::auth_start)) {
+      std::string ok;
+      put_str(ok, "fake identity");
+      put_be32(ok, 1u << 20);
+      *reply = welcome_frame() + frame(msg::auth_ok, ok);
+      answered = true;
+    }
+    return reply;
+  });
+  return last;
+}
+
+// Stdin already at its end (here /dev/null) is known before EXEC_START goes: STDIN_EOF goes in
+// the same write, and no reader thread starts. Before, STDIN_EOF followed from the reader thread
+// in a write of its own.
+TEST(ExecAuthWire, StdinAtItsEndGoesWithExecStart) {
+  std::string url;
+  const int fd = loopback_listener(url);
+  ASSERT_GE(fd, 0);
+
+  std::string last;
+  std::thread fake([&] { last = recv_with_exec_start(fd); });
+  const auto r = run(
+      {"/bin/sh", "-c", "exec \"$@\" </dev/null", "sh", duplex_bin(), "exec", url, "--", "true"},
+      {}, 30s);
+  fake.join();
+  ::close(fd);
+
+  EXPECT_EQ(r.status, (ExitStatus{true, 255})) << r.err;  // the fake closed without an EXIT
+  // frame_types skips 4 bytes of preface: put them back in front of this one read.
+  const auto types = frame_types(std::string(4, '\0') + last);
+  ASSERT_EQ(types.size(), 2u) << hex_of(last);
+  EXPECT_EQ(types[0], msg::exec_start);
+  EXPECT_EQ(types[1], msg::stdin_eof);
+}
+
 // A socket path in a shared directory, taken by another user: the client checks who serves it
-// (SO_PEERCRED) and says nothing more than the handshake.
+// (SO_PEERCRED) and says nothing at all (AUTH_START goes in HELLO's write, so HELLO waits too).
 TEST(ExecTokenNeverSent, AUnixSocketServedByAnotherUidGetsNoAuthentication) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to serve a socket as nobody";
   const passwd* nobody = ::getpwnam("nobody");
@@ -172,7 +276,7 @@ TEST(ExecTokenNeverSent, AUnixSocketServedByAnotherUidGetsNoAuthentication) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_TRUE(holds_no_trace_of(rec, kToken));
   const auto types = frame_types(rec);
-  EXPECT_TRUE(contains(types, msg::hello)) << hex_of(rec);
+  EXPECT_TRUE(rec.empty()) << "refused before a byte was sent: " << hex_of(rec);
   EXPECT_FALSE(contains(types, msg::auth_start)) << "refused before AUTH_START";
   EXPECT_FALSE(contains(types, msg::auth));
 }

@@ -463,6 +463,38 @@ TEST_F(ExecClientTest, SigintIsForwardedAndGives130) {
         << "pid " << p << " state " << proc_state(p).value_or('?');
 }
 
+// Stdin already at its end (</dev/null, an empty file) starts no reader thread: the client has
+// its event loop's thread alone while the command runs. (The thread of before read the end at
+// once and ended, so this cannot tell the two apart; ExecAuthWire.StdinAtItsEndGoesWithExecStart
+// does.) Over a Unix socket: a TCP client also has Asio's resolver thread.
+TEST(ExecClientLocal, StdinAtItsEndStartsNoReaderThread) {
+  ExecServer server({.args = {}, .tcp = false, .unix_socket = true});
+  Process client({"/bin/sh", "-c", "exec \"$@\" </dev/null", "sh", duplex_bin(), "exec",
+                  server.unix_url(), "--", "sleep", "102"});
+  const pid_t remote = wait_for_remote(server.pid(), "sleep 102");
+  ASSERT_GT(remote, 0) << "the remote sleep never started";
+  EXPECT_EQ(thread_count(client.pid()), 1);
+  client.signal(SIGTERM);
+  const auto st = client.wait(std::chrono::seconds(5));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(*st, (ExitStatus{true, 143}));
+  EXPECT_TRUE(eventually([&] { return not_running(remote); }, std::chrono::seconds(2)));
+}
+
+// Stdin that is ready at once (a file) is read before the thread starts: the first chunk must
+// still come first, and the rest follow it.
+TEST_F(ExecClientTest, AFileOnStdinArrivesWholeAndInOrder) {
+  std::string data;
+  for (int i = 0; i < 40'000; ++i)
+    data += std::to_string(i) + "\n";  // ~230 KB: more than the first chunk read
+  const std::string path = server_.dir().file("input");
+  std::ofstream(path, std::ios::binary) << data;
+  const auto r = run({"/bin/sh", "-c", "exec \"$@\" <\"$0\"", path, duplex_bin(), "exec",
+                      "--token-file", server_.token_path(), server_.url(), "--", "cat"});
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  EXPECT_TRUE(r.out == data) << r.out.size() << " bytes of " << data.size();
+}
+
 TEST_F(ExecClientTest, SigtermEndsTheSessionWith143AndTheCommandWithIt) {
   Process client({duplex_bin(), "exec", "--token-file", server_.token_path(), server_.url(), "--",
                   "sleep", "100"});

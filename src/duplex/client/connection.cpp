@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -95,6 +96,7 @@ awaitable<Result<Connection>> Connection::open(const net::Endpoint& ep, ClientOp
   if (!s) co_return std::move(s).failure();
   step_unix_server(opt, ep, (*s)->peer());
   Connection c(std::move(*s), ep, std::move(opt));
+  if (auto ok = c.accept_server(); !ok) co_return std::move(ok).failure();
   if (c.opt_.protocol != Protocol::raw) {
     auto shaken = co_await c.handshake();
     if (!shaken) co_return std::move(shaken).failure();
@@ -164,6 +166,7 @@ awaitable<Result<Connection>> Connection::open_tls(const net::Endpoint& plain, C
   c.tls_ = std::move(state);
   c.tls_resumed_ = resumed;
   c.client_key_ = client_key;
+  if (auto ok = c.accept_server(); !ok) co_return std::move(ok).failure();
   if (c.opt_.protocol != Protocol::raw) {
     auto shaken = co_await c.handshake();
     if (!shaken) co_return std::move(shaken).failure();
@@ -188,6 +191,14 @@ awaitable<void> Connection::shutdown_send() {
 awaitable<void> Connection::finish() {
   co_await shutdown_send();
   stream_->close();
+}
+
+Status Connection::accept_server() {
+  if (!opt_.accept_server) return {};
+  // Once, at open: what it refers to need not outlive open().
+  auto ok = std::exchange(opt_.accept_server, nullptr)(stream_->peer());
+  if (!ok) abort();
+  return ok;
 }
 
 void Connection::abort() noexcept {
@@ -235,6 +246,9 @@ awaitable<Status> Connection::write(const Bytes& frame) {
 awaitable<Status> Connection::handshake() {
   Bytes hello(wire::kPreface.begin(), wire::kPreface.end());
   wire::encode(wire::Hello{wire::kProtocolVersion, wire::kProtocolVersion, opt_.agent}, hello);
+  const std::size_t hello_size = hello.size();
+  if (opt_.protocol == Protocol::framed)
+    hello.insert(hello.end(), opt_.after_hello.begin(), opt_.after_hello.end());
   if (auto w = co_await write(hello); !w) co_return w;
 
   // A duplex server answers with a WELCOME (or ERROR) frame. The seed's server.py answers any
@@ -246,7 +260,7 @@ awaitable<Status> Connection::handshake() {
     if (opt_.protocol == Protocol::framed)
       co_return fail(errc::bad_preface,
                      fmt::format("{} is not a duplex server (it echoed the handshake)", ep_.url()));
-    Bytes rest(hello.size() - head.size());
+    Bytes rest(hello_size - head.size());
     if (auto r = co_await read_exact(rest); !r) co_return r;
     framed_ = false;
     step(opt_, "{} echoed the handshake upper-cased: speaking the raw protocol", ep_.url());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +44,13 @@ struct ClientOptions {
   /// Log each step (resolve, connect, TLS, trust, handshake) at info level, which -v shows, as
   /// ssh -v does. Off for the many connections of a load test.
   bool log_steps = false;
+  /// Called once, in open(), with the server's transport identity (its uid on a Unix socket)
+  /// before a byte of ours is sent (over TLS, once its key is believed): a failure ends open()
+  /// with it, the connection reset.
+  std::function<Status(const net::Peer&)> accept_server;
+  /// Framed only: frames sent in HELLO's write, which docs/PROTOCOL.md allows before WELCOME
+  /// (one round trip less); their replies follow WELCOME.
+  Bytes after_hello;
 };
 
 struct Frame {
@@ -101,6 +109,7 @@ class Connection {
       : stream_(std::move(s)), ep_(std::move(ep)), opt_(std::move(opt)) {}
   static awaitable<Result<Connection>> open_tls(const net::Endpoint& ep, ClientOptions opt);
   void save_tls_sessions() const;
+  Status accept_server();
   awaitable<Status> handshake();
   awaitable<Result<std::size_t>> read_some_with_timeout(std::span<std::byte> into);
   awaitable<Status> read_exact(std::span<std::byte> into);

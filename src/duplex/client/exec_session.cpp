@@ -21,6 +21,7 @@
 #include "duplex/client/outbox.hpp"
 #include "duplex/client/stdin_reader.hpp"
 #include "duplex/client/terminal.hpp"
+#include "duplex/client/token_proof.hpp"
 #include "duplex/core/errors.hpp"
 #include "duplex/wire/auth_proof.hpp"
 
@@ -128,16 +129,9 @@ awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest&
                    fmt::format("the server wants a token and none was found (DUPLEX_TOKEN, "
                                "--token-file, ~/.config/duplex/token){}",
                                transport_credentials(req, conn, "; it did not take ")));
-  const wire::AuthBlock key = wire::auth_key(req.token);
-  wire::AuthBlock binding{};
-  if (conn.stream().encrypted()) {
-    auto b = conn.stream().channel_binding(wire::kAuthBindingLabel);
-    if (!b) co_return std::move(b).failure();
-    binding = *b;
-  }
-  const auto expected =
-      wire::auth_proof(wire::ProofRole::server, key, binding, start.client_nonce, c.server_nonce);
-  if (!wire::same_proof(expected, c.server_proof)) {
+  auto answer = answer_challenge(conn.stream(), req.token, start, c);
+  if (!answer) co_return std::move(answer).failure();
+  if (!*answer) {
     conn.abort();
     co_return fail(errc::auth_failed,
                    fmt::format("the server at {} does not know the token: it may be an impostor "
@@ -145,22 +139,15 @@ awaitable<Result<wire::AuthOk>> prove_token(Connection& conn, const ExecRequest&
                                req.endpoint.url(), req.token_source));
   }
   spdlog::info("the server proved it knows the token; proving it too");
-  const Bytes proof = encoded(wire::AuthProof{
-      wire::auth_proof(wire::ProofRole::client, key, binding, start.client_nonce, c.server_nonce)});
+  const Bytes proof = encoded(**answer);
   if (auto w = co_await conn.write(proof); !w) co_return described(std::move(w).failure(), false);
   co_return co_await read_message(conn, req, wire::MsgType::auth_ok, &wire::decode_auth_ok);
 }
 
-// AUTH_START, then (when the server asks) the token's challenge-response, until AUTH_OK.
-// `token_proved` says whether we proved the token.
+// The answer to AUTH_START (sent with HELLO), then (when the server asks) the token's
+// challenge-response, until AUTH_OK. `token_proved` says whether we proved the token.
 awaitable<Result<wire::AuthOk>> authenticate(Connection& conn, const ExecRequest& req,
-                                             bool& token_proved) {
-  auto nonce = wire::make_nonce();
-  if (!nonce) co_return std::move(nonce).failure();
-  const wire::AuthStart start{*nonce};
-  // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-  const Bytes hello = encoded(start);
-  if (auto w = co_await conn.write(hello); !w) co_return described(std::move(w).failure(), false);
+                                             const wire::AuthStart& start, bool& token_proved) {
   auto r = co_await conn.read_frame();
   if (!r) co_return described(std::move(r).failure(), false);
   if (r->type == wire::MsgType::auth_ok) {
@@ -196,12 +183,22 @@ awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
   opt.agent = req.agent;
   opt.tls = req.tls;
   opt.trust = req.trust;
+  // Checked before we send anything, AUTH_START included. Its refusal is told as it is (not as
+  // the server's "authentication failed").
+  bool refused_server = false;
+  opt.accept_server = [&req, &refused_server](const net::Peer& server) {
+    auto ok = check_unix_server(req, server);
+    refused_server = !ok;
+    return ok;
+  };
+  // AUTH_START goes with HELLO: the server answers it right after WELCOME, a round trip less.
+  auto nonce = wire::make_nonce();
+  if (!nonce) co_return std::move(nonce).failure();
+  const wire::AuthStart start{*nonce};
+  opt.after_hello = encoded(start);
   auto conn = co_await Connection::open(req.endpoint, opt);
+  if (!conn && refused_server) co_return std::move(conn).failure();
   if (!conn) co_return described(std::move(conn).failure(), false);
-  if (auto ok = check_unix_server(req, conn->stream().peer()); !ok) {
-    conn->abort();
-    co_return std::move(ok).failure();
-  }
   if (req.token.empty())
     spdlog::info(
         "authenticating with {}; no token (DUPLEX_TOKEN, --token-file, "
@@ -212,7 +209,7 @@ awaitable<Result<Connected>> connect_and_auth(const ExecRequest& req) {
     spdlog::info("authenticating{}; token from {} if the server asks for one",
                  transport_credentials(req, *conn, " with "), req.token_source);
   bool token_proved = false;
-  auto ok = co_await authenticate(*conn, req, token_proved);
+  auto ok = co_await authenticate(*conn, req, start, token_proved);
   if (!ok) {
     Failure f = std::move(ok).failure();
     // The server's refusal says nothing more (no hint for guessing); we say what we offered.
@@ -248,10 +245,12 @@ struct Ending {
 // One started command: the coroutines that share the connection, and their single writer.
 class Session {
  public:
-  /// `reader` is null when the command gets no stdin (STDIN_EOF at once).
+  /// `first` is stdin read before `reader` started (nullopt: none; empty: its end), and
+  /// `reader` is null when nothing more is to be read. `eof_sent`: STDIN_EOF went with
+  /// EXEC_START.
   Session(Connection& conn, const ExecRequest& req, const ExecHooks& hooks,
-          asio::signal_set& signals, const asio::any_io_executor& ex,
-          std::unique_ptr<StdinReader> reader)
+          asio::signal_set& signals, const asio::any_io_executor& ex, std::optional<Bytes> first,
+          std::unique_ptr<StdinReader> reader, bool eof_sent)
       : conn_(conn),
         req_(req),
         hooks_(hooks),
@@ -259,7 +258,9 @@ class Session {
         outbox_(ex, kDataDepth),
         credit_(ex, 1),
         escaped_(ex, 1),
-        reader_(std::move(reader)) {
+        first_(std::move(first)),
+        reader_(std::move(reader)),
+        eof_sent_(eof_sent) {
     if (req.escapes) escapes_.emplace();
   }
 
@@ -317,42 +318,50 @@ class Session {
   }
 
   awaitable<void> pump_stdin() {
-    if (reader_) {
-      for (;;) {
-        auto next = co_await reader_->next();
-        if (!next) co_return;  // cancelled: the session is over
-        Bytes chunk = std::move(*next);
-        if (chunk.empty()) break;
-        if (escapes_) {
-          auto typed = escapes_->feed(chunk);
-          for (int i = 0; i < typed.help; ++i)
-            write_all(STDERR_FILENO, as_bytes(EscapeFilter::help_text()));
-          if (typed.disconnect) {
-            escaped_.try_send(std::error_code{}, true);
-            co_return;
-          }
-          chunk = std::move(typed.forward);  // may be empty: a ~ held for the next read
-        }
-        for (ByteView rest(chunk); !rest.empty();) {
-          // No more than the server granted: what it cannot queue yet stays here, so that
-          // nothing we send later (SIGNAL, WINDOW_SIZE, STDIN_EOF) waits behind it.
-          while (stdin_credit_ == 0) {
-            auto [ec, ignored] = co_await credit_.async_receive(use_tuple);
-            if (ec) co_return;  // cancelled: the session is over
-          }
-          const std::size_t n = std::min<std::uint64_t>(stdin_credit_, rest.size());
-          stdin_credit_ -= n;
-          Bytes f;
-          f.reserve(wire::kHeaderSize + n);
-          wire::encode_frame(wire::MsgType::stdin_data, rest.first(n), f);
-          rest = rest.subspan(n);
-          co_await outbox_.send_data(std::move(f));
-        }
+    if (eof_sent_) co_return;
+    for (std::optional<Bytes> next = std::move(first_);; next.reset()) {
+      if (!next && reader_) {
+        auto r = co_await reader_->next();
+        if (!r) co_return;  // cancelled: the session is over
+        next = std::move(*r);
       }
+      if (!next || next->empty()) break;
+      if (!co_await forward_stdin(std::move(*next))) co_return;
     }
     Bytes eof;
     wire::encode_frame(wire::MsgType::stdin_eof, {}, eof);
     co_await outbox_.send_data(std::move(eof));
+  }
+
+  // One chunk of stdin out as STDIN_DATA, through the escapes. False: stop reading stdin (~.
+  // was typed, or the session is over).
+  awaitable<bool> forward_stdin(Bytes chunk) {
+    if (escapes_) {
+      auto typed = escapes_->feed(chunk);
+      for (int i = 0; i < typed.help; ++i)
+        write_all(STDERR_FILENO, as_bytes(EscapeFilter::help_text()));
+      if (typed.disconnect) {
+        escaped_.try_send(std::error_code{}, true);
+        co_return false;
+      }
+      chunk = std::move(typed.forward);  // may be empty: a ~ held for the next read
+    }
+    for (ByteView rest(chunk); !rest.empty();) {
+      // No more than the server granted: what it cannot queue yet stays here, so that
+      // nothing we send later (SIGNAL, WINDOW_SIZE, STDIN_EOF) waits behind it.
+      while (stdin_credit_ == 0) {
+        auto [ec, ignored] = co_await credit_.async_receive(use_tuple);
+        if (ec) co_return false;  // cancelled: the session is over
+      }
+      const std::size_t n = std::min<std::uint64_t>(stdin_credit_, rest.size());
+      stdin_credit_ -= n;
+      Bytes f;
+      f.reserve(wire::kHeaderSize + n);
+      wire::encode_frame(wire::MsgType::stdin_data, rest.first(n), f);
+      rest = rest.subspan(n);
+      co_await outbox_.send_data(std::move(f));
+    }
+    co_return true;
   }
 
   // Never waits for the connection: signals go to the Outbox's control lane, and the signals
@@ -403,30 +412,41 @@ class Session {
   asio::experimental::channel<void(std::error_code, bool)> credit_;
   std::optional<EscapeFilter> escapes_;                               // when req.escapes
   asio::experimental::channel<void(std::error_code, bool)> escaped_;  // ~. was typed
+  std::optional<Bytes> first_;  // stdin read before reader_ started
   std::unique_ptr<StdinReader> reader_;
+  bool eof_sent_;
 };
 
 // EXEC_START, then the session until the command's end.
 awaitable<ExecEnd> run_command(Connection& conn, std::uint32_t max_frame, const ExecRequest& req,
                                const ExecHooks& hooks, asio::signal_set& signals) {
-  const Bytes start = encoded(req.start);
+  Bytes start = encoded(req.start);
   const std::size_t payload = start.size() - wire::kHeaderSize;
   if (payload > max_frame)
     co_return fail(errc::frame_too_large,
                    fmt::format("the command is too long: {} bytes, the server's frame limit is {} "
                                "bytes",
                                payload, max_frame));
+  const std::size_t chunk = std::clamp<std::size_t>(max_frame, 1, kStdinChunk);
+  // Stdin already at its end (</dev/null, an empty file, -n) needs no reader thread, and its
+  // STDIN_EOF goes in EXEC_START's write. A terminal to set up (on_started) is read only after.
+  std::optional<Bytes> first;
+  if (req.stdin_fd < 0)
+    first.emplace();
+  else if (!hooks.on_started)
+    first = read_if_ready(req.stdin_fd, chunk);
+  const bool eof_sent = first && first->empty();
+  if (eof_sent) wire::encode_frame(wire::MsgType::stdin_eof, {}, start);
   if (auto w = co_await conn.write(start); !w) co_return described(std::move(w).failure(), true);
   if (hooks.on_started) hooks.on_started();  // before stdin is read: raw mode comes first
   auto ex = co_await asio::this_coro::executor;
   std::unique_ptr<StdinReader> reader;
-  if (req.stdin_fd >= 0) {
-    const std::size_t chunk = std::clamp<std::size_t>(max_frame, 1, kStdinChunk);
+  if (!eof_sent) {
     auto started = StdinReader::start(ex, req.stdin_fd, chunk);
     if (!started) co_return std::move(started).failure();
     reader = std::move(*started);
   }
-  Session session(conn, req, hooks, signals, ex, std::move(reader));
+  Session session(conn, req, hooks, signals, ex, std::move(first), std::move(reader), eof_sent);
   co_return co_await session.run();
 }
 

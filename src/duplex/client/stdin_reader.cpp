@@ -13,6 +13,25 @@
 
 namespace duplex::client {
 
+std::optional<Bytes> read_if_ready(int fd, std::size_t chunk) {
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  do
+    r = ::poll(&p, 1, 0);
+  while (r < 0 && errno == EINTR);
+  if (r == 0) return std::nullopt;
+  // Not a Bytes of `chunk`: that would be zeroed first (64 KiB of memset to learn that /dev/null
+  // is empty). As large as the reader thread's reads, so that stdin is taken in the same steps.
+  const std::unique_ptr<std::byte[]> buf(new std::byte[chunk]);
+  ssize_t n;
+  do
+    n = r < 0 ? -1 : ::read(fd, buf.get(), chunk);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return std::nullopt;  // fd 0 is non-blocking, and was drained
+  // End of file when n is 0; a read error ends stdin too.
+  return Bytes(buf.get(), buf.get() + (n > 0 ? n : 0));
+}
+
 Result<std::unique_ptr<StdinReader>> StdinReader::start(const asio::any_io_executor& ex, int fd,
                                                         std::size_t chunk, std::ptrdiff_t depth) {
   std::unique_ptr<StdinReader> r(new StdinReader(ex, fd, chunk, depth));

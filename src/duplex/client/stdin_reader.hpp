@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <semaphore>
 #include <thread>
 
@@ -14,6 +15,11 @@
 #include "duplex/net/asio.hpp"
 
 namespace duplex::client {
+
+/// Reads `fd` once when that cannot wait (poll(2) says it is readable now): nullopt when nothing
+/// is ready; an empty chunk at end of file or after a read error; else up to `chunk` bytes.
+/// Stdin already at its end (</dev/null, an empty file) then needs no reader thread.
+std::optional<Bytes> read_if_ready(int fd, std::size_t chunk);
 
 /// Why a thread: epoll(7) refuses regular files, and `duplex exec ... < file` must work; a plain
 /// blocking read(2) works on every kind of fd. The thread runs at most `depth` chunks ahead of

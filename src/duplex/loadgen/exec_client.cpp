@@ -1,9 +1,10 @@
-// Exec client for load: the token proof (wire/auth_proof.hpp, as client/exec_session.cpp does it)
-// and one command's frames.
+// Exec client for load: authentication (the token's proof is client/token_proof.hpp's) and one
+// command's frames.
 #include "duplex/loadgen/exec_client.hpp"
 
 #include <fmt/format.h>
 
+#include "duplex/client/token_proof.hpp"
 #include "duplex/core/errors.hpp"
 #include "duplex/wire/auth_proof.hpp"
 #include "duplex/wire/messages.hpp"
@@ -41,20 +42,12 @@ awaitable<Status> authenticate(client::Connection& conn, const std::string& toke
     co_return fail(errc::auth_failed,
                    "the server wants a token and none was found (DUPLEX_TOKEN, --token-file, "
                    "~/.config/duplex/token)");
-  const auto key = wire::auth_key(token);
-  wire::AuthBlock binding{};
-  if (conn.stream().encrypted()) {
-    auto b = conn.stream().channel_binding(wire::kAuthBindingLabel);
-    if (!b) co_return std::move(b).failure();
-    binding = *b;
-  }
-  const auto expected =
-      wire::auth_proof(wire::ProofRole::server, key, binding, start.client_nonce, c->server_nonce);
-  if (!wire::same_proof(expected, c->server_proof))
+  auto answer = client::answer_challenge(conn.stream(), token, start, *c);
+  if (!answer) co_return std::move(answer).failure();
+  if (!*answer)
     co_return fail(errc::auth_failed,
                    fmt::format("the server at {} does not know the token", conn.endpoint().url()));
-  const Bytes proof = encoded(wire::AuthProof{wire::auth_proof(
-      wire::ProofRole::client, key, binding, start.client_nonce, c->server_nonce)});
+  const Bytes proof = encoded(**answer);
   if (auto w = co_await conn.write(proof); !w) co_return w;
   auto ok = co_await conn.read_frame();
   if (!ok) co_return std::move(ok).failure();

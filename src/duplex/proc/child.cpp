@@ -71,7 +71,6 @@ struct Plan {
   bool controlling_tty = false;          // stdio[0] is a pty slave to make our controlling tty
   bool path_search = false;              // candidates come from PATH, not from a name with a '/'
   int report_fd = -1;
-  int fd_limit = 0;  // for the close() loop when close_range is unavailable
 };
 
 bool has_nul(const std::string& s) noexcept {
@@ -123,7 +122,8 @@ int open_pidfd(pid_t pid) noexcept {
 
 int open_file_limit() noexcept {
   rlimit rl{};
-  // Only used by the fallback loop: cap at the kernel's default fs.nr_open.
+  // Only used by the child's fallback loop, and read there (a plain system call, safe after
+  // vfork) rather than before every spawn. Capped at the kernel's default fs.nr_open.
   constexpr rlim_t kCap = rlim_t{1} << 20;
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > kCap)
     return static_cast<int>(kCap);
@@ -227,7 +227,7 @@ void switch_credentials(const Credentials& c, int report) noexcept {
   // Close everything else we inherited: Asio's sockets are not close-on-exec, and a command must
   // never hold a client's connection or another command's pipe (session.c: closefrom).
   if (::close_range(4, ~0U, 0) != 0) {
-    for (int fd = 4; fd < p.fd_limit; ++fd)
+    for (int fd = 4, limit = open_file_limit(); fd < limit; ++fd)
       ::close(fd);  // kernels before 5.9, or seccomp
   }
 
@@ -331,7 +331,6 @@ Result<Child> spawn(const SpawnOptions& opts) noexcept {
   if (!opts.cwd.empty()) plan.cwd = opts.cwd.c_str();
   if (!opts.cwd_fallback.empty()) plan.cwd_fallback = opts.cwd_fallback.c_str();
   plan.credentials = opts.credentials;
-  plan.fd_limit = open_file_limit();
 
   Child child;
   // The child's ends, closed in the parent as soon as the child has its copies.

@@ -171,6 +171,27 @@ void CommandSlot::release() noexcept {
 CommandSlots::CommandSlots() : shared_(std::make_shared<CommandSlot::Shared>()) {}
 CommandSlots::~CommandSlots() = default;
 
+std::optional<CommandSlot> CommandSlots::try_acquire(const std::string& client_key,
+                                                     const ExecSettings& s) {
+  return try_acquire(client_key, SlotLimits{s.max_commands, s.max_commands_per_client,
+                                            s.max_queued_per_client, s.max_queue_wait});
+}
+
+std::optional<CommandSlot> CommandSlots::try_acquire(const std::string& client_key,
+                                                     SlotLimits limits) {
+  std::lock_guard lock(shared_->mu);
+  CommandSlot::Client& c = shared_->client(client_key);
+  // As in acquire: nobody ready is waiting (see Shared::ready), so this overtakes no one.
+  if (c.queue.empty() && c.running < limits.max_commands_per_client &&
+      shared_->total < limits.max_commands) {
+    ++c.running;
+    ++shared_->total;
+    return CommandSlot(shared_, &c);
+  }
+  shared_->forget_if_idle(c);
+  return std::nullopt;
+}
+
 std::size_t CommandSlots::running() const {
   std::lock_guard lock(shared_->mu);
   return shared_->total;

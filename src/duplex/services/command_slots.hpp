@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -71,6 +72,11 @@ class CommandSlots {
   /// The same with the numbers alone.
   awaitable<Result<CommandSlot>> acquire(std::string client_key, SlotLimits limits);
 
+  /// A slot at once when one is free for `client_key` and nobody of its is waiting (acquire's
+  /// own first step, without a coroutine); nullopt: wait for one with acquire().
+  std::optional<CommandSlot> try_acquire(const std::string& client_key, const ExecSettings& s);
+  /// The same with the numbers alone.
+  std::optional<CommandSlot> try_acquire(const std::string& client_key, SlotLimits limits);
   /// Commands holding a slot now.
   std::size_t running() const;
   /// Commands waiting for one now.

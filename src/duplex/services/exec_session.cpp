@@ -284,15 +284,21 @@ awaitable<Handled> ExecSession::on_exec_start(ByteView payload) {
   if (auto allowed = check_client_env(req, ctx_.settings.policy); !allowed)
     co_return std::move(allowed).failure();
 
-  // Waiting for a slot is not idleness; a client that leaves meanwhile leaves the queue.
+  // Waiting for a slot is not idleness; a client that leaves meanwhile leaves the queue. A free
+  // slot is taken at once, without the race (two coroutines and a turn of the loop).
   session_.set_busy(true);
-  auto got = co_await (ctx_.slots.acquire(session_.peer().client_key, ctx_.settings) ||
-                       session_.client_gone());
-  if (got.index() == 1) {
-    session_.set_busy(false);
-    co_return Next::end;
+  Result<CommandSlot> slot = CommandSlot{};
+  if (auto free = ctx_.slots.try_acquire(session_.peer().client_key, ctx_.settings)) {
+    slot = std::move(*free);
+  } else {
+    auto got = co_await (ctx_.slots.acquire(session_.peer().client_key, ctx_.settings) ||
+                         session_.client_gone());
+    if (got.index() == 1) {
+      session_.set_busy(false);
+      co_return Next::end;
+    }
+    slot = std::move(std::get<0>(got));
   }
-  auto& slot = std::get<0>(got);
   if (!slot) {
     session_.set_busy(false);
     co_return std::move(slot).failure();

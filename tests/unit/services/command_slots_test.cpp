@@ -76,6 +76,35 @@ TEST(CommandSlots, TakesAFreeSlotAtOnceAndGivesItBackOnDestruction) {
   EXPECT_EQ(slots.queued(), 0u);
 }
 
+// The session's fast path: a free slot without a coroutine; nothing over a share, and nothing
+// ahead of a client's own queue (the waiter gets the freed slot, the newcomer waits its turn).
+TEST(CommandSlots, TryAcquireTakesOnlyAFreeSlotAndOvertakesNoWaiter) {
+  asio::io_context io;
+  CommandSlots slots;
+  auto a = slots.try_acquire("uid:1", limits(4, 1));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_TRUE(*a);
+  EXPECT_EQ(slots.running(), 1u);
+  EXPECT_FALSE(slots.try_acquire("uid:1", limits(4, 1)).has_value()) << "over its share";
+  EXPECT_EQ(slots.running(), 1u);
+
+  Probe waiter;
+  start(io, slots, "uid:1", limits(4, 1), waiter);
+  drain(io);
+  EXPECT_FALSE(waiter.done());
+  EXPECT_EQ(slots.queued(), 1u);
+  a.reset();  // the freed slot goes to the waiter, not to whoever asks next
+  EXPECT_FALSE(slots.try_acquire("uid:1", limits(4, 1)).has_value());
+  drain(io);
+  EXPECT_TRUE(waiter.granted());
+
+  auto b = slots.try_acquire("uid:2", limits(2, 2));
+  ASSERT_TRUE(b.has_value());
+  EXPECT_FALSE(slots.try_acquire("uid:3", limits(2, 2)).has_value()) << "the server is full";
+  EXPECT_EQ(slots.running(), 2u);
+  EXPECT_EQ(slots.queued(), 0u);
+}
+
 TEST(CommandSlots, WaitersOfOneClientRunInArrivalOrder) {
   asio::io_context io;
   CommandSlots slots;
