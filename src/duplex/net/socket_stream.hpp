@@ -35,6 +35,10 @@ class SocketStream final : public Stream {
   void abort() noexcept override;
   bool is_open() const noexcept override;
   void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept override;
+  bool splices() const noexcept override { return true; }
+  awaitable<IoResult> write_spliced(std::span<const asio::const_buffer> head, int pipe_fd,
+                                    std::size_t n) override;
+  awaitable<IoResult> read_spliced(int pipe_fd, std::size_t n) override;
 
   /// Copies what has already arrived into `into` without taking it off the socket (MSG_PEEK), and
   /// without waiting: would_block when nothing is there. For reading a header of unknown length
