@@ -289,6 +289,7 @@ awaitable<Result<FrameView>> Connection::read_frame_view(Divert divert) {
       co_return fail(d.error, fmt::format("bad frame from {}: {}", ep_.url(), d.error.message()));
     if (d.status == wire::DecodeStatus::frame) {
       viewed_ = d.consumed;
+      diverted_last_ = false;
       if (d.type != wire::MsgType::error) co_return FrameView{d.type, d.payload};
       auto e = wire::decode_error(d.payload);
       if (!e)
@@ -311,11 +312,17 @@ awaitable<Result<FrameView>> Connection::read_frame_view(Divert divert) {
         if (r.ec == std::errc::broken_pipe)
           co_return fail(std::errc::broken_pipe, "writing to the pipe: its reader is gone");
         if (r.ec) co_return lost(r.ec);
+        diverted_last_ = true;
         co_return FrameView{divert.type, {}, true};
       }
       want = std::max<std::size_t>(want, rest);
     }
-    auto n = co_await read_some_with_timeout(in_.prepare(want));
+    // While payloads are being diverted, take only the next header, so that the payload behind
+    // it is not read here (to be copied) but spliced.
+    auto space = in_.prepare(want);
+    if (diverting && diverted_last_ && have.size() < wire::kHeaderSize)
+      space = space.first(wire::kHeaderSize - have.size());
+    auto n = co_await read_some_with_timeout(space);
     if (!n) co_return n.failure();
     in_.commit(*n);
   }

@@ -135,8 +135,9 @@ class Connection {
   ClientOptions opt_;
   bool framed_ = false;
   wire::Welcome welcome_;
-  ByteBuffer in_;           // received, not yet decoded
-  std::size_t viewed_ = 0;  // the frame read_frame_view() returned, consumed at the next read
+  ByteBuffer in_;               // received, not yet decoded
+  std::size_t viewed_ = 0;      // the frame read_frame_view() returned, consumed at the next read
+  bool diverted_last_ = false;  // the last frame went to a Divert: the next may well too
 };
 
 /// True when `f` says the connection failed or was lost (not a protocol breach or a refusal).

@@ -29,6 +29,9 @@ using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t kChunk = 64 * 1024;
+// Bulk output is spliced from this much in the pipe: below it a copy costs about what the
+// splice's own system calls do.
+constexpr std::size_t kSpliceFrom = 16 * 1024;
 // Raw-exec replies are collected whole (the seed protocol has no framing); cap them.
 constexpr std::size_t kRawReplyCap = 64u << 20;
 
@@ -268,13 +271,16 @@ awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::Ms
   const bool may_splice = !pty_ && policy_.max_output == 0 && out.splices();
   for (;;) {
     if (bulk && forwarding && may_splice) {
-      auto [wec] = co_await from.async_wait(asio::posix::descriptor_base::wait_read, use_tuple);
-      if (wec) co_return;  // cancelled
-      // What the pipe holds now is one frame's payload (up to the limit); a little is read and
-      // sent as usual below, where a short read also ends the bulk.
+      // What the pipe holds now is one frame's payload (up to the limit), asked before waiting:
+      // while the command outruns us there is no need to. A little is read and sent as usual
+      // below, where a short read also ends the bulk.
       int held = 0;
-      if (::ioctl(from.native_handle(), FIONREAD, &held) == 0 &&
-          static_cast<std::size_t>(held) >= first) {
+      if (::ioctl(from.native_handle(), FIONREAD, &held) == 0 && held == 0) {
+        auto [wec] = co_await from.async_wait(asio::posix::descriptor_base::wait_read, use_tuple);
+        if (wec) co_return;  // cancelled
+        if (::ioctl(from.native_handle(), FIONREAD, &held) != 0) held = 0;
+      }
+      if (static_cast<std::size_t>(held) >= std::min(kSpliceFrom, first)) {
         const std::size_t n = std::min(static_cast<std::size_t>(held), max_payload);
         count += n;
         count_output(n);
