@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -96,6 +98,30 @@ std::string pattern(std::size_t n) {
   return s;
 }
 
+// One end of a new Unix socket pair whose other end is `peer`.
+unix_proto::socket paired_with(unix_proto::socket& peer) {
+  unix_proto::socket a(peer.get_executor());
+  asio::local::connect_pair(a, peer);
+  return a;
+}
+
+// A SocketStream `s` over one end of a Unix socket pair (`b` the other) and a pipe `p`.
+class SocketStreamSplice : public ::testing::Test {
+ protected:
+  SocketStreamSplice() {
+    if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  }
+  ~SocketStreamSplice() override {
+    for (int fd : p)
+      if (fd >= 0) ::close(fd);
+  }
+
+  asio::io_context io;
+  unix_proto::socket b{io};
+  SocketStream s{paired_with(b)};
+  int p[2] = {-1, -1};
+};
+
 TEST(SocketStream, OnlyPlainSocketsSplice) {
   asio::io_context io;
   unix_proto::socket a(io), b(io);
@@ -106,13 +132,7 @@ TEST(SocketStream, OnlyPlainSocketsSplice) {
   EXPECT_FALSE(mem.a->splices()) << "a memory stream has no descriptor to splice to";
 }
 
-TEST(SocketStream, WriteSplicedSendsTheHeadThenExactlyNBytesOfThePipe) {
-  asio::io_context io;
-  unix_proto::socket a(io), b(io);
-  asio::local::connect_pair(a, b);
-  SocketStream s(std::move(a));
-  int p[2];
-  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+TEST_F(SocketStreamSplice, WriteSplicedSendsTheHeadThenExactlyNBytesOfThePipe) {
   // A pipe holding the whole payload (the promise write_spliced needs), and a socket buffer much
   // smaller, so that the write waits for room while the other end drains on a thread.
   ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
@@ -149,17 +169,9 @@ TEST(SocketStream, WriteSplicedSendsTheHeadThenExactlyNBytesOfThePipe) {
   const ssize_t n = ::read(p[0], rest, sizeof rest);
   EXPECT_EQ(std::string(rest, static_cast<std::size_t>(std::max<ssize_t>(n, 0))), after)
       << "exactly the payload is taken from the pipe";
-  ::close(p[0]);
-  ::close(p[1]);
 }
 
-TEST(SocketStream, ReadSplicedMovesExactlyNBytesIntoThePipe) {
-  asio::io_context io;
-  unix_proto::socket a(io), b(io);
-  asio::local::connect_pair(a, b);
-  SocketStream s(std::move(a));
-  int p[2];
-  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+TEST_F(SocketStreamSplice, ReadSplicedMovesExactlyNBytesIntoThePipe) {
   const std::string payload = pattern(2'000'000), next = "NEXTFRAME";
   // The sender on a thread: the pipe (64 KiB) fills, and read_spliced must wait for our reader
   // below while the socket has more, and for the socket while it has none.
@@ -193,26 +205,17 @@ TEST(SocketStream, ReadSplicedMovesExactlyNBytesIntoThePipe) {
   char buf[64];
   auto t = s.try_read_some(asio::buffer(buf));
   EXPECT_EQ(std::string(buf, t.n), next) << "what follows the payload stays on the socket";
-  ::close(p[0]);
-  ::close(p[1]);
 }
 
-TEST(SocketStream, ReadSplicedIntoAPipeWithoutAReaderIsBrokenPipe) {
+TEST_F(SocketStreamSplice, ReadSplicedIntoAPipeWithoutAReaderIsBrokenPipe) {
   std::signal(SIGPIPE, SIG_IGN);  // as every duplex process has it
-  asio::io_context io;
-  unix_proto::socket a(io), b(io);
-  asio::local::connect_pair(a, b);
-  SocketStream s(std::move(a));
-  int p[2];
-  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  ::close(p[0]);
+  ::close(std::exchange(p[0], -1));
   ASSERT_EQ(::send(b.native_handle(), "payload", 7, 0), 7);
   IoResult r;
   asio::co_spawn(
       io, [&]() -> awaitable<void> { r = co_await s.read_spliced(p[1], 7); }, asio::detached);
   io.run();
   EXPECT_EQ(r.ec, std::errc::broken_pipe) << r.ec.message();
-  ::close(p[1]);
   (void)drain(b.native_handle());
 }
 
