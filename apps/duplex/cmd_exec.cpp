@@ -1,6 +1,7 @@
 // `duplex exec URL [--] CMD [ARG...]` / `duplex exec URL -c STRING`: one remote command.
 // Like `ssh host CMD`, but with the argv kept exact; with no command, a login shell (`ssh host`).
 // Options in, exit status out; the work is in duplex/client/exec_session.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -165,6 +166,13 @@ int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
       return client::write_all(STDOUT_FILENO, b);
     };
     hooks.on_stderr = [](ByteView b) { client::write_all(STDERR_FILENO, b); };
+    // A pipe takes bulk output straight from the socket (splice), which never calls the hook
+    // above: grow it now (one fcntl), as the hook would at the first bulk frame.
+    struct stat st {};
+    if (::fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode)) {
+      hooks.stdout_pipe = STDOUT_FILENO;
+      proc::grow_pipe(STDOUT_FILENO, kStdoutPipe);
+    }
   }
 
   // -t on a terminal: the remote PTY does the echo and line editing, so ours steps aside

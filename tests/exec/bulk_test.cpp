@@ -1,9 +1,12 @@
 // Bulk data through exec (issue 3, test 3): tens of megabytes out and in, byte-exact, and a slow
-// reader that must slow the command down instead of growing the server's memory.
+// reader that must slow the command down instead of growing the server's memory; `duplex exec`'s
+// own stdout as a pipe (where bulk output is spliced, issue 9), a file, and a pipe closed early.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -221,6 +224,69 @@ TEST(ExecBulk, SlowReaderThrottlesTheCommandNotTheServerMemory) {
   const long bound_kib = (kUnderTsan ? 64 : kUnderAsan ? 32 : 16) * 1024;
   EXPECT_LT(growth_kib, bound_kib)
       << "server RSS grew from " << rss0 << " KiB to " << peak << " KiB";
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(ExecBulk, ClientStdoutPipeGetsBulkOutputByteExactOverUnixAndTcp) {
+  // run() gives the client a pipe for its stdout: bulk payloads go there by splice(2) on both
+  // ends (server: the command's pipe to the socket; client: the socket to this pipe), small ones
+  // by copy. Both kinds, stderr between them, must come out whole and in order.
+  ExecServer server({.args = {}, .tcp = true, .unix_socket = true});
+  const std::string data = random_bytes(30'000'000, 7);
+  const auto path = server.dir().file("payload.bin");
+  write_file(path, data);
+  const std::string script = "cat \"$0\"; printf '<mid>'; echo err >&2; cat \"$0\"";
+  for (const auto& url : {server.unix_url(), server.tcp_url()}) {
+    const auto r = run({duplex_bin(), "exec", "--token-file", server.token_path(), url, "--", "sh",
+                        "-c", script, path},
+                       {}, std::chrono::seconds(120));
+    EXPECT_EQ(r.status, (ExitStatus{true, 0})) << url << ": " << r.err;
+    EXPECT_EQ(r.err, "err\n") << url;
+    ASSERT_EQ(r.out.size(), 2 * data.size() + 5) << url;
+    EXPECT_EQ(sha256_hex(r.out), sha256_hex(data + "<mid>" + data)) << url;
+  }
+}
+
+TEST(ExecBulk, ClientStdoutToAFileIsByteExact) {
+  // A regular file takes no splice from a socket: the copying path, with the same bytes.
+  ExecServer server({.args = {}, .tcp = true, .unix_socket = true});
+  const std::string data = random_bytes(20'000'000, 8);
+  const auto path = server.dir().file("payload.bin");
+  write_file(path, data);
+  const auto out = server.dir().file("out.bin");
+  const auto r =
+      run({"sh", "-c", "exec \"$0\" exec --token-file \"$1\" \"$2\" -- cat \"$3\" >\"$4\"",
+           duplex_bin(), server.token_path(), server.unix_url(), path, out},
+          {}, std::chrono::seconds(120));
+  EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+  const std::string got = file_bytes(out);
+  EXPECT_EQ(got.size(), data.size());
+  EXPECT_EQ(sha256_hex(got), sha256_hex(data));
+}
+
+TEST(ExecBulk, ClientStdoutPipeClosedEarlyEndsLikeSigpipeWithoutAMessage) {
+  // Our stdout's reader leaves while payloads are being spliced into it: the client ends as a
+  // local command would on SIGPIPE (141, nothing said: the one who closed the pipe knows), and
+  // the server ends the command.
+  ExecServer server({.args = {}, .tcp = true, .unix_socket = true});
+  const auto rc = server.dir().file("rc"), err = server.dir().file("err");
+  for (const auto& url : {server.unix_url(), server.tcp_url()}) {
+    const auto r = run({"sh", "-c",
+                        "{ \"$0\" exec --token-file \"$1\" \"$2\" -- head -c 4000000000 "
+                        "/dev/zero 2>\"$3\"; echo $? >\"$4\"; } | head -c 3000000 >/dev/null",
+                        duplex_bin(), server.token_path(), url, err, rc},
+                       {}, std::chrono::seconds(120));
+    EXPECT_EQ(r.status, (ExitStatus{true, 0})) << r.err;
+    EXPECT_EQ(first_line(rc), "141") << url;
+    EXPECT_EQ(file_bytes(err), "") << url;
+    EXPECT_TRUE(
+        eventually([&] { return children_of(server.pid()).empty(); }, std::chrono::seconds(20)))
+        << url << ": the command outlived its client";
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "duplex/client/terminal.hpp"
 #include "duplex/client/trust.hpp"
 #include "duplex/core/errors.hpp"
 #include "duplex/core/known_hosts.hpp"
@@ -284,15 +285,26 @@ awaitable<Status> Connection::handshake() {
 }
 
 awaitable<Result<Frame>> Connection::read_frame() {
+  auto f = co_await read_frame_view();
+  if (!f) co_return std::move(f).failure();
+  co_return Frame{f->type, Bytes(f->payload.begin(), f->payload.end())};
+}
+
+awaitable<Result<FrameView>> Connection::read_frame_view(Divert divert) {
+  // Diverting pays from this much payload still to come: below it one copy costs less than the
+  // splice's own system calls.
+  constexpr std::size_t kDivertFrom = 16 * 1024;
+  in_.consume(std::exchange(viewed_, 0));
+  const bool diverting = divert.pipe_fd >= 0 && stream_->splices();
   for (;;) {
     auto d = wire::decode_frame(in_.readable(), kClientMaxFrame);
     if (d.status == wire::DecodeStatus::error)
       co_return fail(d.error, fmt::format("bad frame from {}: {}", ep_.url(), d.error.message()));
     if (d.status == wire::DecodeStatus::frame) {
-      Frame f{d.type, Bytes(d.payload.begin(), d.payload.end())};
-      in_.consume(d.consumed);
-      if (f.type != wire::MsgType::error) co_return f;
-      auto e = wire::decode_error(f.payload);
+      viewed_ = d.consumed;
+      diverted_last_ = false;
+      if (d.type != wire::MsgType::error) co_return FrameView{d.type, d.payload};
+      auto e = wire::decode_error(d.payload);
       if (!e)
         co_return fail(errc::bad_message, fmt::format("{} sent a malformed ERROR", ep_.url()));
       const auto code = make_error_code(static_cast<errc>(e->code));
@@ -302,9 +314,28 @@ awaitable<Result<Frame>> Connection::read_frame() {
     // Read at least the rest of the frame in progress, in chunks of 64 KiB or more.
     const auto have = in_.readable();
     std::size_t want = 64 * 1024;
-    if (const auto len = wire::announced_length(have))
-      want = std::max<std::size_t>(want, wire::kHeaderSize + *len - have.size());
-    auto n = co_await read_some_with_timeout(in_.prepare(want));
+    if (const auto len = wire::announced_length(have)) {
+      const std::size_t rest = wire::kHeaderSize + *len - have.size();
+      if (diverting && have.size() >= wire::kHeaderSize && rest >= kDivertFrom &&
+          static_cast<wire::MsgType>(have[4]) == divert.type && *len <= kClientMaxFrame) {
+        if (!write_all(divert.pipe_fd, have.subspan(wire::kHeaderSize)))
+          co_return fail(std::errc::broken_pipe, "writing to the pipe: its reader is gone");
+        in_.consume(have.size());
+        const auto r = co_await stream_->read_spliced(divert.pipe_fd, rest);
+        if (r.ec == std::errc::broken_pipe)
+          co_return fail(std::errc::broken_pipe, "writing to the pipe: its reader is gone");
+        if (r.ec) co_return lost(r.ec);
+        diverted_last_ = true;
+        co_return FrameView{divert.type, {}, true};
+      }
+      want = std::max<std::size_t>(want, rest);
+    }
+    // While payloads are being diverted, take only the next header, so that the payload behind
+    // it is not read here (to be copied) but spliced.
+    auto space = in_.prepare(want);
+    if (diverting && diverted_last_ && have.size() < wire::kHeaderSize)
+      space = space.first(wire::kHeaderSize - have.size());
+    auto n = co_await read_some_with_timeout(space);
     if (!n) co_return n.failure();
     in_.commit(*n);
   }

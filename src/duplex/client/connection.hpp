@@ -58,6 +58,22 @@ struct Frame {
   Bytes payload;
 };
 
+/// A frame as read_frame_view() returns it: the payload is a view into the connection's buffer,
+/// valid until the next read. `diverted`: the payload went to Divert::pipe_fd instead (and the
+/// view is empty).
+struct FrameView {
+  wire::MsgType type{};
+  ByteView payload;
+  bool diverted = false;
+};
+
+/// Where read_frame_view() may move the payloads of one message type instead of returning them:
+/// a pipe (our stdout), by splice(2), when the stream can (a plain socket). -1: nowhere.
+struct Divert {
+  wire::MsgType type{};
+  int pipe_fd = -1;
+};
+
 struct TlsClientState;
 
 /// Every failure below is a Failure whose detail is the one line a user sees, naming the server.
@@ -89,6 +105,11 @@ class Connection {
   /// Reads the next frame; an ERROR frame is a Failure with the ERROR's code. `timeout` applies
   /// (zero waits forever).
   awaitable<Result<Frame>> read_frame();
+  /// read_frame() without copying the payload out of our buffer. A `divert.type` frame whose
+  /// payload is mostly still to come goes to `divert.pipe_fd` (what has arrived, then the rest
+  /// straight from the socket); writing there fails with std::errc::broken_pipe when the pipe's
+  /// reader has gone.
+  awaitable<Result<FrameView>> read_frame_view(Divert divert = {});
   /// Half-closes our side (over TLS: close_notify, then the TLS sessions are saved).
   awaitable<void> shutdown_send();
   /// The graceful end: shutdown_send(), then close. What a client that is done should call.
@@ -123,7 +144,9 @@ class Connection {
   ClientOptions opt_;
   bool framed_ = false;
   wire::Welcome welcome_;
-  ByteBuffer in_;  // received, not yet decoded
+  ByteBuffer in_;               // received, not yet decoded
+  std::size_t viewed_ = 0;      // the frame read_frame_view() returned, consumed at the next read
+  bool diverted_last_ = false;  // the last frame went to a Divert: the next may well too
 };
 
 /// True when `f` says the connection failed or was lost (not a protocol breach or a refusal).

@@ -280,9 +280,14 @@ class Session {
 
  private:
   awaitable<Ending> read_output() {
+    const Divert divert{wire::MsgType::stdout_data, hooks_.stdout_pipe};
     for (;;) {
-      auto f = co_await conn_.read_frame();
-      if (!f) co_return Ending{described(std::move(f).failure(), true)};
+      auto f = co_await conn_.read_frame_view(divert);
+      if (!f) {
+        if (f.failure().code == std::errc::broken_pipe) co_return Ending{LocalSignal{SIGPIPE}};
+        co_return Ending{described(std::move(f).failure(), true)};
+      }
+      if (f->diverted) continue;
       switch (f->type) {
         case wire::MsgType::stdout_data:
           // Our stdout is gone: stop, as a local command would on SIGPIPE.

@@ -46,6 +46,10 @@ struct ExecHooks {
   /// session then ends as a local SIGPIPE would end a local command (exit 141).
   std::function<bool(ByteView)> on_stdout;
   std::function<void(ByteView)> on_stderr;
+  /// Our stdout when it is a pipe, else -1. Set, bulk STDOUT_DATA payloads on a plain socket go
+  /// into it by splice(2), without passing through on_stdout (which still gets the others); a
+  /// pipe whose reader has gone ends the session as on_stdout's false does.
+  int stdout_pipe = -1;
   /// Called once EXEC_START is sent, before any output arrives (the shell enters raw mode here).
   std::function<void()> on_started;
   /// Set to send WINDOW_SIZE on SIGWINCH: returns the terminal's new size (nullopt: not sent).

@@ -2,10 +2,15 @@
 // (options, SO_PEERCRED, the hang-up watch, keepalive) is in socket_ops, shared with TLS.
 #include "duplex/net/socket_stream.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
+#include <vector>
 
 namespace duplex::net {
 
@@ -105,6 +110,110 @@ awaitable<IoResult> SocketStream::write_all(std::span<const asio::const_buffer> 
   auto [ec, n] =
       co_await std::visit([&](auto& s) { return asio::async_write(s, bufs, use_tuple); }, s_);
   co_return IoResult{ec, n};
+}
+
+namespace {
+
+std::error_code system_error(int e) {
+  return {e, asio::error::get_system_category()};
+}
+
+}  // namespace
+
+awaitable<IoResult> SocketStream::write_spliced(std::span<const asio::const_buffer> head,
+                                                int pipe_fd, std::size_t n) {
+  const int fd = native_handle();
+  // splice(2) to a socket waits for room unless the socket is non-blocking; Asio makes it so at
+  // its first asynchronous operation, this says it for certain.
+  std::error_code ec;
+  std::visit([&](auto& s) { s.native_non_blocking(true, ec); }, s_);
+  if (ec) co_return IoResult{ec, 0};
+  auto wait_writable = [this] {
+    return std::visit(
+        [](auto& s) { return s.async_wait(asio::socket_base::wait_write, use_tuple); }, s_);
+  };
+  std::size_t done = 0;
+  // The head with MSG_MORE (held back, as a cork would) so that it leaves with the start of the
+  // payload instead of in a segment of its own.
+  std::vector<iovec> iov;
+  iov.reserve(head.size());
+  for (const auto& b : head)
+    if (b.size() > 0) iov.push_back({const_cast<void*>(b.data()), b.size()});
+  std::size_t first = 0;
+  while (first < iov.size()) {
+    msghdr msg{};
+    msg.msg_iov = iov.data() + first;
+    msg.msg_iovlen = iov.size() - first;
+    const ssize_t k = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (n > 0 ? MSG_MORE : 0));
+    if (k < 0) {
+      const int e = errno;
+      if (e == EINTR) continue;
+      if (e != EAGAIN && e != EWOULDBLOCK) co_return IoResult{system_error(e), done};
+      if (auto [wec] = co_await wait_writable(); wec) co_return IoResult{wec, done};
+      continue;
+    }
+    done += static_cast<std::size_t>(k);
+    for (auto left = static_cast<std::size_t>(k); left > 0;) {
+      auto& v = iov[first];
+      const std::size_t t = std::min(left, v.iov_len);
+      v.iov_base = static_cast<char*>(v.iov_base) + t;
+      v.iov_len -= t;
+      left -= t;
+      if (v.iov_len == 0) ++first;
+    }
+  }
+  while (n > 0) {
+    const ssize_t k = ::splice(pipe_fd, nullptr, fd, nullptr, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (k > 0) {
+      done += static_cast<std::size_t>(k);
+      n -= static_cast<std::size_t>(k);
+      continue;
+    }
+    // The caller promised the bytes: a pipe that ends first is a broken promise, not an EOF.
+    if (k == 0) co_return IoResult{make_error_code(std::errc::io_error), done};
+    const int e = errno;
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) co_return IoResult{system_error(e), done};
+    // Waiting is for room in the socket: a pipe that ran dry broke the promise (another reader
+    // took the bytes), and waiting for the socket would then spin.
+    pollfd p{pipe_fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 1 || (p.revents & POLLIN) == 0)
+      co_return IoResult{make_error_code(std::errc::io_error), done};
+    if (auto [wec] = co_await wait_writable(); wec) co_return IoResult{wec, done};
+  }
+  co_return IoResult{{}, done};
+}
+
+awaitable<IoResult> SocketStream::read_spliced(int pipe_fd, std::size_t n) {
+  const int fd = native_handle();
+  std::size_t done = 0;
+  while (n > 0) {
+    const ssize_t k = ::splice(fd, nullptr, pipe_fd, nullptr, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (k > 0) {
+      done += static_cast<std::size_t>(k);
+      n -= static_cast<std::size_t>(k);
+      continue;
+    }
+    if (k == 0) co_return IoResult{make_error_code(asio::error::eof), done};
+    const int e = errno;
+    if (e == EINTR) continue;
+    if (e == EPIPE) co_return IoResult{make_error_code(std::errc::broken_pipe), done};
+    if (e != EAGAIN && e != EWOULDBLOCK) co_return IoResult{system_error(e), done};
+    // Either the socket has nothing yet or the pipe is full. A full pipe blocks us, as a write to
+    // our stdout would (the reader's pace is the backpressure the server relies on); an empty
+    // socket is waited for on the event loop.
+    pollfd p{pipe_fd, POLLOUT, 0};
+    if (::poll(&p, 1, 0) == 0) {
+      while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+      continue;
+    }
+    if ((p.revents & POLLOUT) == 0) continue;  // POLLERR: the next splice says EPIPE
+    auto [wec] = co_await std::visit(
+        [](auto& s) { return s.async_wait(asio::socket_base::wait_read, use_tuple); }, s_);
+    if (wec) co_return IoResult{wec, done};
+  }
+  co_return IoResult{{}, done};
 }
 
 awaitable<std::error_code> SocketStream::wait_hangup() {

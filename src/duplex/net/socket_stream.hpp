@@ -49,6 +49,10 @@ class SocketStream final : public Stream {
   void abort() noexcept override;
   bool is_open() const noexcept override;
   void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept override;
+  bool splices() const noexcept override { return true; }
+  awaitable<IoResult> write_spliced(std::span<const asio::const_buffer> head, int pipe_fd,
+                                    std::size_t n) override;
+  awaitable<IoResult> read_spliced(int pipe_fd, std::size_t n) override;
 
   /// Callback forms of read_some() and write(), for a session that keeps no coroutine frame
   /// while it waits (server/raw_session.hpp): `handler(IoResult)` runs on get_executor(), as

@@ -100,6 +100,30 @@ class Stream {
   virtual void abort() noexcept = 0;
   virtual bool is_open() const noexcept = 0;
 
+  /// True when write_spliced() and read_spliced() move bytes between a pipe and the peer inside
+  /// the kernel (splice(2)): a plain socket. Other streams (TLS, memory) have only the copying
+  /// calls, and their callers keep to those.
+  virtual bool splices() const noexcept { return false; }
+  /// Writes all of `head`, then exactly `n` bytes taken from the pipe `pipe_fd`, which holds them
+  /// already and which nothing else reads meanwhile (a frame header, then its payload straight
+  /// from a command's pipe). A write-side operation. Only where splices().
+  virtual awaitable<IoResult> write_spliced(std::span<const asio::const_buffer> head, int pipe_fd,
+                                            std::size_t n) {
+    (void)head;
+    (void)pipe_fd;
+    (void)n;
+    co_return IoResult{make_error_code(std::errc::operation_not_supported), 0};
+  }
+  /// Moves exactly `n` bytes from the peer into the pipe `pipe_fd` (a payload straight to our
+  /// stdout), blocking the thread while the pipe is full, as a write to it would. A read-side
+  /// operation. std::errc::broken_pipe when the pipe's reader is gone; asio::error::eof when the
+  /// peer finished first. Only where splices().
+  virtual awaitable<IoResult> read_spliced(int pipe_fd, std::size_t n) {
+    (void)pipe_fd;
+    (void)n;
+    co_return IoResult{make_error_code(std::errc::operation_not_supported), 0};
+  }
+
   /// Probe a silent peer (TCP keepalive): a vanished host then ends the connection with an error
   /// after about idle + 3 * interval. No-op where the transport cannot vanish (Unix, memory).
   virtual void enable_keepalive(std::chrono::seconds idle, std::chrono::seconds interval) noexcept {

@@ -3,6 +3,7 @@
 #include "duplex/services/exec.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@ using net::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t kChunk = 64 * 1024;
+// Bulk output is spliced from this much in the pipe: below it a copy costs about what the
+// splice's own system calls do.
+constexpr std::size_t kSpliceFrom = 16 * 1024;
 // Raw-exec replies are collected whole (the seed protocol has no framing); cap them.
 constexpr std::size_t kRawReplyCap = 64u << 20;
 
@@ -260,7 +264,30 @@ awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::Ms
   const std::size_t first = std::min(kFirstRead, max_payload);
   std::size_t size = first;
   bool grown = pty_;  // a pty has no pipe buffer to grow
+  bool bulk = false;  // the last read filled its buffer: more is waiting
+  // Bulk output for a client on a plain socket goes from the pipe to the socket in the kernel
+  // (splice), never through our memory. Not under an output limit, which cuts payloads at a
+  // byte count, and not from a pty, which is no pipe.
+  const bool may_splice = !pty_ && policy_.max_output == 0 && out.splices();
   for (;;) {
+    if (bulk && forwarding && may_splice) {
+      // What the pipe holds now is one frame's payload (up to the limit), asked before waiting:
+      // while the command outruns us there is no need to. A little is read and sent as usual
+      // below, where a short read also ends the bulk.
+      int held = 0;
+      if (::ioctl(from.native_handle(), FIONREAD, &held) == 0 && held == 0) {
+        auto [wec] = co_await from.async_wait(asio::posix::descriptor_base::wait_read, use_tuple);
+        if (wec) co_return;  // cancelled
+        if (::ioctl(from.native_handle(), FIONREAD, &held) != 0) held = 0;
+      }
+      if (static_cast<std::size_t>(held) >= std::min(kSpliceFrom, first)) {
+        const std::size_t n = std::min(static_cast<std::size_t>(held), max_payload);
+        count += n;
+        count_output(n);
+        if (!co_await out.send_spliced(type, from.native_handle(), n)) forwarding = false;
+        continue;
+      }
+    }
     // Read straight into the frame's payload: one allocation per chunk, no copy.
     Payload p(size);
     auto [ec, n] = co_await from.async_read_some(asio::buffer(p.data().data(), size), use_tuple);
@@ -269,6 +296,7 @@ awaitable<void> ExecCommand::pump(asio::posix::stream_descriptor& from, wire::Ms
     // wake-ups per byte of bulk output); a short read goes back to the small buffer, so a
     // command that writes a line at a time costs no large allocations.
     const bool full = n == size;
+    bulk = full;
     size = full ? std::min(size * 2, max_payload) : first;
     // Bulk output, the first time: a larger pipe lets the command run on while we forward what
     // it wrote, and lets us take it in larger reads (a 64 KiB pipe wakes the writer and us for

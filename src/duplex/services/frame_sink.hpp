@@ -3,6 +3,9 @@
 // into it and the sink sends it as it is: no copy per frame, nothing encoded twice.
 #pragma once
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -70,6 +73,24 @@ class FrameSink {
   virtual ~FrameSink() = default;
   virtual awaitable<bool> send(wire::MsgType type, Payload payload) = 0;
   virtual awaitable<void> finish() = 0;
+
+  /// True when send_spliced() moves a payload from a pipe to the client without copying it
+  /// (splice(2) on a plain socket); where false it reads the payload and sends it, which is
+  /// correct but no faster than doing so oneself.
+  virtual bool splices() const noexcept { return false; }
+  /// Sends a `type` frame whose `n` payload bytes wait in the pipe `pipe_fd`: the pipe must hold
+  /// them already, and nothing else may read it until this returns, which is once they are on
+  /// their way (so the producer may read the pipe again). False as for send().
+  virtual awaitable<bool> send_spliced(wire::MsgType type, int pipe_fd, std::size_t n) {
+    Payload p(n);
+    for (std::size_t got = 0; got < n;) {
+      const ssize_t k = ::read(pipe_fd, p.data().data() + got, n - got);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) co_return false;  // the bytes promised are not there: nothing sane to send
+      got += static_cast<std::size_t>(k);
+    }
+    co_return co_await send(type, std::move(p));
+  }
 };
 
 }  // namespace duplex::services
