@@ -7,6 +7,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
@@ -15,6 +16,8 @@
 
 #include "cli.hpp"
 #include "duplex/client/connection.hpp"
+#include "duplex/client/exec_session.hpp"
+#include "duplex/client/terminal.hpp"
 #include "duplex/core/fingerprint.hpp"
 #include "duplex/core/version.hpp"
 #include "duplex/net/asio.hpp"
@@ -142,6 +145,23 @@ T run_sync(asio::io_context& ctx, asio::awaitable<T> a) {
   ctx.run();
   if (error) std::rethrow_exception(error);
   return std::move(*value);
+}
+
+/// The first steps of the exec service's clients (exec, shell, stats): standard fds, client
+/// logging, the URL as a stream endpoint (or a UsageError naming `command`), and how to speak
+/// TLS and trust the server from the flags.
+inline client::ExecRequest exec_request_for(std::string_view command, const std::string& url,
+                                            const TlsClientFlags& flags) {
+  client::ensure_std_fds();
+  setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
+  client::ExecRequest req;
+  req.endpoint = parse_url(url);
+  if (!req.endpoint.is_stream())
+    throw UsageError(
+        fmt::format("{} needs a stream URL (tls://, tcp:// or unix://), not {}", command, url));
+  req.tls = flags.tls;
+  req.trust = flags.trust_options();
+  return req;
 }
 
 }  // namespace duplex::app

@@ -98,16 +98,8 @@ wire::ExecStart build_start(const ExecOptions& o, std::vector<std::string> argv)
 }
 
 int run_exec_command(const ExecOptions& o, const CLI::App& cmd) {
-  client::ensure_std_fds();
-  setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
-  client::ExecRequest req;
-  req.endpoint = parse_url(o.url);
-  if (!req.endpoint.is_stream())
-    throw UsageError(
-        fmt::format("exec needs a stream URL (tls://, tcp:// or unix://), not {}", o.url));
+  client::ExecRequest req = exec_request_for("exec", o.url, o.tls);
   req.start = build_start(o, command_argv(o, cmd));
-  req.tls = o.tls.tls;
-  req.trust = o.tls.trust_options();
 
   std::optional<client::Transcoder> out_tr, err_tr;
   if (!o.encoding.empty()) {

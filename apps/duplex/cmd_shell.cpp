@@ -32,14 +32,7 @@ struct ShellOptions {
 };
 
 int run_shell(const ShellOptions& o) {
-  client::ensure_std_fds();
-  setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
-  client::ExecRequest req;
-  req.endpoint = parse_url(o.url);
-  if (!req.endpoint.is_stream())
-    throw UsageError("shell needs a stream URL (tls://, tcp:// or unix://), not " + o.url);
-  req.tls = o.tls.tls;
-  req.trust = o.tls.trust_options();
+  client::ExecRequest req = exec_request_for("shell", o.url, o.tls);
   auto token = resolve_token_with_source(o.token_file);
   if (!token) {
     std::fprintf(stderr, "duplex: %s\n", token.message().c_str());

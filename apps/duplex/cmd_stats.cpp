@@ -42,18 +42,10 @@ std::string described(const Failure& f, const std::string& url) {
 }
 
 int run_stats(const StatsOptions& o) {
-  client::ensure_std_fds();
-  setup_logging(verbosity().verbose, verbosity().quiet, /*server=*/false);
-  client::ExecRequest req;
-  req.endpoint = parse_url(o.url);
-  if (!req.endpoint.is_stream())
-    throw UsageError(
-        fmt::format("stats needs a stream URL (tls://, tcp:// or unix://), not {}", o.url));
+  client::ExecRequest req = exec_request_for("stats", o.url, o.tls);
   const auto sort = client::parse_stats_sort(o.sort);
   if (!sort)
     throw UsageError(fmt::format("--sort {}: expected age, idle, bytes, peer or id", o.sort));
-  req.tls = o.tls.tls;
-  req.trust = o.tls.trust_options();
   req.agent = std::string(duplex::agent());
   // A token is needed only if the server asks for one (its owner on its Unix socket is answered
   // without): a token that cannot be read is reported only then.
